@@ -1,0 +1,8 @@
+//! `ferrolb-controller`: gives LoadBalancer Services their external IPs.
+//!
+//! - [`validate`]: the offline `validate` subcommand, checking manifests with the same code the
+//!   webhook will use.
+//!
+//! The allocator, reconciler, webhook and leader election come with the controller issue.
+
+pub mod validate;

@@ -1,0 +1,4 @@
+//! Wire protocols FerroLB speaks, with no Kubernetes in them.
+//!
+//! Codecs are pure (bytes in, values out); state machines are pure (`step(now, input) -> outputs`);
+//! the small drivers that own sockets and timers live beside them.
