@@ -2,7 +2,7 @@
 //! printing one line per problem. Exit status: 0 all valid, 1 something invalid, 2 unreadable input.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use ferrolb_api::config;
@@ -59,7 +59,7 @@ pub fn run(paths: &[PathBuf], out: &mut dyn Write) -> io::Result<Verdict> {
     let mut objects: Vec<Object> = Vec::new();
     let mut origin: BTreeMap<(Kind, String, String), PathBuf> = BTreeMap::new();
     for file in &files {
-        let bytes = match std::fs::read(file) {
+        let bytes = match read_bounded(file) {
             Ok(bytes) => bytes,
             Err(e) => {
                 writeln!(out, "{}: cannot read: {e}", file.display())?;
@@ -143,6 +143,17 @@ pub fn run(paths: &[PathBuf], out: &mut dyn Write) -> io::Result<Verdict> {
         }
     )?;
     Ok(verdict)
+}
+
+/// Reads a file, refusing one over the manifest limit without loading it.
+fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
+    let limit = manifest::MAX_INPUT_BYTES as u64;
+    let mut bytes = Vec::new();
+    // One byte past the limit is enough for `manifest::parse` to report the size.
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// (kind, namespace, name) of a FerroLB object; `None` for Secrets and Nodes.

@@ -337,3 +337,164 @@ pub fn find_overlaps(ranges: &[IpRange]) -> Vec<Overlap> {
     }
     overlaps
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn range(text: &str) -> IpRange {
+        text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[test]
+    fn cidr_host_bits_are_ignored_like_metallb() {
+        assert_eq!(range("192.0.2.77/24"), range("192.0.2.0-192.0.2.255"));
+        assert_eq!(range("2001:db8::1/64").size(), 1 << 64);
+    }
+
+    #[test]
+    fn ranges_trim_spaces_and_reject_bad_shapes() {
+        assert_eq!(range(" 192.0.2.1 - 192.0.2.9 ").size(), 9);
+        assert_eq!(
+            "192.0.2.9-192.0.2.1".parse::<IpRange>(),
+            Err(RangeError::EndBeforeStart)
+        );
+        assert_eq!(
+            "192.0.2.1-2001:db8::1".parse::<IpRange>(),
+            Err(RangeError::MixedFamilies)
+        );
+        assert_eq!("192.0.2.1".parse::<IpRange>(), Err(RangeError::Malformed));
+        assert!(matches!(
+            "192.0.2.0/33".parse::<IpRange>(),
+            Err(RangeError::InvalidCidr(_))
+        ));
+        assert!(matches!(
+            "192.0.2.x-192.0.2.9".parse::<IpRange>(),
+            Err(RangeError::InvalidAddress(_))
+        ));
+    }
+
+    #[test]
+    fn whole_address_spaces_have_exact_or_saturated_sizes() {
+        assert_eq!(range("0.0.0.0/0").size(), 1 << 32);
+        assert_eq!(range("::/0").size(), u128::MAX);
+        assert_eq!(
+            range("::/0").cidrs().collect::<Vec<_>>(),
+            vec![IpNetwork::new("::".parse().expect("ip"), 0).expect("net")]
+        );
+        assert_eq!(range("0.0.0.0/0").shortest_prefix(), 0);
+    }
+
+    #[test]
+    fn avoid_buggy_ips_removes_dot_zero_and_dot_255() {
+        assert_eq!(range("192.0.2.0/24").usable_size(true), 254);
+        assert_eq!(range("192.0.2.0/23").usable_size(true), 508);
+        assert_eq!(range("192.0.2.1-192.0.2.254").usable_size(true), 254);
+        assert_eq!(range("192.0.2.255-192.0.3.0").usable_size(true), 0);
+        assert_eq!(range("2001:db8::/120").usable_size(true), 256);
+        assert!(is_buggy_ip("192.0.2.255".parse().expect("ip")));
+        assert!(!is_buggy_ip("2001:db8::ff".parse().expect("ip")));
+    }
+
+    #[test]
+    fn a_range_is_summarised_into_aligned_blocks() {
+        let blocks: Vec<String> = range("192.0.2.1-192.0.2.10")
+            .cidrs()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(
+            blocks,
+            [
+                "192.0.2.1/32",
+                "192.0.2.2/31",
+                "192.0.2.4/30",
+                "192.0.2.8/31",
+                "192.0.2.10/32"
+            ]
+        );
+        assert_eq!(range("192.0.2.1-192.0.2.10").shortest_prefix(), 30);
+    }
+
+    #[test]
+    fn overlaps_are_found_across_entries_once_each() {
+        let ranges = [
+            range("192.0.2.0/24"),
+            range("2001:db8::/64"),
+            range("192.0.2.10-192.0.2.20"),
+            range("192.0.3.0/24"),
+        ];
+        assert_eq!(
+            find_overlaps(&ranges),
+            vec![Overlap {
+                first: 0,
+                second: 2
+            }]
+        );
+    }
+
+    /// A family and a window small enough to enumerate: IPv4 near a /16 boundary or IPv6 near the
+    /// top of a /64, so that carries across octets and words are exercised.
+    fn small_range() -> impl Strategy<Value = IpRange> {
+        (any::<bool>(), 0u128..600, 0u128..600).prop_map(|(v6, a, b)| {
+            let base: u128 = if v6 {
+                0x2001_0db8_0000_0000_ffff_ffff_ffff_fe00
+            } else {
+                0xc000_01f0
+            };
+            let family = if v6 { Family::V6 } else { Family::V4 };
+            let (lo, hi) = (a.min(b), a.max(b));
+            IpRange::new(family.addr(base + lo), family.addr(base + hi)).expect("ordered")
+        })
+    }
+
+    fn members(r: &IpRange) -> BTreeSet<(Family, u128)> {
+        (r.start..=r.end).map(|v| (r.family, v)).collect()
+    }
+
+    proptest! {
+        #[test]
+        fn arithmetic_agrees_with_an_enumerated_model(a in small_range(), b in small_range(), probe in 0u128..700) {
+            let (ma, mb) = (members(&a), members(&b));
+            prop_assert_eq!(a.size(), ma.len() as u128);
+            prop_assert_eq!(a.overlaps(&b), !ma.is_disjoint(&mb));
+            let buggy = ma.iter().filter(|(f, v)| *f == Family::V4 && matches!(v % 256, 0 | 255)).count() as u128;
+            prop_assert_eq!(a.usable_size(true), a.size() - buggy);
+            let ip = a.family.addr(a.start.saturating_sub(50) + probe);
+            prop_assert_eq!(a.contains(ip), ma.contains(&(a.family, to_u128(ip))));
+            prop_assert_eq!(a.nth(probe).is_some(), probe < a.size());
+        }
+
+        #[test]
+        fn cidrs_cover_the_range_exactly_with_aligned_disjoint_blocks(a in small_range()) {
+            let mut covered = BTreeSet::new();
+            for net in a.cidrs() {
+                let block = IpRange::from_network(net);
+                prop_assert_eq!(to_u128(net.ip()), block.start, "{} is not aligned", net);
+                prop_assert!(members(&block).is_disjoint(&covered));
+                covered.extend(members(&block));
+            }
+            prop_assert_eq!(covered, members(&a));
+            prop_assert!(a.cidrs().count() <= 2 * usize::from(a.family.bits()));
+        }
+
+        #[test]
+        fn text_form_parses_back(a in small_range()) {
+            prop_assert_eq!(a.to_string().parse::<IpRange>(), Ok(a));
+        }
+
+        #[test]
+        fn every_overlapping_entry_is_reported(ranges in proptest::collection::vec(small_range(), 0..12)) {
+            let reported: BTreeSet<usize> = find_overlaps(&ranges).iter().map(|o| o.second).collect();
+            let mut order: Vec<usize> = (0..ranges.len()).collect();
+            order.sort_by_key(|&i| (ranges[i].family, ranges[i].start, i));
+            for (pos, &j) in order.iter().enumerate() {
+                let clashes_with_earlier = order[..pos].iter().any(|&i| ranges[i].overlaps(&ranges[j]));
+                prop_assert_eq!(reported.contains(&j), clashes_with_earlier, "entry {}", j);
+            }
+        }
+    }
+}

@@ -285,14 +285,14 @@ impl Built {
     }
 }
 
-/// Objects sorted oldest first, so that in a clash the object that was there first is kept.
+/// Objects sorted oldest first, so that in a clash the object that was there first is kept. An
+/// object without `creationTimestamp` has not been created yet (a manifest being applied, an object
+/// under admission) and counts as the newest.
 fn oldest_first<K: Resource>(objects: &[K]) -> Vec<&K> {
     let mut sorted: Vec<&K> = objects.iter().collect();
-    sorted.sort_by(|a, b| {
-        let created = |o: &K| o.meta().creation_timestamp.as_ref().map(|t| t.0);
-        created(a)
-            .cmp(&created(b))
-            .then_with(|| a.name_any().cmp(&b.name_any()))
+    sorted.sort_by_cached_key(|o| {
+        let created = o.meta().creation_timestamp.as_ref().map(|t| t.0);
+        (created.is_none(), created, o.name_any())
     });
     sorted
 }

@@ -19,15 +19,20 @@ pub enum DurationError {
 
 /// Parses a Go duration. `"0"` alone needs no unit, as in Go.
 pub fn parse_go_duration(text: &str) -> Result<Duration, DurationError> {
-    let invalid = || DurationError::Invalid(text.to_owned());
-    let mut rest = text.strip_prefix('+').unwrap_or(text);
-    if let Some(magnitude) = rest.strip_prefix('-') {
-        return match parse_go_duration(magnitude) {
-            Ok(d) if d.is_zero() => Ok(d),
-            Ok(_) => Err(DurationError::Negative(text.to_owned())),
-            Err(e) => Err(e),
+    // One optional sign, as in Go.
+    if let Some(magnitude) = text.strip_prefix('-') {
+        // Go accepts "-0s"; any other negative duration is meaningless for a timer.
+        return match parse_unsigned(text, magnitude)? {
+            d if d.is_zero() => Ok(d),
+            _ => Err(DurationError::Negative(text.to_owned())),
         };
     }
+    parse_unsigned(text, text.strip_prefix('+').unwrap_or(text))
+}
+
+/// Parses `rest`, the part of `text` after any sign.
+fn parse_unsigned(text: &str, mut rest: &str) -> Result<Duration, DurationError> {
+    let invalid = || DurationError::Invalid(text.to_owned());
     if rest == "0" {
         return Ok(Duration::ZERO);
     }
@@ -111,7 +116,7 @@ mod tests {
 
     #[test]
     fn malformed_durations_are_rejected() {
-        for text in ["", "90", "s", "1x", "1.2.3s", "1 s", "--1s", "."] {
+        for text in ["", "90", "s", "1x", "1.2.3s", "1 s", "--1s", ".", "+-1s"] {
             assert!(
                 matches!(parse_go_duration(text), Err(DurationError::Invalid(_))),
                 "{text}"
@@ -122,7 +127,7 @@ mod tests {
             Err(DurationError::Negative(_))
         ));
         assert!(matches!(
-            parse_go_duration("300000h"),
+            parse_go_duration("2562048h"),
             Err(DurationError::Overflow(_))
         ));
     }

@@ -19,7 +19,9 @@ pub const MAX_INPUT_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// Over [`MAX_INPUT_BYTES`].
-    #[error("input is {size} bytes, more than the {MAX_INPUT_BYTES}-byte limit for manifests")]
+    #[error(
+        "input is larger than the {MAX_INPUT_BYTES}-byte limit for manifests ({size} bytes read)"
+    )]
     TooLarge {
         /// Its size.
         size: usize,
@@ -83,13 +85,19 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Document>, ManifestError> {
         return Err(ManifestError::TooLarge { size: bytes.len() });
     }
     let text = std::str::from_utf8(bytes).map_err(|_| ManifestError::NotText)?;
-    let values: Vec<Value> =
-        serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml(e.to_string()))?;
+    let values: Vec<Value> = serde_saphyr::from_multiple(text)
+        .map_err(|e| ManifestError::Yaml(first_line(&e.to_string())))?;
     let mut documents = Vec::new();
     for value in values {
         flatten(value, &mut documents);
     }
     Ok(documents)
+}
+
+/// The parser adds a source snippet on later lines; one line per problem is what we print.
+fn first_line(message: &str) -> String {
+    let first = message.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).to_owned()
 }
 
 /// `kind: List` (and `XList`) documents hold their objects in `items`, as `kubectl get -o yaml` writes.

@@ -38,6 +38,7 @@ use super::EmptyStatus;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct BFDProfileSpec {
     /// Slowest rate at which we can receive control packets, in milliseconds (default 300).
     #[serde(default, skip_serializing_if = "Option::is_none")]

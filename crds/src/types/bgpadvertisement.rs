@@ -1,5 +1,9 @@
 //! `BGPAdvertisement` (metallb.io/v1beta1): how the IPs of the selected pools are announced over BGP.
 
+// KubeSchema derives the schema from a private copy of each struct that, under
+// `serde(remote = "Self")`, never reads its fields.
+#![allow(dead_code)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -38,6 +42,7 @@ use super::EmptyStatus;
     "!has(self.serviceSelectors) || size(self.serviceSelectors) == 0 || ((!has(self.aggregationLength) || self.aggregationLength == 32) && (!has(self.aggregationLengthV6) || self.aggregationLengthV6 == 128))"
 ).message("serviceSelectors can only be used with aggregationLength 32 and aggregationLengthV6 128"))]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct BGPAdvertisementSpec {
     /// Prefix length IPv4 Service IPs are rolled up to (default 32, no aggregation).
     #[serde(default, skip_serializing_if = "Option::is_none")]

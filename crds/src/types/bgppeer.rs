@@ -1,5 +1,9 @@
 //! `BGPPeer` (metallb.io/v1beta2, the storage version): one BGP neighbour and how to reach it.
 
+// KubeSchema derives the schema from a private copy of each struct that, under
+// `serde(remote = "Self")`, never reads its fields.
+#![allow(dead_code)]
+
 use k8s_openapi::api::core::v1::SecretReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::{CustomResource, KubeSchema};
@@ -28,6 +32,7 @@ use super::EmptyStatus;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct BGPPeerSpec {
     /// Our AS number on this session.
     #[serde(rename = "myASN")]

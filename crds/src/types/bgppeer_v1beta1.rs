@@ -23,6 +23,7 @@ use super::EmptyStatus;
     doc = "BGPPeer is the Schema for the peers API."
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct BGPPeerSpec {
     /// Our AS number on this session.
     #[serde(rename = "myASN")]

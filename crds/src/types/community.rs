@@ -18,6 +18,7 @@ use super::EmptyStatus;
     derive = "PartialEq",
     doc = "Community is a collection of aliases for communities. Users can define named aliases to be used in the BGPAdvertisement."
 )]
+#[serde(remote = "Self")]
 pub struct CommunitySpec {
     /// The aliases this object defines.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -36,6 +36,7 @@ use super::EmptyStatus;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[serde(remote = "Self")]
 pub struct L2AdvertisementSpec {
     /// Pools announced by name. Together with the selectors: both empty means every pool.
     #[serde(

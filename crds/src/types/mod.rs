@@ -28,6 +28,47 @@ pub use status::{
     ServiceL2StatusSpec, ServiceL2StatusStatus,
 };
 
+/// MetalLB's Go types mark `spec` omitempty on every kind but IPAddressPool, so an object without
+/// one is valid and means "all defaults" (`kind: L2Advertisement` with only metadata is MetalLB's
+/// most common example). kube's generated root requires the field; a spec type given
+/// `#[serde(remote = "Self")]` and this macro reads a missing or null spec as its `Default`.
+macro_rules! spec_defaults_when_absent {
+    ($($spec:ty),+ $(,)?) => {$(
+        impl<'de> serde::Deserialize<'de> for $spec {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct Present($spec);
+                impl<'de> serde::Deserialize<'de> for Present {
+                    fn deserialize<E: serde::Deserializer<'de>>(inner: E) -> Result<Self, E::Error> {
+                        // The inherent function serde derives under `remote = "Self"`.
+                        <$spec>::deserialize(inner).map(Present)
+                    }
+                }
+                // A missing field reaches us as `deserialize_option` → none.
+                let present = Option::<Present>::deserialize(deserializer)?;
+                Ok(present.map_or_else(Default::default, |p| p.0))
+            }
+        }
+
+        impl serde::Serialize for $spec {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                <$spec>::serialize(self, serializer)
+            }
+        }
+    )+};
+}
+
+spec_defaults_when_absent!(
+    BFDProfileSpec,
+    BGPAdvertisementSpec,
+    BGPPeerSpec,
+    bgppeer_v1beta1::BGPPeerSpec,
+    CommunitySpec,
+    ConfigurationStateSpec,
+    L2AdvertisementSpec,
+    ServiceBGPStatusSpec,
+    ServiceL2StatusSpec,
+);
+
 /// API group of every kind, as MetalLB registers it.
 pub const GROUP: &str = "metallb.io";
 

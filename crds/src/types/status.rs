@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
         json_path = ".status.serviceNamespace"
     )
 )]
+#[serde(remote = "Self")]
 pub struct ServiceL2StatusSpec {}
 
 /// Which node answers ARP/NDP for a Service, and on which interfaces.
@@ -82,6 +83,7 @@ pub struct InterfaceInfo {
         json_path = ".status.serviceNamespace"
     )
 )]
+#[serde(remote = "Self")]
 pub struct ServiceBGPStatusSpec {}
 
 /// Which peers a node hands a Service's prefixes to (configuration, not session state).
@@ -127,6 +129,7 @@ pub struct ServiceBGPStatusStatus {
         json_path = ".metadata.creationTimestamp"
     )
 )]
+#[serde(remote = "Self")]
 pub struct ConfigurationStateSpec {}
 
 /// Whether a component accepted the configuration it last read.

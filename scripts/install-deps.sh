@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what FerroLB's tests need on Debian bookworm, skipping what is already there:
+# the lab's routers and L2 clients from Debian, and cargo-nextest. Safe to run repeatedly.
+set -euo pipefail
+
+packages=(iproute2 frr bird2 gobgpd arping ndisc6 iputils-ping tcpdump iperf3 python3 ca-certificates)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "install-deps: missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+    [[ "${CI:-}" == "true" ]] && exit 1
+  else
+    echo "install-deps: installing ${missing[*]}"
+    apt-get update -q
+    # The routers are started by the tests themselves, never as system services.
+    made_policy=false
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+      made_policy=true
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    if $made_policy; then rm -f /usr/sbin/policy-rc.d; fi
+  fi
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "install-deps: cargo not found; install the Rust toolchain (rustup) first" >&2
+  exit 1
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "install-deps: installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
