@@ -1,8 +1,10 @@
 //! `ferrolb-controller`: gives LoadBalancer Services their external IPs.
 //!
+//! - [`alloc`]: the pure allocator: pools, sharing, families, restrictions.
 //! - [`validate`]: the offline `validate` subcommand, checking manifests with the same code the
 //!   webhook will use.
 //!
 //! The allocator, reconciler, webhook and leader election come with the controller issue.
 
+pub mod alloc;
 pub mod validate;

@@ -335,6 +335,22 @@ fn documented_valid_configurations_are_accepted_and_round_trip() {
 }
 
 #[test]
+fn the_shipped_examples_round_trip() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut read = 0;
+    for entry in std::fs::read_dir(&dir).expect("examples folder") {
+        let path = entry.expect("entry").path();
+        assert_round_trips(&std::fs::read_to_string(&path).expect("example"));
+        read += 1;
+    }
+    assert!(
+        read >= 6,
+        "expected the example set in {}, found {read} files",
+        dir.display()
+    );
+}
+
+#[test]
 fn valid_configurations_resolve_to_the_expected_config() {
     let config = check(VALID[0].1).built.config;
     let pool = &config.pools["first-pool"];
