@@ -2,3 +2,6 @@
 //!
 //! Codecs are pure (bytes in, values out); state machines are pure (`step(now, input) -> outputs`);
 //! the small drivers that own sockets and timers live beside them.
+//!
+//! - [`bgp`]: BGP-4 sessions (RFC 4271 state machine, capabilities, framing) and update packing.
+pub mod bgp;

@@ -460,7 +460,9 @@ fn an_ip_that_left_its_pool_is_replaced_with_the_reason() {
         pool("b", &["198.51.100.0/30"]),
     ]));
     assert_eq!(
-        assign(&mut alloc, &svc("s").asking_pool("a")).expect("a").ips,
+        assign(&mut alloc, &svc("s").asking_pool("a"))
+            .expect("a")
+            .ips,
         vec![ip("192.0.2.0")]
     );
     alloc.set_pools(&pools(vec![pool("b", &["198.51.100.0/30"])]));

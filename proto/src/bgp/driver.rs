@@ -1,0 +1,447 @@
+//! One tokio task per BGP peer: owns the TCP connection(s) and the timers, turns reads and
+//! expiries into [`Input`]s for the pure [`Session`], and carries out its [`Output`]s. It decides
+//! nothing itself; route changes arrive over a channel and leave as packed UPDATEs.
+//!
+//! ```text
+//!   speaker ──Command (SetRoutes, Incoming(stream), Stop)──▶ ┌───────────┐
+//!   speaker ◀──────────Event (Up, Down)───────────────────── │ peer task │ owns Session + timers
+//!                                                            └───────────┘
+//!           dial task ──Dialed(stream | error)──▶ peer task
+//!   reader task per conn ──Frame / BadFrame / Closed──▶ peer task   (length-checked framer)
+//!   peer task ──Bytes──▶ writer task per conn ──▶ TcpStream write half (flush, then shutdown)
+//! ```
+//!
+//! A malformed frame ends that connection with the NOTIFICATION the framer chose; nothing here
+//! panics on network data, and a failure on one connection never ends the task.
+
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::fsm::{Config, ConnId, DownReason, Input, Output, Session, TimerKind};
+use super::notification::{Notification, code, header};
+use super::open::{MAX_MESSAGE_LEN, Negotiated};
+use super::packet::{
+    FrameError, Received, decode, encode_keepalive, encode_notification, encode_open, split_frame,
+};
+use super::packing::{PeerEncoding, RouteSet, end_of_rib, pack};
+
+/// What the speaker tells a peer task.
+#[derive(Debug)]
+pub enum Command {
+    /// The routes this peer should have from now on (replaces the previous set).
+    SetRoutes(RouteSet),
+    /// The shared listener accepted a connection from this peer's address.
+    Incoming(TcpStream),
+    /// Clean shutdown: CEASE 6/2 on the session, then the task ends.
+    Stop,
+}
+
+/// What a peer task tells the speaker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The session reached Established.
+    Up(Negotiated),
+    /// The Established session ended.
+    Down(DownReason),
+    /// UPDATEs were sent: how many messages, and how many routes had to be left out.
+    RoutesSent {
+        /// Messages written.
+        updates: usize,
+        /// Routes the peer cannot take (family not negotiated, bad next hop).
+        skipped: usize,
+    },
+}
+
+/// How to reach one peer.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerConfig {
+    /// The session's configuration.
+    pub session: Config,
+    /// Where to dial (port 179 in production).
+    pub peer_addr: SocketAddr,
+    /// Never dial; only take connections passed in with [`Command::Incoming`].
+    pub is_passive: bool,
+}
+
+/// A jitter share for [`Config::jitter_percent`] (0..=25), drawn from the OS-seeded hasher.
+pub fn random_jitter_percent() -> u8 {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u8(0);
+    (h.finish() % 26) as u8
+}
+
+/// Starts a peer task. Dropping the command sender stops it like [`Command::Stop`].
+pub fn spawn(config: PeerConfig) -> (mpsc::Sender<Command>, mpsc::Receiver<Event>, JoinHandle<()>) {
+    let (cmd_tx, cmd_rx) = mpsc::channel(16);
+    let (event_tx, event_rx) = mpsc::channel(64);
+    let task = tokio::spawn(run(config, cmd_rx, event_tx));
+    (cmd_tx, event_rx, task)
+}
+
+/// What the per-connection and dial tasks report.
+#[derive(Debug)]
+enum ConnEvent {
+    Dialed(u64, std::io::Result<TcpStream>),
+    Frame(ConnId, Bytes),
+    BadFrame(ConnId, FrameError),
+    Closed(ConnId),
+}
+
+/// One live TCP connection: its writer queue and its reader task.
+#[derive(Debug)]
+struct Conn {
+    writer: mpsc::UnboundedSender<Bytes>,
+    reader: JoinHandle<()>,
+}
+
+/// The peer task's state; each field is owned here and nowhere else.
+#[derive(Debug)]
+struct Peer {
+    config: PeerConfig,
+    session: Session,
+    conns: HashMap<ConnId, Conn>,
+    next_conn: u64,
+    /// The dial in flight and its generation (stale results are dropped).
+    dial: Option<(u64, JoinHandle<()>)>,
+    dial_generation: u64,
+    deadlines: [Option<Instant>; 3],
+    /// The connection UPDATEs go to and its encoding, while Established.
+    established: Option<(ConnId, PeerEncoding)>,
+    desired: RouteSet,
+    advertised: RouteSet,
+    conn_tx: mpsc::UnboundedSender<ConnEvent>,
+    events: mpsc::Sender<Event>,
+    /// Largest message the readers accept: 4096 until Extended Messages are negotiated, so a
+    /// bad length is refused from the header, before its body is buffered.
+    frame_limit: Arc<AtomicUsize>,
+}
+
+/// The peer task: loops until stopped.
+pub async fn run(
+    config: PeerConfig,
+    mut commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<Event>,
+) {
+    let (conn_tx, mut conn_rx) = mpsc::unbounded_channel();
+    let mut peer = Peer {
+        config,
+        session: Session::new(config.session),
+        conns: HashMap::new(),
+        next_conn: 1,
+        dial: None,
+        dial_generation: 0,
+        deadlines: [None; 3],
+        established: None,
+        desired: RouteSet::new(),
+        advertised: RouteSet::new(),
+        conn_tx,
+        events,
+        frame_limit: Arc::new(AtomicUsize::new(MAX_MESSAGE_LEN)),
+    };
+    let start = if config.is_passive {
+        Input::ManualStartPassive
+    } else {
+        Input::ManualStart
+    };
+    peer.feed(start).await;
+    loop {
+        let [retry, hold, keepalive] = peer.deadlines;
+        tokio::select! {
+            cmd = commands.recv() => match cmd {
+                Some(Command::SetRoutes(routes)) => {
+                    peer.desired = routes;
+                    peer.send_routes(false).await;
+                }
+                Some(Command::Incoming(stream)) => {
+                    let id = peer.add_conn(stream);
+                    peer.feed(Input::TcpConnectionConfirmed(id)).await;
+                }
+                Some(Command::Stop) | None => {
+                    peer.feed(Input::ManualStop).await;
+                    break;
+                }
+            },
+            Some(ev) = conn_rx.recv() => peer.on_conn_event(ev).await,
+            _ = sleep_until(retry), if retry.is_some() => peer.feed(Input::ConnectRetryTimerExpires).await,
+            _ = sleep_until(hold), if hold.is_some() => peer.feed(Input::HoldTimerExpires).await,
+            _ = sleep_until(keepalive), if keepalive.is_some() => peer.feed(Input::KeepaliveTimerExpires).await,
+        }
+    }
+    if let Some((_, dial)) = peer.dial.take() {
+        dial.abort();
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(at) = deadline {
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+fn timer_index(kind: TimerKind) -> usize {
+    match kind {
+        TimerKind::ConnectRetry => 0,
+        TimerKind::Hold => 1,
+        TimerKind::Keepalive => 2,
+    }
+}
+
+impl Peer {
+    async fn feed(&mut self, input: Input) {
+        let now = Instant::now();
+        let outputs = self.session.step(now.into_std(), input);
+        for output in outputs {
+            self.carry_out(output).await;
+        }
+    }
+
+    async fn carry_out(&mut self, output: Output) {
+        match output {
+            Output::Connect => self.dial(),
+            Output::CancelConnect => {
+                if let Some((_, dial)) = self.dial.take() {
+                    dial.abort();
+                }
+            }
+            Output::CloseConnection(id) => {
+                if let Some(conn) = self.conns.remove(&id) {
+                    // Dropping the queue lets the writer flush what is queued, then shut down.
+                    conn.reader.abort();
+                }
+                if self.established.is_some_and(|(c, _)| c == id) {
+                    self.established = None;
+                    self.advertised.clear();
+                }
+            }
+            Output::SendOpen(id, open) => match encode_open(&open) {
+                Ok(bytes) => self.send(id, bytes),
+                Err(e) => tracing::error!(reason = e.reason(), error = %e, "cannot encode OPEN"),
+            },
+            Output::SendKeepalive(id) => self.send(id, encode_keepalive()),
+            Output::SendNotification(id, n) => {
+                tracing::info!(peer = %self.config.peer_addr, notification = %n, "sending NOTIFICATION");
+                self.send(id, encode_notification(&n));
+            }
+            Output::ArmTimer(kind, at) => {
+                self.deadlines[timer_index(kind)] = Some(Instant::from_std(at))
+            }
+            Output::CancelTimer(kind) => self.deadlines[timer_index(kind)] = None,
+            Output::SessionUp(id, negotiated) => {
+                tracing::info!(peer = %self.config.peer_addr, ?negotiated, "session established");
+                let encoding = PeerEncoding::new(self.config.session.local.local_as, &negotiated);
+                self.established = Some((id, encoding));
+                self.frame_limit
+                    .store(negotiated.max_message_len(), Ordering::Relaxed);
+                self.advertised.clear();
+                let _ = self.events.send(Event::Up(negotiated)).await;
+                self.send_routes(true).await;
+            }
+            Output::SessionDown(reason) => {
+                self.frame_limit.store(MAX_MESSAGE_LEN, Ordering::Relaxed);
+                tracing::info!(peer = %self.config.peer_addr, reason = reason.reason(), "session down");
+                self.established = None;
+                self.advertised.clear();
+                let _ = self.events.send(Event::Down(reason)).await;
+            }
+            Output::ReadvertiseRoutes(_) => {
+                self.advertised.clear();
+                self.send_routes(false).await;
+            }
+        }
+    }
+
+    fn send(&self, id: ConnId, bytes: Bytes) {
+        if let Some(conn) = self.conns.get(&id) {
+            let _ = conn.writer.send(bytes);
+        }
+    }
+
+    /// Sends the difference between desired and advertised; the End-of-RIB markers after the
+    /// initial table.
+    async fn send_routes(&mut self, is_initial: bool) {
+        let Some((id, enc)) = self.established else {
+            return;
+        };
+        let packed = match pack(&enc, &self.desired, &self.advertised) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(reason = e.reason(), error = %e, "cannot pack UPDATEs");
+                return;
+            }
+        };
+        let mut updates = packed.messages.len();
+        for m in packed.messages {
+            self.send(id, m);
+        }
+        if is_initial {
+            match end_of_rib(&enc) {
+                Ok(markers) => {
+                    updates += markers.len();
+                    for m in markers {
+                        self.send(id, m);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(reason = e.reason(), error = %e, "cannot encode End-of-RIB")
+                }
+            }
+        }
+        self.advertised = self.desired.clone();
+        for (prefix, _) in &packed.skipped {
+            self.advertised.remove(prefix);
+        }
+        let skipped = packed.skipped.len();
+        let _ = self
+            .events
+            .send(Event::RoutesSent { updates, skipped })
+            .await;
+    }
+
+    fn dial(&mut self) {
+        if let Some((_, old)) = self.dial.take() {
+            old.abort();
+        }
+        self.dial_generation += 1;
+        let generation = self.dial_generation;
+        let addr = self.config.peer_addr;
+        let tx = self.conn_tx.clone();
+        let task = tokio::spawn(async move {
+            let result = TcpStream::connect(addr).await;
+            let _ = tx.send(ConnEvent::Dialed(generation, result));
+        });
+        self.dial = Some((generation, task));
+    }
+
+    fn add_conn(&mut self, stream: TcpStream) -> ConnId {
+        let id = ConnId(self.next_conn);
+        self.next_conn += 1;
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        let (writer, queue) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(write, queue));
+        let limit = Arc::clone(&self.frame_limit);
+        let reader = tokio::spawn(read_loop(id, read, limit, self.conn_tx.clone()));
+        self.conns.insert(id, Conn { writer, reader });
+        id
+    }
+
+    async fn on_conn_event(&mut self, ev: ConnEvent) {
+        match ev {
+            ConnEvent::Dialed(generation, result) => {
+                if self.dial.as_ref().map(|(g, _)| *g) != Some(generation) {
+                    return;
+                }
+                self.dial = None;
+                match result {
+                    Ok(stream) => {
+                        let id = self.add_conn(stream);
+                        self.feed(Input::TcpConnectionAcknowledged(id)).await;
+                    }
+                    Err(e) => {
+                        tracing::debug!(peer = %self.config.peer_addr, error = %e, "dial failed");
+                        self.feed(Input::TcpConnectionFails(None)).await;
+                    }
+                }
+            }
+            ConnEvent::Frame(id, frame) if self.conns.contains_key(&id) => {
+                let input = self.input_for_frame(id, &frame);
+                self.feed(input).await;
+            }
+            ConnEvent::BadFrame(id, err) if self.conns.contains_key(&id) => {
+                tracing::info!(peer = %self.config.peer_addr, notification = %err.notification(), "bad frame");
+                self.feed(input_for_error(id, err)).await;
+            }
+            ConnEvent::Closed(id) if self.conns.contains_key(&id) => {
+                self.feed(Input::TcpConnectionFails(Some(id))).await;
+            }
+            _ => {}
+        }
+    }
+
+    /// Decodes a frame with what this session negotiated, into the FSM input it is.
+    fn input_for_frame(&self, id: ConnId, frame: &[u8]) -> Input {
+        let negotiated = self.session.negotiated();
+        let limit = negotiated.map_or(MAX_MESSAGE_LEN, Negotiated::max_message_len);
+        if frame.len() > limit {
+            let len = u16::try_from(frame.len()).unwrap_or(u16::MAX);
+            let n = Notification::with_data(
+                code::MESSAGE_HEADER,
+                header::BAD_MESSAGE_LENGTH,
+                len.to_be_bytes(),
+            );
+            return Input::BgpHeaderErr(id, n);
+        }
+        let four_octet_as = negotiated.is_some_and(|n| n.four_octet_as);
+        match decode(frame, four_octet_as) {
+            Ok(Received::Open(open)) => Input::BgpOpen(id, open),
+            Ok(Received::Update(_)) => Input::UpdateMsg(id),
+            Ok(Received::Notification(n)) => Input::NotifMsg(id, n),
+            Ok(Received::KeepAlive) => Input::KeepAliveMsg(id),
+            Ok(Received::RouteRefresh) => Input::RouteRefreshMsg(id),
+            Err(err) => input_for_error(id, err),
+        }
+    }
+}
+
+fn input_for_error(id: ConnId, err: FrameError) -> Input {
+    match err {
+        FrameError::Header(n) => Input::BgpHeaderErr(id, n),
+        FrameError::Open(n) => Input::BgpOpenMsgErr(id, n),
+        FrameError::Update(n) => Input::UpdateMsgErr(id, n),
+    }
+}
+
+/// Reads, frames (length-checked before any body is buffered) and forwards whole messages.
+async fn read_loop(
+    id: ConnId,
+    mut read: OwnedReadHalf,
+    limit: Arc<AtomicUsize>,
+    tx: mpsc::UnboundedSender<ConnEvent>,
+) {
+    let mut buf = BytesMut::with_capacity(8192);
+    loop {
+        loop {
+            match split_frame(&mut buf, limit.load(Ordering::Relaxed)) {
+                Ok(Some(frame)) => {
+                    if tx.send(ConnEvent::Frame(id, frame)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    let _ = tx.send(ConnEvent::BadFrame(id, err));
+                    return;
+                }
+            }
+        }
+        match read.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => {
+                let _ = tx.send(ConnEvent::Closed(id));
+                return;
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Writes queued messages in order; when the queue is dropped, flushes and shuts down.
+async fn write_loop(mut write: OwnedWriteHalf, mut queue: mpsc::UnboundedReceiver<Bytes>) {
+    while let Some(bytes) = queue.recv().await {
+        if write.write_all(&bytes).await.is_err() {
+            return;
+        }
+    }
+    let _ = write.shutdown().await;
+}

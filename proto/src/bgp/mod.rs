@@ -1,0 +1,16 @@
+//! BGP-4 for FerroLB's speaker: a pure session state machine, pure update packing, and the glue
+//! to the `netgauze-bgp-pkt` wire codec.
+//!
+//! - `driver`: the tokio task per peer that owns sockets and timers around `fsm`.
+//! - `notification`: NOTIFICATION (code, subcode, data) values.
+//! - `open`: OPEN contents, validation and capability negotiation.
+//! - `fsm`: the RFC 4271 §8 session state machine (`step(now, input) -> outputs`).
+//! - `packing`: pure update packing, desired vs advertised routes → encoded UPDATEs.
+//! - `packet`: netgauze glue: the length-checked framer, decoding, OPEN/KEEPALIVE/NOTIFICATION.
+
+pub mod driver;
+pub mod fsm;
+pub mod notification;
+pub mod open;
+pub mod packet;
+pub mod packing;
