@@ -1,10 +1,12 @@
 //! `ferrolb-controller`: gives LoadBalancer Services their external IPs.
 //!
+//! - [`admission`]: what the validating webhook admits, judged against the cluster.
 //! - [`alloc`]: the pure allocator: pools, sharing, families, restrictions.
 //! - [`validate`]: the offline `validate` subcommand, checking manifests with the same code the
 //!   webhook will use.
 //!
 //! The allocator, reconciler, webhook and leader election come with the controller issue.
 
+pub mod admission;
 pub mod alloc;
 pub mod validate;

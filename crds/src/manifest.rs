@@ -266,16 +266,38 @@ fn unknown_fields(input: &Value, known: &Value, path: &str) -> Vec<String> {
 pub fn collect<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Objects {
     let mut out = Objects::default();
     for object in objects {
-        match object.clone() {
-            Object::Pool(o) => out.pools.push(o),
-            Object::L2Advertisement(o) => out.l2_advertisements.push(o),
-            Object::BgpAdvertisement(o) => out.bgp_advertisements.push(o),
-            Object::BgpPeer(o) => out.bgp_peers.push(o),
-            Object::BfdProfile(o) => out.bfd_profiles.push(o),
-            Object::Community(o) => out.communities.push(o),
-            Object::Secret(s) => out.secrets.get_or_insert_with(Vec::new).push(s),
-            Object::Node(n) => out.nodes.get_or_insert_with(Vec::new).push(*n),
-        }
+        out.add(object.clone());
     }
     out
+}
+
+impl Objects {
+    /// Adds one object to the list of its kind.
+    pub fn add(&mut self, object: Object) {
+        match object {
+            Object::Pool(o) => self.pools.push(o),
+            Object::L2Advertisement(o) => self.l2_advertisements.push(o),
+            Object::BgpAdvertisement(o) => self.bgp_advertisements.push(o),
+            Object::BgpPeer(o) => self.bgp_peers.push(o),
+            Object::BfdProfile(o) => self.bfd_profiles.push(o),
+            Object::Community(o) => self.communities.push(o),
+            Object::Secret(s) => self.secrets.get_or_insert_with(Vec::new).push(s),
+            Object::Node(n) => self.nodes.get_or_insert_with(Vec::new).push(*n),
+        }
+    }
+
+    /// Removes the FerroLB object `kind/name`, if present.
+    pub fn remove(&mut self, kind: Kind, name: &str) {
+        fn keep_others<T: ResourceExt>(list: &mut Vec<T>, name: &str) {
+            list.retain(|o| o.name_any() != name);
+        }
+        match kind {
+            Kind::IPAddressPool => keep_others(&mut self.pools, name),
+            Kind::L2Advertisement => keep_others(&mut self.l2_advertisements, name),
+            Kind::BGPAdvertisement => keep_others(&mut self.bgp_advertisements, name),
+            Kind::BGPPeer => keep_others(&mut self.bgp_peers, name),
+            Kind::BFDProfile => keep_others(&mut self.bfd_profiles, name),
+            Kind::Community => keep_others(&mut self.communities, name),
+        }
+    }
 }
