@@ -2,6 +2,7 @@
 //!
 //! - [`admission`]: what the validating webhook admits, judged against the cluster.
 //! - [`alloc`]: the pure allocator: pools, sharing, families, restrictions.
+//! - [`plan`]: what one Service should look like (ingress IPs, pool annotation, Events).
 //! - [`validate`]: the offline `validate` subcommand, checking manifests with the same code the
 //!   webhook will use.
 //!
@@ -9,4 +10,5 @@
 
 pub mod admission;
 pub mod alloc;
+pub mod plan;
 pub mod validate;
