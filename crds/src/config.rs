@@ -276,6 +276,9 @@ pub struct Built {
     pub config: Config,
     /// What is not, in a stable order.
     pub problems: Vec<ConfigError>,
+    /// Objects whose current version is invalid and whose last valid version was used instead
+    /// (see [`build_keeping_last_good`]).
+    pub kept_last_good: Vec<(Kind, String)>,
 }
 
 impl Built {
@@ -323,7 +326,62 @@ pub fn build(objects: &Objects) -> Built {
             community_aliases,
         },
         problems,
+        kept_last_good: Vec::new(),
     }
+}
+
+/// Like [`build`], but an object whose current version is left out keeps its last valid version
+/// from `last_good`, so that a bad edit never withdraws what works: an invalid pool edit does not
+/// release the addresses Services hold, a broken advertisement does not stop announcements.
+/// MetalLB keeps its whole last good configuration for the same reason; this keeps it per object.
+///
+/// Returns the configuration and the next `last_good`: every object that is in it.
+pub fn build_keeping_last_good(objects: &Objects, last_good: &Objects) -> (Built, Objects) {
+    let first = build(objects);
+    let mut working = objects.clone();
+    let mut kept: BTreeSet<(Kind, String)> = BTreeSet::new();
+    let mut built = first.clone();
+    // Each round substitutes at least one object, and never the same one twice.
+    loop {
+        let failing: BTreeSet<(Kind, String)> = built
+            .problems
+            .iter()
+            .map(|p| (p.kind, p.name.clone()))
+            .collect();
+        let mut substituted = false;
+        let fresh: Vec<(Kind, String)> = failing.difference(&kept).cloned().collect();
+        for (kind, name) in &fresh {
+            if let Some(previous) = last_good.get(*kind, name) {
+                working.remove(*kind, name);
+                working.add(previous);
+                kept.insert((*kind, name.clone()));
+                substituted = true;
+            }
+        }
+        if !substituted {
+            break;
+        }
+        built = build(&working);
+    }
+    let failing: BTreeSet<(Kind, String)> = built
+        .problems
+        .iter()
+        .map(|p| (p.kind, p.name.clone()))
+        .collect();
+    let mut next = working;
+    for (kind, name) in &failing {
+        next.remove(*kind, name);
+    }
+    // Say why each substituted object was not taken, from its current version.
+    let current_problems = first
+        .problems
+        .into_iter()
+        .filter(|p| kept.contains(&(p.kind, p.name.clone())));
+    let mut problems: Vec<ConfigError> = current_problems.chain(built.problems).collect();
+    problems.dedup();
+    built.problems = problems;
+    built.kept_last_good = kept.into_iter().filter(|k| !failing.contains(k)).collect();
+    (built, next)
 }
 
 fn build_pools(objects: &Objects, problems: &mut Vec<ConfigError>) -> BTreeMap<String, Pool> {

@@ -286,6 +286,25 @@ impl Objects {
         }
     }
 
+    /// The FerroLB object `kind/name`, if present.
+    pub fn get(&self, kind: Kind, name: &str) -> Option<Object> {
+        fn find<T: ResourceExt + Clone>(list: &[T], name: &str) -> Option<T> {
+            list.iter().find(|o| o.name_any() == name).cloned()
+        }
+        match kind {
+            Kind::IPAddressPool => find(&self.pools, name).map(Object::Pool),
+            Kind::L2Advertisement => {
+                find(&self.l2_advertisements, name).map(Object::L2Advertisement)
+            }
+            Kind::BGPAdvertisement => {
+                find(&self.bgp_advertisements, name).map(Object::BgpAdvertisement)
+            }
+            Kind::BGPPeer => find(&self.bgp_peers, name).map(Object::BgpPeer),
+            Kind::BFDProfile => find(&self.bfd_profiles, name).map(Object::BfdProfile),
+            Kind::Community => find(&self.communities, name).map(Object::Community),
+        }
+    }
+
     /// Removes the FerroLB object `kind/name`, if present.
     pub fn remove(&mut self, kind: Kind, name: &str) {
         fn keep_others<T: ResourceExt>(list: &mut Vec<T>, name: &str) {

@@ -815,3 +815,74 @@ fn the_same_neighbour_from_disjoint_node_sets_is_allowed() {
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
     assert_eq!(outcome.built.config.peers.len(), 2);
 }
+
+/// The FerroLB objects of a manifest table entry.
+fn objects(yaml: &str) -> config::Objects {
+    let parsed: Vec<manifest::Object> = manifest::parse(with_api_versions(yaml).as_bytes())
+        .expect("yaml")
+        .into_iter()
+        .filter_map(|d| match d {
+            Document::Object { object, .. } => Some(*object),
+            _ => None,
+        })
+        .collect();
+    manifest::collect(&parsed)
+}
+
+#[test]
+fn a_bad_edit_keeps_the_last_valid_version_of_the_object() {
+    let good = objects(
+        "kind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: [192.0.2.0/24]}\n---\nkind: L2Advertisement\nmetadata: {name: l2}",
+    );
+    let (built, last_good) = config::build_keeping_last_good(&good, &config::Objects::default());
+    assert!(built.problems.is_empty());
+    assert_eq!(last_good.pools.len(), 1);
+
+    let broken = objects(
+        "kind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: [192.0.2.9-192.0.2.1]}\n---\nkind: L2Advertisement\nmetadata: {name: l2}",
+    );
+    let (built, still_good) = config::build_keeping_last_good(&broken, &last_good);
+    assert_eq!(
+        built.config.pools["a"].ranges[0].to_string(),
+        "192.0.2.0-192.0.2.255",
+        "the old range stays"
+    );
+    assert_eq!(
+        built.kept_last_good,
+        [(ferrolb_api::error::Kind::IPAddressPool, "a".to_owned())]
+    );
+    assert!(
+        built.problems[0]
+            .to_string()
+            .contains("range end before start"),
+        "{:?}",
+        built.problems
+    );
+    assert_eq!(still_good.pools[0].spec.addresses, ["192.0.2.0/24"]);
+
+    let never_valid =
+        objects("kind: IPAddressPool\nmetadata: {name: new}\nspec: {addresses: [nonsense]}");
+    let (built, _) = config::build_keeping_last_good(&never_valid, &last_good);
+    assert!(
+        built.config.pools.is_empty(),
+        "an object that never was valid has nothing to keep"
+    );
+}
+
+#[test]
+fn a_kept_version_that_clashes_with_the_others_is_left_out_too() {
+    let (_, last_good) = config::build_keeping_last_good(
+        &objects(
+            "kind: IPAddressPool\nmetadata: {name: a, creationTimestamp: \"2026-02-01T00:00:00Z\"}\nspec: {addresses: [192.0.2.0/24]}",
+        ),
+        &config::Objects::default(),
+    );
+    // `a` breaks while an older pool now holds its old range: nothing valid is left for `a`.
+    let now = objects(
+        "kind: IPAddressPool\nmetadata: {name: a, creationTimestamp: \"2026-02-01T00:00:00Z\"}\nspec: {addresses: [bad]}\n---\nkind: IPAddressPool\nmetadata: {name: b, creationTimestamp: \"2026-01-01T00:00:00Z\"}\nspec: {addresses: [192.0.2.0/25]}",
+    );
+    let (built, next) = config::build_keeping_last_good(&now, &last_good);
+    assert_eq!(built.config.pools.keys().collect::<Vec<_>>(), ["b"]);
+    assert!(built.kept_last_good.is_empty());
+    assert_eq!(next.pools.len(), 1);
+}
