@@ -1,2 +1,8 @@
 //! `ferrolb-speaker`: makes Service IPs reachable from each node (L2: ARP/NDP; BGP: sessions with
-//! the operator's routers). Built in the speaker issue; this crate holds its place in the workspace.
+//! the operator's routers).
+//!
+//! - [`plan`]: a pure function from the cluster's state to what this node announces.
+//!
+//! Membership, the L2 responder, BGP sessions and the daemon come with the speaker issue.
+
+pub mod plan;
