@@ -4,4 +4,6 @@
 //! the small drivers that own sockets and timers live beside them.
 //!
 //! - [`bgp`]: BGP-4 sessions (RFC 4271 state machine, capabilities, framing) and update packing.
+//! - [`l2`]: ARP and NDP: pure codecs and answer rules, AF_PACKET sockets, the `Responder`.
 pub mod bgp;
+pub mod l2;

@@ -1,0 +1,154 @@
+//! Per-interface, per-family counters of the responder: frames seen, replies and
+//! announcements sent, send failures, and drops by `DropReason`.
+//!
+//! Lock-free atomics written by the socket tasks and read by whoever exports metrics.
+//! Owned by the `Responder` (no statics); a snapshot is a plain value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::verdict::DropReason;
+
+/// Address family of a counter set: ARP serves IPv4, NDP serves IPv6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    /// ARP.
+    V4,
+    /// Neighbour discovery.
+    V6,
+}
+
+impl Family {
+    /// "ARP" or "NDP", the protocol label.
+    pub fn protocol(&self) -> &'static str {
+        match self {
+            Family::V4 => "ARP",
+            Family::V6 => "NDP",
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.protocol())
+    }
+}
+
+/// Counters of one family on one interface.
+#[derive(Debug, Default)]
+pub struct FamilyCounters {
+    requests_seen: AtomicU64,
+    replies_sent: AtomicU64,
+    announcements_sent: AtomicU64,
+    send_errors: AtomicU64,
+    dropped: [AtomicU64; DropReason::ALL.len()],
+}
+
+impl FamilyCounters {
+    /// One frame read from the socket (before deciding).
+    pub fn saw_request(&self) {
+        self.requests_seen.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One reply sent.
+    pub fn sent_reply(&self) {
+        self.replies_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One gratuitous ARP or unsolicited NA sent.
+    pub fn sent_announcement(&self) {
+        self.announcements_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One send failed.
+    pub fn send_failed(&self) {
+        self.send_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One frame not answered, for `reason`.
+    pub fn dropped(&self, reason: DropReason) {
+        if let Some(c) = self.dropped.get(reason.index()) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The current values.
+    pub fn snapshot(&self) -> FamilySnapshot {
+        let dropped = DropReason::ALL
+            .iter()
+            .zip(&self.dropped)
+            .map(|(r, c)| (r.reason(), c.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        FamilySnapshot {
+            requests_seen: self.requests_seen.load(Ordering::Relaxed),
+            replies_sent: self.replies_sent.load(Ordering::Relaxed),
+            announcements_sent: self.announcements_sent.load(Ordering::Relaxed),
+            send_errors: self.send_errors.load(Ordering::Relaxed),
+            dropped,
+        }
+    }
+}
+
+/// Counters of both families on one interface.
+#[derive(Debug, Default)]
+pub struct InterfaceCounters {
+    /// ARP.
+    pub v4: FamilyCounters,
+    /// NDP.
+    pub v6: FamilyCounters,
+}
+
+impl InterfaceCounters {
+    /// The counters of `family`.
+    pub fn family(&self, family: Family) -> &FamilyCounters {
+        match family {
+            Family::V4 => &self.v4,
+            Family::V6 => &self.v6,
+        }
+    }
+}
+
+/// The values of one family's counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FamilySnapshot {
+    /// Frames read (they passed the kernel filter).
+    pub requests_seen: u64,
+    /// Replies sent.
+    pub replies_sent: u64,
+    /// Gratuitous ARP / unsolicited NA sent.
+    pub announcements_sent: u64,
+    /// Sends that failed.
+    pub send_errors: u64,
+    /// Frames not answered, by `DropReason::reason()`; reasons never seen are absent.
+    pub dropped: BTreeMap<&'static str, u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_are_counted_under_their_reason_label() {
+        let c = FamilyCounters::default();
+        c.saw_request();
+        c.saw_request();
+        c.dropped(DropReason::UnknownTarget);
+        c.dropped(DropReason::UnknownTarget);
+        c.sent_reply();
+        let s = c.snapshot();
+        assert_eq!(s.requests_seen, 2);
+        assert_eq!(s.replies_sent, 1);
+        assert_eq!(s.dropped.get("UnknownTarget"), Some(&2));
+        assert_eq!(s.dropped.len(), 1);
+    }
+
+    #[test]
+    fn families_are_counted_apart() {
+        let c = InterfaceCounters::default();
+        c.family(Family::V6).sent_announcement();
+        assert_eq!(c.v6.snapshot().announcements_sent, 1);
+        assert_eq!(c.v4.snapshot().announcements_sent, 0);
+    }
+}

@@ -1,0 +1,484 @@
+//! The `Responder`: a tokio task that answers ARP and neighbour solicitations for the
+//! announced addresses on the chosen interfaces, and announces them when they arrive.
+//!
+//! ```text
+//!   Responder handle ── Command (mpsc) ──┐        LinkWatcher (rtnetlink)
+//!   announce / withdraw / counters       │              │ LinkEvent
+//!                                        ▼              ▼
+//!                      ┌─────────────── driver task ────────────────┐
+//!                      │ wanted: ip → interface names                │
+//!                      │ links:  index → LinkInfo                    │
+//!                      │ active: name → sockets, announced set,      │
+//!                      │         solicited-node memberships          │
+//!                      └──┬───────────────┬──────────────────┬──────┘
+//!             watch<set>  │               │ spawn            │ spawn
+//!                         ▼               ▼                  ▼
+//!                  ARP reader task   NDP reader task   announcer (per interface, ip)
+//!                  recv → decide → send reply          gratuitous ARP / unsolicited NA,
+//!                  count (InterfaceCounters)           `repeats` times, `interval` apart
+//! ```
+//! The driver decides nothing about frames (`decide` does) and nothing about which
+//! addresses to announce where (the caller does); it keeps sockets in step with both.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::{AbortHandle, JoinHandle};
+
+use super::addr::MacAddr;
+use super::arp;
+use super::counters::{Family, FamilySnapshot, InterfaceCounters};
+use super::decide::decide;
+use super::error::L2Error;
+use super::link::{LinkEvent, LinkInfo, LinkWatcher};
+use super::membership::Memberships;
+use super::ndp;
+use super::plan;
+use super::socket::PacketSocket;
+use super::verdict::Verdict;
+
+/// How the responder announces a newly owned address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponderConfig {
+    /// Rounds of gratuitous ARP (both forms) or unsolicited NA per address and interface.
+    pub announce_repeats: u32,
+    /// Pause between rounds.
+    pub announce_interval: Duration,
+}
+
+impl Default for ResponderConfig {
+    fn default() -> Self {
+        ResponderConfig {
+            announce_repeats: 3,
+            announce_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Requests from a `Responder` handle to the driver task.
+#[derive(Debug)]
+enum Command {
+    Announce {
+        ip: IpAddr,
+        interfaces: BTreeSet<String>,
+        done: oneshot::Sender<Result<(), L2Error>>,
+    },
+    Withdraw {
+        ip: IpAddr,
+        done: oneshot::Sender<Result<(), L2Error>>,
+    },
+    Counters {
+        done: oneshot::Sender<BTreeMap<(String, Family), FamilySnapshot>>,
+    },
+}
+
+/// Handle to the responder task; cheap to clone. The task stops when every handle is
+/// dropped, closing its sockets (which leaves every multicast group).
+#[derive(Debug, Clone)]
+pub struct Responder {
+    commands: mpsc::Sender<Command>,
+}
+
+impl Responder {
+    /// Subscribes to link changes in the caller's network namespace, waits for the
+    /// initial list of links, and starts the driver task. Needs CAP_NET_RAW.
+    pub async fn start(config: ResponderConfig) -> Result<(Responder, JoinHandle<()>), L2Error> {
+        let mut links = LinkWatcher::open()?;
+        let mut driver = Driver {
+            config,
+            links: HashMap::new(),
+            wanted: BTreeMap::new(),
+            active: HashMap::new(),
+            counters: HashMap::new(),
+        };
+        loop {
+            match links.next().await? {
+                LinkEvent::Synced => break,
+                event => driver.on_link(event),
+            }
+        }
+        let (tx, rx) = mpsc::channel(64);
+        let task = tokio::spawn(driver.run(rx, links));
+        Ok((Responder { commands: tx }, task))
+    }
+
+    /// Answers for `ip` on exactly `interfaces` (replacing any earlier set), joining its
+    /// solicited-node group for IPv6 and announcing it. An interface that does not exist
+    /// yet is served once it appears.
+    pub async fn announce(
+        &self,
+        ip: IpAddr,
+        interfaces: impl IntoIterator<Item = String>,
+    ) -> Result<(), L2Error> {
+        let (done, result) = oneshot::channel();
+        let interfaces = interfaces.into_iter().collect();
+        self.send(Command::Announce {
+            ip,
+            interfaces,
+            done,
+        })
+        .await?;
+        result.await.map_err(|_| L2Error::Stopped)?
+    }
+
+    /// Stops answering for `ip` everywhere and leaves its solicited-node group.
+    pub async fn withdraw(&self, ip: IpAddr) -> Result<(), L2Error> {
+        let (done, result) = oneshot::channel();
+        self.send(Command::Withdraw { ip, done }).await?;
+        result.await.map_err(|_| L2Error::Stopped)?
+    }
+
+    /// Counters of every interface served so far, by interface name and family.
+    pub async fn counters(&self) -> Result<BTreeMap<(String, Family), FamilySnapshot>, L2Error> {
+        let (done, result) = oneshot::channel();
+        self.send(Command::Counters { done }).await?;
+        result.await.map_err(|_| L2Error::Stopped)
+    }
+
+    async fn send(&self, command: Command) -> Result<(), L2Error> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| L2Error::Stopped)
+    }
+}
+
+/// The driver task's state.
+struct Driver {
+    config: ResponderConfig,
+    /// Every link of the namespace, from rtnetlink.
+    links: HashMap<u32, LinkInfo>,
+    /// What the caller asked for: address → interface names.
+    wanted: BTreeMap<IpAddr, BTreeSet<String>>,
+    /// Interfaces with open sockets, by name.
+    active: HashMap<String, Active>,
+    /// Counters by interface name; kept across socket re-creation.
+    counters: HashMap<String, Arc<InterfaceCounters>>,
+}
+
+/// One served interface. Dropping it stops its tasks and closes its sockets.
+struct Active {
+    /// Kernel index the sockets are bound to.
+    ifindex: u32,
+    /// Our MAC on this interface (in replies and announcements).
+    mac: MacAddr,
+    /// Whether announcements could be sent at the last reconcile.
+    could_send: bool,
+    arp: Arc<PacketSocket>,
+    ndp: Arc<PacketSocket>,
+    /// Addresses answered here; the reader tasks read it for every frame.
+    announced: watch::Sender<Arc<BTreeSet<IpAddr>>>,
+    /// The two reader tasks.
+    readers: Vec<AbortHandle>,
+    /// Running announcement rounds, by address.
+    announcers: HashMap<IpAddr, AbortHandle>,
+    /// Solicited-node groups joined for the IPv6 addresses.
+    groups: Memberships,
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        for task in self.readers.iter().chain(self.announcers.values()) {
+            task.abort();
+        }
+    }
+}
+
+impl Driver {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut links: LinkWatcher) {
+        let mut watching = true;
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => break,
+                },
+                event = links.next(), if watching => match event {
+                    Ok(event) => {
+                        self.on_link(event);
+                        if let Err(e) = self.reconcile() {
+                            tracing::warn!(error = %e, reason = e.reason(), "l2 reconcile after link change");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "l2 link watch stopped; interface changes are no longer followed");
+                        watching = false;
+                    }
+                },
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Announce {
+                ip,
+                interfaces,
+                done,
+            } => {
+                self.wanted.insert(ip, interfaces);
+                let _ = done.send(self.reconcile());
+            }
+            Command::Withdraw { ip, done } => {
+                self.wanted.remove(&ip);
+                let _ = done.send(self.reconcile());
+            }
+            Command::Counters { done } => {
+                let mut out = BTreeMap::new();
+                for (name, c) in &self.counters {
+                    for family in [Family::V4, Family::V6] {
+                        out.insert((name.clone(), family), c.family(family).snapshot());
+                    }
+                }
+                let _ = done.send(out);
+            }
+        }
+    }
+
+    fn on_link(&mut self, event: LinkEvent) {
+        match event {
+            LinkEvent::Changed(info) => {
+                self.links.insert(info.index, info);
+            }
+            LinkEvent::Removed { index, .. } => {
+                self.links.remove(&index);
+            }
+            LinkEvent::Synced => {}
+        }
+    }
+
+    /// Brings sockets, memberships and announced sets in step with `wanted` and
+    /// `links`. Returns the first error; the other interfaces are still handled.
+    fn reconcile(&mut self) -> Result<(), L2Error> {
+        let desired = plan::by_interface(&self.wanted);
+        let by_name: HashMap<&str, &LinkInfo> =
+            self.links.values().map(|l| (l.name.as_str(), l)).collect();
+
+        // Close interfaces no longer wanted, gone, or re-created with another index/MAC.
+        self.active.retain(|name, a| {
+            desired.contains_key(name)
+                && by_name
+                    .get(name.as_str())
+                    .is_some_and(|l| l.index == a.ifindex && l.mac == Some(a.mac))
+        });
+
+        let mut first_error = None;
+        for (name, ips) in desired {
+            let Some(link) = by_name.get(name.as_str()) else {
+                continue;
+            };
+            let Some(mac) = link.mac else {
+                continue;
+            };
+            let can_send = link.is_up && link.has_carrier;
+            let counters = self.counters.entry(name.clone()).or_default().clone();
+            if !self.active.contains_key(&name) {
+                match open(&name, link.index, mac, counters.clone()) {
+                    Ok(a) => {
+                        self.active.insert(name.clone(), a);
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                        continue;
+                    }
+                }
+            }
+            let Some(a) = self.active.get_mut(&name) else {
+                continue;
+            };
+            if let Err(e) = update(a, &name, ips, can_send, &self.config, &counters) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Opens both sockets on an interface and starts their reader tasks.
+fn open(
+    name: &str,
+    ifindex: u32,
+    mac: MacAddr,
+    counters: Arc<InterfaceCounters>,
+) -> Result<Active, L2Error> {
+    let open_one = |family: Family| {
+        PacketSocket::open(ifindex, family)
+            .map(Arc::new)
+            .map_err(|source| L2Error::OpenSocket {
+                interface: name.to_owned(),
+                ifindex,
+                family: family.protocol(),
+                source,
+            })
+    };
+    let arp = open_one(Family::V4)?;
+    let ndp = open_one(Family::V6)?;
+    let (announced, watched) = watch::channel(Arc::new(BTreeSet::new()));
+    let readers = [&arp, &ndp]
+        .into_iter()
+        .map(|socket| {
+            tokio::spawn(serve(
+                socket.clone(),
+                mac,
+                watched.clone(),
+                counters.clone(),
+                name.to_owned(),
+            ))
+            .abort_handle()
+        })
+        .collect();
+    tracing::info!(interface = name, ifindex, %mac, "l2 responder serving interface");
+    Ok(Active {
+        ifindex,
+        mac,
+        could_send: false,
+        arp,
+        ndp,
+        announced,
+        readers,
+        announcers: HashMap::new(),
+        groups: Memberships::new(ifindex),
+    })
+}
+
+/// Applies the new address set of one interface: memberships, the set the readers
+/// consult, and announcements for new addresses (or all, when the carrier came back).
+fn update(
+    a: &mut Active,
+    name: &str,
+    ips: BTreeSet<IpAddr>,
+    can_send: bool,
+    config: &ResponderConfig,
+    counters: &Arc<InterfaceCounters>,
+) -> Result<(), L2Error> {
+    let current: BTreeSet<IpAddr> = (**a.announced.borrow()).clone();
+    let change = plan::interface_change(&current, &ips, a.could_send, can_send);
+    a.could_send = can_send;
+    let mut first_error = None;
+    for ip in &change.removed {
+        if let Some(task) = a.announcers.remove(ip) {
+            task.abort();
+        }
+        if let IpAddr::V6(v6) = ip
+            && let Err(source) = a.groups.leave(&a.ndp, *v6)
+        {
+            first_error.get_or_insert(L2Error::Membership {
+                action: "leaving",
+                ip: *ip,
+                interface: name.to_owned(),
+                source,
+            });
+        }
+    }
+    for ip in &change.added {
+        if let IpAddr::V6(v6) = ip
+            && let Err(source) = a.groups.join(&a.ndp, *v6)
+        {
+            first_error.get_or_insert(L2Error::Membership {
+                action: "joining",
+                ip: *ip,
+                interface: name.to_owned(),
+                source,
+            });
+        }
+    }
+    for ip in &change.announce {
+        let task = tokio::spawn(announce(
+            a.arp.clone(),
+            a.ndp.clone(),
+            *ip,
+            a.mac,
+            config.clone(),
+            counters.clone(),
+        ))
+        .abort_handle();
+        if let Some(old) = a.announcers.insert(*ip, task) {
+            old.abort();
+        }
+    }
+    a.announced.send_replace(Arc::new(ips));
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Reads questions from one socket and answers those `decide` accepts.
+async fn serve(
+    socket: Arc<PacketSocket>,
+    mac: MacAddr,
+    announced: watch::Receiver<Arc<BTreeSet<IpAddr>>>,
+    counters: Arc<InterfaceCounters>,
+    name: String,
+) {
+    let family = socket.family();
+    let c = counters.family(family);
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let len = match socket.recv(&mut buf).await {
+            Ok(len) => len,
+            Err(e) => {
+                tracing::warn!(interface = %name, %family, error = %e, "l2 receive failed");
+                // A persistent error (link down) must not spin; link events re-open.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        c.saw_request();
+        let frame = buf.get(..len).unwrap_or_default();
+        let verdict = {
+            let set = announced.borrow();
+            decide(frame, mac, &**set)
+        };
+        match verdict {
+            Verdict::Reply(reply) => match socket.send(&reply).await {
+                Ok(()) => c.sent_reply(),
+                Err(e) => {
+                    c.send_failed();
+                    tracing::warn!(interface = %name, %family, error = %e, "l2 reply not sent");
+                }
+            },
+            Verdict::Drop(reason) => c.dropped(reason),
+        }
+    }
+}
+
+/// Sends gratuitous ARP (request and reply forms) or an unsolicited NA for `ip`,
+/// `config.announce_repeats` times.
+async fn announce(
+    arp_socket: Arc<PacketSocket>,
+    ndp_socket: Arc<PacketSocket>,
+    ip: IpAddr,
+    mac: MacAddr,
+    config: ResponderConfig,
+    counters: Arc<InterfaceCounters>,
+) {
+    let (socket, frames) = match ip {
+        IpAddr::V4(v4) => (
+            arp_socket,
+            vec![
+                arp::gratuitous_request(v4, mac).to_bytes(),
+                arp::gratuitous_reply(v4, mac).to_bytes(),
+            ],
+        ),
+        IpAddr::V6(v6) => (
+            ndp_socket,
+            vec![ndp::unsolicited_advertisement(v6, mac).to_bytes()],
+        ),
+    };
+    let c = counters.family(socket.family());
+    for round in 0..config.announce_repeats {
+        if round > 0 {
+            tokio::time::sleep(config.announce_interval).await;
+        }
+        for frame in &frames {
+            match socket.send(frame).await {
+                Ok(()) => c.sent_announcement(),
+                Err(e) => {
+                    c.send_failed();
+                    tracing::warn!(%ip, error = %e, "l2 announcement not sent");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The L2 responder: answers ARP (RFC 826) and IPv6 neighbour discovery (RFC 4861) for
+//! the Service addresses this node announces, on raw sockets, without promiscuous mode.
+//!
+//! Pure modules (no I/O, no clock):
+//! - `addr`: MAC addresses, solicited-node groups and their multicast MACs.
+//! - `ethernet`: the Ethernet II header and bounds-checked reads.
+//! - `arp`: the ARP codec, replies and gratuitous ARP.
+//! - `ipv6`: the fixed IPv6 header.
+//! - `checksum`: the Internet checksum and the ICMPv6 pseudo-header.
+//! - `ndp`: neighbour solicitation checks and neighbour advertisements.
+//! - `verdict`: `Verdict` and `DropReason`, the outcome for one frame.
+//! - `decide`: frame + interface MAC + announced addresses → `Verdict`.
+//! - `plan`: which addresses to join, leave and announce per interface.
+//! - `filter`: the classic BPF programs that let only questions through.
+//! - `counters`: per-interface, per-family counters (atomics).
+//! - `error`: `L2Error`, failures of the socket layer and the responder.
+//!
+//! I/O (Linux only):
+//! - `sys`: the raw syscalls; the only `unsafe` in `l2`.
+//! - `socket`: one filtered AF_PACKET socket per interface and family.
+//! - `membership`: solicited-node group joins (packet membership and MLD).
+//! - `link`: interface add/remove/carrier events over rtnetlink.
+//! - `driver`: the `Responder` task that ties them together.
+
+pub mod addr;
+pub mod arp;
+pub mod checksum;
+pub mod counters;
+pub mod decide;
+pub mod error;
+pub mod ethernet;
+pub mod filter;
+pub mod ipv6;
+pub mod ndp;
+pub mod plan;
+pub mod verdict;
+
+#[cfg(target_os = "linux")]
+pub mod driver;
+#[cfg(target_os = "linux")]
+pub mod link;
+#[cfg(target_os = "linux")]
+pub mod membership;
+#[cfg(target_os = "linux")]
+pub mod socket;
+#[cfg(target_os = "linux")]
+mod sys;
+
+pub use addr::MacAddr;
+pub use decide::{Announced, decide};
+#[cfg(target_os = "linux")]
+pub use driver::{Responder, ResponderConfig};
+pub use verdict::{DropReason, Verdict};
+
+#[cfg(test)]
+mod captured_tests;
+#[cfg(test)]
+mod prop_tests;
