@@ -1,3 +1,8 @@
-//! `ferrolb-tests`: test harnesses (`kubesim`, `netlab`), integration and end-to-end tests, and the
-//! `ferrolb-lab` demo. Built in the kubesim and speaker issues; this crate holds its place in the
-//! workspace.
+//! `ferrolb-tests`: test harnesses, integration and end-to-end tests.
+//!
+//! - [`kubesim`]: an in-process Kubernetes API server speaking the real HTTP API, so the real
+//!   kube-rs client, `kubectl` and Helm talk to it unmodified (binary: `kubesim`).
+//! - `netlab` (network namespaces with real routers) and the `ferrolb-lab` demo arrive with the
+//!   speaker issues.
+
+pub mod kubesim;
