@@ -67,16 +67,12 @@ async fn two_of_our_drivers_reach_established_exchange_routes_and_shut_down_clea
     let addr = listener.local_addr().expect("addr");
     let unused: SocketAddr = "127.0.0.1:9".parse().expect("addr");
     let (b_cmd, mut b_events, b_task) = spawn(PeerConfig {
-        session: speaker(64513, 64512, [192, 0, 2, 2]),
-        peer_addr: unused,
         is_passive: true,
+        ..PeerConfig::new(speaker(64513, 64512, [192, 0, 2, 2]), unused)
     });
     forward_incoming(listener, b_cmd.clone());
-    let (a_cmd, mut a_events, a_task) = spawn(PeerConfig {
-        session: speaker(64512, 64513, [192, 0, 2, 1]),
-        peer_addr: addr,
-        is_passive: false,
-    });
+    let (a_cmd, mut a_events, a_task) =
+        spawn(PeerConfig::new(speaker(64512, 64513, [192, 0, 2, 1]), addr));
 
     let Event::Up(a_neg) = next_event(&mut a_events).await else {
         panic!("A not up")
@@ -157,9 +153,8 @@ async fn a_bad_header_gets_a_notification_and_closes_only_that_connection() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (cmd, _events, task) = spawn(PeerConfig {
-        session: speaker(64513, 64512, [192, 0, 2, 2]),
-        peer_addr: addr,
         is_passive: true,
+        ..PeerConfig::new(speaker(64513, 64512, [192, 0, 2, 2]), addr)
     });
     forward_incoming(listener, cmd.clone());
 

@@ -17,19 +17,20 @@
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::fsm::{Config, ConnId, DownReason, Input, Output, Session, TimerKind};
+use super::md5::{self, Md5Key};
 use super::notification::{Notification, code, header};
 use super::open::{MAX_MESSAGE_LEN, Negotiated};
 use super::packet::{
@@ -73,6 +74,25 @@ pub struct PeerConfig {
     pub peer_addr: SocketAddr,
     /// Never dial; only take connections passed in with [`Command::Incoming`].
     pub is_passive: bool,
+    /// Source address of our dials (MetalLB's `BGPPeer.spec.sourceAddress`); `None` lets the
+    /// kernel choose by route.
+    pub local_addr: Option<IpAddr>,
+    /// TCP MD5 key (RFC 2385) for our dials. Connections the peer opens arrive on the
+    /// speaker's listener, which needs the same key set with [`md5::set_key_on_listener`].
+    pub md5_key: Option<Md5Key>,
+}
+
+impl PeerConfig {
+    /// An active peer dialled at `peer_addr` from the address the kernel chooses.
+    pub fn new(session: Config, peer_addr: SocketAddr) -> Self {
+        Self {
+            session,
+            peer_addr,
+            is_passive: false,
+            local_addr: None,
+            md5_key: None,
+        }
+    }
 }
 
 /// A jitter share for [`Config::jitter_percent`] (0..=25), drawn from the OS-seeded hasher.
@@ -315,10 +335,10 @@ impl Peer {
         }
         self.dial_generation += 1;
         let generation = self.dial_generation;
-        let addr = self.config.peer_addr;
+        let config = self.config;
         let tx = self.conn_tx.clone();
         let task = tokio::spawn(async move {
-            let result = TcpStream::connect(addr).await;
+            let result = connect(&config).await;
             let _ = tx.send(ConnEvent::Dialed(generation, result));
         });
         self.dial = Some((generation, task));
@@ -401,6 +421,21 @@ fn input_for_error(id: ConnId, err: FrameError) -> Input {
         FrameError::Open(n) => Input::BgpOpenMsgErr(id, n),
         FrameError::Update(n) => Input::UpdateMsgErr(id, n),
     }
+}
+
+/// Dials the peer from the configured source address.
+async fn connect(config: &PeerConfig) -> std::io::Result<TcpStream> {
+    let socket = match config.peer_addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    if let Some(ip) = config.local_addr {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    if let Some(key) = &config.md5_key {
+        md5::set_key_on_socket(&socket, config.peer_addr.ip(), Some(key))?;
+    }
+    socket.connect(config.peer_addr).await
 }
 
 /// Reads, frames (length-checked before any body is buffered) and forwards whole messages.

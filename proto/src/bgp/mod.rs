@@ -2,6 +2,7 @@
 //! to the `netgauze-bgp-pkt` wire codec.
 //!
 //! - `driver`: the tokio task per peer that owns sockets and timers around `fsm`.
+//! - `md5`: TCP MD5 signatures (RFC 2385) on dialling and listening sockets; the only unsafe code.
 //! - `notification`: NOTIFICATION (code, subcode, data) values.
 //! - `open`: OPEN contents, validation and capability negotiation.
 //! - `fsm`: the RFC 4271 §8 session state machine (`step(now, input) -> outputs`).
@@ -10,6 +11,7 @@
 
 pub mod driver;
 pub mod fsm;
+pub mod md5;
 pub mod notification;
 pub mod open;
 pub mod packet;
