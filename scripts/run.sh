@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The main job, for now: build FerroLB and validate the shipped example configurations with the
-# same rules the admission webhook applies. (The lab demo grows with the controller and speaker.)
+# The main job: FerroLB's controller on a Kubernetes API (kubesim, since no real cluster can run
+# here), driven with the real kubectl. It validates the example configuration offline, applies
+# the CRDs and examples, creates LoadBalancer Services and shows the EXTERNAL-IPs it assigned,
+# the pools' counters and the Events; then it kills the controller, restarts it and shows that
+# no IP moved. (The lab grows with the speaker: node namespaces, ARP/BGP and failover.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,5 +11,98 @@ if ! command -v cargo >/dev/null; then
   echo "run: cargo not found; install the Rust toolchain (rustup) first" >&2
   exit 1
 fi
-cargo build --release --locked -p ferrolb-controller
-./target/release/ferrolb-controller validate examples/
+if ! command -v kubectl >/dev/null; then
+  echo "run: kubectl not found; install it (e.g. the kubernetes-client package) first" >&2
+  exit 1
+fi
+
+cargo build --release --locked -p ferrolb-controller -p ferrolb-tests --bins
+bin=target/release
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "== ferrolb-controller validate examples/"
+$bin/ferrolb-controller validate examples/
+
+"$bin/kubesim" --listen 127.0.0.1:0 --kubeconfig-out "$work/kubeconfig" > "$work/kubesim.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [[ -s "$work/kubeconfig" ]] && break; sleep 0.05; done
+export KUBECONFIG="$work/kubeconfig" HOME="$work"   # kubectl's discovery cache stays in $work
+k() { kubectl "$@"; }
+
+echo "== kubectl apply -f crds/ -f examples/"
+k apply -f crds/ >/dev/null
+k wait --for=condition=established crd --all >/dev/null
+k create namespace ferrolb-system >/dev/null
+k apply -f examples/ >/dev/null
+k create namespace shop >/dev/null
+k create namespace payments >/dev/null
+
+start_controller() {
+  "$bin/ferrolb-controller" run --namespace ferrolb-system > "$work/controller.log" 2>&1 &
+  controller=$!
+  pids+=("$controller")
+}
+start_controller
+
+lb() {  # lb NAMESPACE NAME: a LoadBalancer Service on port 80
+  k apply -n "$1" -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: $2}
+spec: {type: LoadBalancer, selector: {app: $2}, ports: [{port: 80, protocol: TCP}]}
+YAML
+}
+lb shop web
+lb shop api
+lb payments checkout
+k annotate service -n shop api metallb.io/allow-shared-ip=shop >/dev/null
+k -n shop apply -f - >/dev/null <<'YAML'
+apiVersion: v1
+kind: Service
+metadata:
+  name: dns
+  annotations:
+    metallb.io/address-pool: public
+    metallb.io/loadBalancerIPs: 203.0.113.53
+spec:
+  type: LoadBalancer
+  ports: [{port: 53, protocol: UDP}]
+YAML
+
+echo "== waiting for EXTERNAL-IPs"
+for _ in $(seq 200); do
+  pending=$(k get svc -A -o jsonpath='{range .items[?(@.spec.type=="LoadBalancer")]}{.status.loadBalancer.ingress[0].ip}{"\n"}{end}' | grep -c '^$' || true)
+  [[ "$pending" == 0 ]] && break
+  sleep 0.1
+done
+k get svc -A
+echo
+k get ipaddresspools -n ferrolb-system
+echo
+echo "== kubectl describe service -n payments checkout (Events)"
+k describe service -n payments checkout | sed -n '/^Events:/,$p'
+
+echo
+echo "== SIGKILL the controller, restart it: no IP may move"
+before=$(k get svc -A -o jsonpath='{range .items[*]}{.metadata.name}={.status.loadBalancer.ingress[0].ip}{"\n"}{end}')
+{ kill -9 "$controller"; wait "$controller"; } 2>/dev/null || true
+start_controller
+lb shop late
+for _ in $(seq 200); do
+  [[ -n "$(k get svc -n shop late -o jsonpath='{.status.loadBalancer.ingress[0].ip}')" ]] && break
+  sleep 0.1
+done
+after=$(k get svc -A -o jsonpath='{range .items[*]}{.metadata.name}={.status.loadBalancer.ingress[0].ip}{"\n"}{end}')
+moved=$(diff <(echo "$before") <(echo "$after" | grep -v '^late=') || true)
+if [[ -n "$moved" ]]; then
+  echo "IPs moved after the restart:"; echo "$moved"; exit 1
+fi
+echo "no IP moved; the new Service 'late' got $(k get svc -n shop late -o jsonpath='{.status.loadBalancer.ingress[0].ip}')"

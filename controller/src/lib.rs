@@ -3,6 +3,7 @@
 //! - [`admission`]: what the validating webhook admits, judged against the cluster.
 //! - [`alloc`]: the pure allocator: pools, sharing, families, restrictions.
 //! - [`plan`]: what one Service should look like (ingress IPs, pool annotation, Events).
+//! - [`reconcile`]: the watch-and-write shell around `alloc` and `plan`.
 //! - [`validate`]: the offline `validate` subcommand, checking manifests with the same code the
 //!   webhook will use.
 //!
@@ -11,4 +12,5 @@
 pub mod admission;
 pub mod alloc;
 pub mod plan;
+pub mod reconcile;
 pub mod validate;

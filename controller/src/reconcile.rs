@@ -1,0 +1,396 @@
+//! `reconcile`: the controller's shell around [`crate::alloc`] and [`crate::plan`]. It decides
+//! nothing: it feeds watch events in, carries plans out, and retries what the API server refused.
+//!
+//! ```text
+//!  Services ─────────┐
+//!  Namespaces ───────┼─ watch + reflector stores ─► reconcile task ──► Service status + annotation
+//!  IPAddressPools ───┘   (retried with backoff)     owns Allocator,  ──► Events on Services
+//!                                                    last good pools ──► IPAddressPool status
+//! ```
+//! Nothing is allocated until every store has finished its first list and the allocator has
+//! been rebuilt from the IPs already in Service statuses, so a restart never moves an IP.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::time::Duration;
+
+use ferrolb_api::config::{self, Objects};
+use ferrolb_api::selector::Labels;
+use ferrolb_api::service::{self, IP_ALLOCATED_FROM_POOL};
+use ferrolb_api::types::{IPAddressPool, IPAddressPoolStatus};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType as KubeEventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+
+use crate::alloc::Allocator;
+use crate::plan::{self, EventType, Plan};
+
+/// How the controller is set up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Namespace FerroLB's configuration lives in.
+    pub namespace: String,
+    /// The `loadBalancerClass` served; `None` serves Services without one.
+    pub lb_class: Option<String>,
+    /// This replica's name, for Events.
+    pub instance: String,
+}
+
+/// Why the controller stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// A watch stream ended, which kube-runtime's watchers never do on their own.
+    #[error("the {0} watch ended")]
+    WatchEnded(&'static str),
+}
+
+/// Which store a watch event updated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Services = 0,
+    Pools = 1,
+    Namespaces = 2,
+}
+
+/// What a watch event means for the task, once its store is updated.
+#[derive(Debug)]
+struct Change {
+    source: Source,
+    /// `namespace/name` of the objects it touched.
+    keys: Vec<String>,
+    /// It completed a (re)list.
+    synced: bool,
+}
+
+impl Change {
+    fn of<K: Resource>(source: Source, event: &watcher::Event<K>) -> Self {
+        let (keys, synced) = touched(event);
+        Change {
+            source,
+            keys,
+            synced,
+        }
+    }
+}
+
+/// Keys a watch event touches, and whether it completed a (re)list.
+fn touched<K: Resource>(event: &watcher::Event<K>) -> (Vec<String>, bool) {
+    let key = |o: &K| {
+        format!(
+            "{}/{}",
+            o.meta().namespace.clone().unwrap_or_default(),
+            o.meta().name.clone().unwrap_or_default()
+        )
+    };
+    match event {
+        watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o) => {
+            (vec![key(o)], false)
+        }
+        watcher::Event::Init => (Vec::new(), false),
+        watcher::Event::InitDone => (Vec::new(), true),
+    }
+}
+
+/// Runs the controller until `shutdown` completes.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ReconcileError> {
+    let services_api: Api<Service> = Api::all(client.clone());
+    let pools_api: Api<IPAddressPool> = Api::namespaced(client.clone(), &settings.namespace);
+    let namespaces_api: Api<Namespace> = Api::all(client.clone());
+    let (services, services_writer) = reflector::store();
+    let (pools, pools_writer) = reflector::store();
+    let (namespaces, namespaces_writer) = reflector::store();
+    let service_events = reflector::reflector(
+        services_writer,
+        watcher(services_api, watcher::Config::default()).default_backoff(),
+    )
+    .map(|r| r.map(|e| Change::of(Source::Services, &e)));
+    let pool_events = reflector::reflector(
+        pools_writer,
+        watcher(pools_api, watcher::Config::default()).default_backoff(),
+    )
+    .map(|r| r.map(|e| Change::of(Source::Pools, &e)));
+    let namespace_events = reflector::reflector(
+        namespaces_writer,
+        watcher(namespaces_api, watcher::Config::default()).default_backoff(),
+    )
+    .map(|r| r.map(|e| Change::of(Source::Namespaces, &e)));
+    let mut events = Box::pin(futures::stream::select(
+        futures::stream::select(service_events, pool_events),
+        namespace_events,
+    ));
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "ferrolb-controller".into(),
+            instance: Some(settings.instance.clone()),
+        },
+    );
+    let mut task = Task {
+        client,
+        settings,
+        recorder,
+        services,
+        pools,
+        namespaces,
+        synced: [false; 3],
+        allocator: None,
+        last_good: Objects::default(),
+        dirty: BTreeSet::new(),
+        config_dirty: true,
+        retry: BTreeSet::new(),
+    };
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            change = events.next() => {
+                let Some(change) = change else { return Err(ReconcileError::WatchEnded("configuration")) };
+                task.note(change);
+                // Take every event already waiting before working, so a burst is one pass.
+                while let Some(Some(change)) = events.now_or_never_ready() {
+                    task.note(change);
+                }
+                task.work().await;
+            }
+            () = tokio::time::sleep(Duration::from_secs(1)), if !task.retry.is_empty() => {
+                let retry = std::mem::take(&mut task.retry);
+                task.dirty.extend(retry);
+                task.work().await;
+            }
+        }
+    }
+}
+
+/// Polls a stream once without waiting.
+trait NowOrNever: futures::Stream + Unpin {
+    fn now_or_never_ready(&mut self) -> Option<Option<Self::Item>> {
+        futures::FutureExt::now_or_never(self.next())
+    }
+}
+
+impl<S: futures::Stream + Unpin> NowOrNever for S {}
+
+/// The reconcile task's state.
+struct Task {
+    client: Client,
+    settings: Settings,
+    recorder: Recorder,
+    services: Store<Service>,
+    pools: Store<IPAddressPool>,
+    namespaces: Store<Namespace>,
+    /// Services, pools, namespaces: finished their first list.
+    synced: [bool; 3],
+    /// Built once every store has synced, rebuilt from Service statuses.
+    allocator: Option<Allocator>,
+    /// The last valid version of every pool, kept when an edit breaks one.
+    last_good: Objects,
+    /// Services to plan.
+    dirty: BTreeSet<String>,
+    /// Pools or namespaces changed.
+    config_dirty: bool,
+    /// Services whose writes failed, planned again shortly.
+    retry: BTreeSet<String>,
+}
+
+impl Task {
+    fn note(&mut self, change: Result<Change, watcher::Error>) {
+        let change = match change {
+            Ok(change) => change,
+            Err(error) => {
+                // The watcher retries with backoff by itself; the stores keep their contents.
+                tracing::warn!(%error, "watch failed; retrying");
+                return;
+            }
+        };
+        if change.synced {
+            self.synced[change.source as usize] = true;
+        }
+        if change.source == Source::Services {
+            self.dirty.extend(change.keys);
+        } else if !change.keys.is_empty() || change.synced {
+            self.config_dirty = true;
+        }
+    }
+
+    fn namespace_labels(&self) -> BTreeMap<String, Labels> {
+        self.namespaces
+            .state()
+            .iter()
+            .map(|n| (n.name_any(), n.labels().clone()))
+            .collect()
+    }
+
+    async fn work(&mut self) {
+        if !self.synced.iter().all(|s| *s) {
+            return;
+        }
+        let namespace_labels = self.namespace_labels();
+        if self.config_dirty || self.allocator.is_none() {
+            let objects = Objects {
+                pools: self.pools.state().iter().map(|p| (**p).clone()).collect(),
+                ..Objects::default()
+            };
+            let (built, last_good) = config::build_keeping_last_good(&objects, &self.last_good);
+            for problem in &built.problems {
+                tracing::warn!(reason = problem.reason(), "{problem}");
+            }
+            self.last_good = last_good;
+            match &mut self.allocator {
+                Some(allocator) => allocator.set_pools(&built.config.pools),
+                None => {
+                    let mut allocator = Allocator::new(&built.config.pools);
+                    let services = self.services.state();
+                    let failed = plan::rebuild(
+                        services.iter().map(|s| &**s),
+                        self.settings.lb_class.as_deref(),
+                        &namespace_labels,
+                        &mut allocator,
+                    );
+                    tracing::info!(
+                        restored = allocator.service_count(),
+                        not_restored = failed.len(),
+                        "allocator rebuilt from Service statuses"
+                    );
+                    self.allocator = Some(allocator);
+                }
+            }
+            self.config_dirty = false;
+            self.dirty.extend(
+                self.services
+                    .state()
+                    .iter()
+                    .map(|s| format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any())),
+            );
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        for key in dirty {
+            self.reconcile_one(&key, &namespace_labels).await;
+        }
+        self.write_pool_status().await;
+    }
+
+    async fn reconcile_one(&mut self, key: &str, namespace_labels: &BTreeMap<String, Labels>) {
+        let Some(allocator) = self.allocator.as_mut() else {
+            return;
+        };
+        let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+        let found = self
+            .services
+            .state()
+            .into_iter()
+            .find(|s| s.namespace().as_deref() == Some(namespace) && s.name_any() == name);
+        let Some(service) = found else {
+            allocator.release(key);
+            return;
+        };
+        let empty = Labels::new();
+        let plan = plan::plan(
+            &service,
+            self.settings.lb_class.as_deref(),
+            namespace_labels.get(namespace).unwrap_or(&empty),
+            allocator,
+        );
+        let Plan::Set { ips, pool, events } = plan else {
+            return;
+        };
+        if let Err(error) = self.write_service(&service, &ips, pool.as_deref()).await {
+            tracing::warn!(service = key, %error, "writing the service failed; retrying");
+            self.retry.insert(key.to_owned());
+            return;
+        }
+        for planned in events {
+            let event = Event {
+                type_: match planned.type_ {
+                    EventType::Normal => KubeEventType::Normal,
+                    EventType::Warning => KubeEventType::Warning,
+                },
+                reason: planned.reason.to_owned(),
+                note: Some(planned.message),
+                action: "Allocate".into(),
+                secondary: None,
+            };
+            if let Err(error) = self
+                .recorder
+                .publish(&event, &service.object_ref(&()))
+                .await
+            {
+                tracing::debug!(service = key, %error, "event not recorded");
+            }
+        }
+    }
+
+    /// Patches the annotation and the status where they differ from the plan.
+    async fn write_service(
+        &self,
+        service: &Service,
+        ips: &[std::net::IpAddr],
+        pool: Option<&str>,
+    ) -> Result<(), kube::Error> {
+        let api: Api<Service> = Api::namespaced(
+            self.client.clone(),
+            &service.namespace().unwrap_or_default(),
+        );
+        let name = service.name_any();
+        if plan::current_pool(service).as_deref() != pool {
+            let annotation = service::annotation_key(IP_ALLOCATED_FROM_POOL);
+            let patch = json!({"metadata": {"annotations": {annotation: pool}}});
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+        }
+        if plan::current_ips(service) != ips {
+            let ingress: Vec<_> = ips
+                .iter()
+                .map(|ip| json!({"ip": ip.to_string(), "ipMode": "VIP"}))
+                .collect();
+            let patch = json!({"status": {"loadBalancer": {"ingress": ingress}}});
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Keeps every pool's counters current; writes only what changed.
+    async fn write_pool_status(&self) {
+        let Some(allocator) = &self.allocator else {
+            return;
+        };
+        let api: Api<IPAddressPool> =
+            Api::namespaced(self.client.clone(), &self.settings.namespace);
+        let clamp = |n: u128| i64::try_from(n).unwrap_or(i64::MAX);
+        for pool in self.pools.state() {
+            let Some(usage) = allocator.usage(&pool.name_any()) else {
+                continue;
+            };
+            let want = IPAddressPoolStatus {
+                assigned_ipv4: clamp(usage.assigned_v4),
+                assigned_ipv6: clamp(usage.assigned_v6),
+                available_ipv4: clamp(usage.available_v4),
+                available_ipv6: clamp(usage.available_v6),
+            };
+            if pool.status.as_ref() == Some(&want) {
+                continue;
+            }
+            let patch = json!({"status": want});
+            if let Err(error) = api
+                .patch_status(
+                    &pool.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+            {
+                tracing::debug!(pool = pool.name_any(), %error, "pool status not written");
+            }
+        }
+    }
+}
