@@ -20,6 +20,10 @@ struct Args {
     /// How many recent events watches can resume from.
     #[arg(long, default_value_t = 1000)]
     event_window: usize,
+    /// Require bearer tokens and enforce RBAC (also serves HTTPS on the same port; the
+    /// kubeconfig written then uses HTTPS and an admin token).
+    #[arg(long)]
+    rbac: bool,
 }
 
 #[tokio::main]
@@ -30,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     let options = Options {
         event_window: args.event_window,
+        rbac: args.rbac,
         ..Options::default()
     };
     let sim = KubeSim::serve_on(listener, options).await?;

@@ -12,8 +12,11 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::admission;
+use super::auth::Tokens;
 use super::error::{ApiError, Cause};
+use super::faults::Faults;
 use super::meta::{meta_mut, meta_str};
+pub use super::options::Options;
 use super::patch::{self, PatchKind};
 use super::protobuf;
 use super::resources::{self, Registry, Resolved};
@@ -21,6 +24,7 @@ use super::routing::{Query, Target};
 use super::selectors::{FieldSelector, LabelSelector, Selectors};
 use super::storage::{ObjectKey, Preconditions, Store};
 use super::tables::{self, View};
+use super::tls::Serving;
 use super::watch::{self, WatchRequest};
 
 /// What a handler answers: a JSON document with its status code, or a watch stream.
@@ -31,27 +35,6 @@ pub enum Reply {
     Stream(mpsc::Receiver<Bytes>),
     /// A complete watch answer of one line (the 410 ERROR event).
     StreamLine(Bytes),
-}
-
-/// Tunables of a kubesim instance.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// How many recent events watches can resume from; older RVs get 410 Gone.
-    pub event_window: usize,
-    /// How often a watch that allows bookmarks gets one.
-    pub bookmark_interval: Duration,
-    /// The watch timeout when the client gives none.
-    pub default_watch_timeout: Duration,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            event_window: 1000,
-            bookmark_interval: Duration::from_secs(10),
-            default_watch_timeout: Duration::from_secs(1800),
-        }
-    }
 }
 
 /// One answered request, kept so tests can check what a client did.
@@ -73,6 +56,12 @@ pub struct ApiState {
     pub store: Store,
     pub registry: RwLock<Registry>,
     pub options: Options,
+    /// Faults a test injects (pause, error answers, dropped watches).
+    pub faults: Faults,
+    /// Bearer tokens and the users they stand for (checked when `options.rbac` is on).
+    pub tokens: Tokens,
+    /// The serving certificate for HTTPS on the same port (made when `options.rbac` is on).
+    pub tls: Option<Serving>,
     /// The most recent requests, for tests.
     requests: Mutex<VecDeque<RequestRecord>>,
 }
@@ -89,7 +78,7 @@ pub struct ResourceRequest<'a> {
 }
 
 /// Decodes a create/update body: JSON, or the protobuf that typed client-go clients send.
-fn parse_body(content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
+pub fn parse_body(content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
     if content_type.split(';').next().map(str::trim) == Some(protobuf::MEDIA_TYPE) {
         return protobuf::decode(body).map_err(|e| match e {
             protobuf::ProtoError::UnknownKind(_) => {
@@ -160,6 +149,9 @@ impl ApiState {
             store: Store::new(options.event_window, seed),
             registry: RwLock::new(Registry::with_builtins()),
             options,
+            faults: Faults::default(),
+            tokens: Tokens::default(),
+            tls: None,
             requests: Mutex::new(VecDeque::new()),
         }
     }
@@ -222,6 +214,13 @@ impl ApiState {
             return Err(ApiError::NoSuchPath);
         }
         let status = sub == Some("status");
+        if req.method == "GET"
+            && let Some(rv) = req.query.get("resourceVersion")
+            && !rv.is_empty()
+            && rv.parse::<u64>().is_err()
+        {
+            return Err(ApiError::InvalidResourceVersion(rv.to_owned()));
+        }
         match (req.method, t.name.as_deref()) {
             ("GET", None) if req.query.flag("watch") => self.watch(&req),
             ("GET", None) => self.list(&req),

@@ -62,12 +62,35 @@ pub enum ApiError {
     UnprocessablePatch(String),
     #[error("{0}")]
     Forbidden(String),
+    /// No token, or one the server does not know.
+    #[error("Unauthorized")]
+    Unauthorized,
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
     #[error("the body of the request was in an unknown format - accepted media types include: {0}")]
     UnsupportedMediaType(String),
     #[error("too old resource version: {requested} ({oldest})")]
     Expired { requested: u64, oldest: u64 },
+    /// A `resourceVersion` query parameter that is not a number. The real server answers 500
+    /// with no reason (kubernetes/kubernetes#139485, open), so kubesim does too.
+    #[error(
+        "resourceVersion: Invalid value: {0:?}: strconv.ParseUint: parsing {0:?}: invalid syntax"
+    )]
+    InvalidResourceVersion(String),
+    /// A failure the real server reports as an internal error (e.g. a non-numeric
+    /// `metadata.resourceVersion` in an update body).
+    #[error("Internal error occurred: {0}")]
+    Internal(String),
+    /// An admission webhook's denial, with the webhook's code and reason passed through.
+    #[error("{message}")]
+    Denied {
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    /// A request body over the server's limit (the real one: 3 MiB for writes).
+    #[error("Request entity too large: limit is {limit}")]
+    RequestEntityTooLarge { limit: usize },
 }
 
 fn join_causes(causes: &[Cause]) -> String {
@@ -101,9 +124,13 @@ impl ApiError {
             Self::Invalid { .. } | Self::UnprocessablePatch(_) => 422,
             Self::BadRequest(_) => 400,
             Self::Forbidden(_) => 403,
+            Self::Unauthorized => 401,
             Self::MethodNotAllowed => 405,
             Self::UnsupportedMediaType(_) => 415,
             Self::Expired { .. } => 410,
+            Self::RequestEntityTooLarge { .. } => 413,
+            Self::InvalidResourceVersion(_) | Self::Internal(_) => 500,
+            Self::Denied { code, .. } => *code,
         }
     }
 
@@ -116,9 +143,14 @@ impl ApiError {
             Self::Invalid { .. } | Self::UnprocessablePatch(_) => "Invalid",
             Self::BadRequest(_) => "BadRequest",
             Self::Forbidden(_) => "Forbidden",
+            Self::Unauthorized => "Unauthorized",
             Self::MethodNotAllowed => "MethodNotAllowed",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Self::Expired { .. } => "Expired",
+            Self::RequestEntityTooLarge { .. } => "RequestEntityTooLarge",
+            // A denial's reason is the webhook's own string (see `to_status`).
+            Self::InvalidResourceVersion(_) | Self::Denied { .. } => "",
+            Self::Internal(_) => "InternalError",
         }
     }
 
@@ -167,8 +199,17 @@ impl ApiError {
             "reason": self.reason(),
             "code": self.code(),
         });
-        if let (Some(details), Some(map)) = (self.details(), status.as_object_mut()) {
-            map.insert("details".into(), details);
+        if let Some(map) = status.as_object_mut() {
+            if let Some(details) = self.details() {
+                map.insert("details".into(), details);
+            }
+            if let Self::Denied { reason, .. } = self
+                && !reason.is_empty()
+            {
+                map.insert("reason".into(), json!(reason));
+            } else if self.reason().is_empty() {
+                map.remove("reason");
+            }
         }
         status
     }

@@ -7,14 +7,18 @@
 //! - [`routing`]: which endpoint a path names; query parameters.
 //! - [`api`]: the verbs on a resource (get/list/create/update/patch/delete/watch), status
 //!   subresource rules, pagination, CRD registration.
+//! - [`accounts`]: tokens, clients and kubeconfigs for ServiceAccounts and users (RBAC tests).
 //! - [`admission`]: checks, schema handling and defaults applied to an object before it is
 //!   written; the status-subresource rule.
+//! - [`auth`]: bearer tokens, RBAC authorisation, SelfSubjectAccessReviews (with `Options::rbac`).
 //! - [`storage`]: objects, the global resourceVersion, server-owned metadata, finalizers,
 //!   namespace lifecycle, the event window.
 //! - [`watch`]: watch event streams, bookmarks, selector transitions, timeouts.
+//! - [`webhooks`]: validating admission webhooks called over HTTPS.
 //! - [`resources`]: the registry of served types (built-ins and CRD-defined).
 //! - [`discovery`]: `/version`, `/api`, `/apis`, resource lists, OpenAPI v3.
 //! - [`schema`]: CR structural schemas — prune, default, validate.
+//! - [`tls`]: the serving certificate for HTTPS when RBAC is on.
 //! - [`tables`]: server-side `Table`s and printer columns.
 //! - [`validation`]: metadata checks for every kind (name format, labels).
 //! - [`builtin`]: write-time behaviour of built-in kinds (Service defaults, CRD status, ...).
@@ -23,8 +27,11 @@
 //! - [`cel`]: a small evaluator for CRD `x-kubernetes-validations` rules.
 //! - [`protobuf`]: decoding the protobuf bodies typed client-go clients send.
 //! - [`selectors`]: label and field selectors.
+//! - [`options`]: the tunables ([`Options`]).
 //! - [`meta`]: metadata helpers, timestamps, uid generation.
 //! - [`error`]: API errors as `metav1.Status`.
+//! - [`faults`]: injected faults for tests (pause, error answers, dropped watches).
+//! - [`load`]: the watch load run shared by the soak test and the watch bench.
 //! - [`kubeconfig`]: the kubeconfig file for clients.
 //! - [`fixtures`]: manifests, direct object creation and raw requests for tests.
 //!
@@ -36,15 +43,20 @@
 //! # drop(client); Ok(()) }
 //! ```
 
+pub mod accounts;
 pub mod admission;
 pub mod api;
+pub mod auth;
 pub mod builtin;
 pub mod cel;
 pub mod discovery;
 pub mod error;
+pub mod faults;
 pub mod fixtures;
 pub mod kubeconfig;
+pub mod load;
 pub mod meta;
+pub mod options;
 pub mod patch;
 pub mod protobuf;
 pub mod resources;
@@ -55,15 +67,19 @@ pub mod server;
 pub mod smp;
 pub mod storage;
 pub mod tables;
+pub mod tls;
 pub mod validation;
 pub mod watch;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use api::ApiState;
 pub use api::Options;
+pub use faults::{FaultStatus, Faults};
 use tokio::net::TcpListener;
 use tokio::sync::watch as shutdown_channel;
 
@@ -73,10 +89,13 @@ use tokio::sync::watch as shutdown_channel;
 pub struct KubeSim {
     address: SocketAddr,
     state: Arc<ApiState>,
-    /// Telling the accept loop and every connection to stop.
-    shutdown: shutdown_channel::Sender<bool>,
+    /// Telling the accept loop and every connection to stop; replaced by each restart.
+    shutdown: Mutex<shutdown_channel::Sender<bool>>,
     /// Holds the kubeconfig; removed on drop.
     dir: tempfile::TempDir,
+    /// The bearer token of the admin user behind `client()` and the kubeconfig (sent only
+    /// when RBAC is on).
+    admin_token: String,
 }
 
 impl KubeSim {
@@ -99,7 +118,16 @@ impl KubeSim {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
             ^ u64::from(address.port());
-        let state = Arc::new(ApiState::new(options, seed));
+        let rbac = options.rbac;
+        let mut state = ApiState::new(options, seed);
+        if rbac {
+            state.tls = Some(tls::serving().map_err(std::io::Error::other)?);
+        }
+        let state = Arc::new(state);
+        let admin_token = format!("kubesim-admin-{seed:016x}");
+        state
+            .tokens
+            .insert(admin_token.clone(), auth::UserInfo::admin());
         state.bootstrap().map_err(std::io::Error::other)?;
         let (shutdown, rx) = shutdown_channel::channel(false);
         tokio::spawn(server::serve(listener, Arc::clone(&state), rx));
@@ -107,10 +135,11 @@ impl KubeSim {
         let sim = Self {
             address,
             state,
-            shutdown,
+            shutdown: Mutex::new(shutdown),
             dir,
+            admin_token,
         };
-        kubeconfig::write(&sim.kubeconfig_path(), &sim.url())?;
+        sim.write_kubeconfig(&sim.kubeconfig_path())?;
         Ok(sim)
     }
 
@@ -129,8 +158,27 @@ impl KubeSim {
     }
 
     /// Writes a kubeconfig for this server to another path.
+    /// With RBAC on, the file uses HTTPS (kubectl sends tokens only over TLS) and the admin token.
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
-        kubeconfig::write(path, &self.url())
+        std::fs::write(path, self.render_kubeconfig("default", self.admin_token()))
+    }
+
+    /// A kubeconfig's text for this server: HTTPS with the CA when it serves TLS.
+    fn render_kubeconfig(&self, namespace: &str, token: Option<&str>) -> String {
+        match &self.state.tls {
+            Some(tls) => kubeconfig::render_tls(
+                &format!("https://{}", self.address),
+                namespace,
+                token,
+                &tls.ca_pem,
+            ),
+            None => kubeconfig::render_with_token(&self.url(), namespace, token),
+        }
+    }
+
+    /// The admin token when RBAC is on (None otherwise: no credentials are needed).
+    fn admin_token(&self) -> Option<&str> {
+        self.state.options.rbac.then_some(self.admin_token.as_str())
     }
 
     /// A kube-rs client configuration for this server.
@@ -139,7 +187,9 @@ impl KubeSim {
             .url()
             .parse()
             .expect("an http://IP:PORT URL is a valid URI");
-        kube::Config::new(uri)
+        let mut config = kube::Config::new(uri);
+        config.auth_info.token = self.admin_token().map(|t| t.to_owned().into());
+        config
     }
 
     /// A kube-rs client for this server.
@@ -160,7 +210,38 @@ impl KubeSim {
 
     /// Stops the server now (also done on drop).
     pub fn stop(&self) {
-        let _ = self.shutdown.send(true);
+        let _ = self
+            .shutdown
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(true);
+    }
+
+    /// The fault switches: pause/resume, error answers, dropping every open watch.
+    pub fn faults(&self) -> &Faults {
+        &self.state.faults
+    }
+
+    /// Restarts the server with the same state: closes the listener and every connection
+    /// (watches included), stays down for `down_for`, then serves again on the same address with
+    /// every object and the resourceVersion counter intact, so clients reconnect. Returns once
+    /// the server accepts connections again.
+    pub async fn restart(&self, down_for: Duration) -> std::io::Result<()> {
+        self.stop();
+        tokio::time::sleep(down_for).await;
+        // The old accept loop drops its listener as soon as it runs; retry the bind until then.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let listener = loop {
+            match TcpListener::bind(self.address).await {
+                Ok(listener) => break listener,
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        let (shutdown, rx) = shutdown_channel::channel(false);
+        *self.shutdown.lock().unwrap_or_else(|e| e.into_inner()) = shutdown;
+        tokio::spawn(server::serve(listener, Arc::clone(&self.state), rx));
+        Ok(())
     }
 }
 

@@ -142,6 +142,35 @@ const LEASE: &[Field] = &[
     ),
 ];
 
+/// `kubectl auth can-i`'s question (authorization/v1 generated.proto).
+const SELF_SUBJECT_ACCESS_REVIEW: &[Field] = &[
+    f(1, "metadata", Kind::Message(OBJECT_META)),
+    f(
+        2,
+        "spec",
+        Kind::Message(&[
+            f(
+                1,
+                "resourceAttributes",
+                Kind::Message(&[
+                    f(1, "namespace", Kind::Str),
+                    f(2, "verb", Kind::Str),
+                    f(3, "group", Kind::Str),
+                    f(4, "version", Kind::Str),
+                    f(5, "resource", Kind::Str),
+                    f(6, "subresource", Kind::Str),
+                    f(7, "name", Kind::Str),
+                ]),
+            ),
+            f(
+                2,
+                "nonResourceAttributes",
+                Kind::Message(&[f(1, "path", Kind::Str), f(2, "verb", Kind::Str)]),
+            ),
+        ]),
+    ),
+];
+
 /// The kinds whose protobuf bodies kubesim decodes: (apiVersion, kind, message).
 const MESSAGES: &[(&str, &str, &[Field])] = &[
     ("v1", "Namespace", NAMESPACE),
@@ -149,6 +178,11 @@ const MESSAGES: &[(&str, &str, &[Field])] = &[
     ("v1", "Secret", SECRET),
     ("v1", "ServiceAccount", SERVICE_ACCOUNT),
     ("coordination.k8s.io/v1", "Lease", LEASE),
+    (
+        "authorization.k8s.io/v1",
+        "SelfSubjectAccessReview",
+        SELF_SUBJECT_ACCESS_REVIEW,
+    ),
 ];
 
 /// One field as read off the wire.

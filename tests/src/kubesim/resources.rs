@@ -110,6 +110,12 @@ const BUILTINS: &[Builtin] = &[
     Builtin { group: "discovery.k8s.io", version: "v1", plural: "endpointslices", kind: "EndpointSlice", namespaced: true, has_status: false, short_names: &[] },
     Builtin { group: "events.k8s.io", version: "v1", plural: "events", kind: "Event", namespaced: true, has_status: false, short_names: &["ev"] },
     Builtin { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true, has_status: false, short_names: &[] },
+    Builtin { group: "admissionregistration.k8s.io", version: "v1", plural: "validatingwebhookconfigurations", kind: "ValidatingWebhookConfiguration", namespaced: false, has_status: false, short_names: &[] },
+    Builtin { group: "rbac.authorization.k8s.io", version: "v1", plural: "roles", kind: "Role", namespaced: true, has_status: false, short_names: &[] },
+    Builtin { group: "rbac.authorization.k8s.io", version: "v1", plural: "rolebindings", kind: "RoleBinding", namespaced: true, has_status: false, short_names: &[] },
+    Builtin { group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterroles", kind: "ClusterRole", namespaced: false, has_status: false, short_names: &[] },
+    Builtin { group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterrolebindings", kind: "ClusterRoleBinding", namespaced: false, has_status: false, short_names: &[] },
+    Builtin { group: "authorization.k8s.io", version: "v1", plural: "selfsubjectaccessreviews", kind: "SelfSubjectAccessReview", namespaced: false, has_status: true, short_names: &[] },
     Builtin { group: "apiextensions.k8s.io", version: "v1", plural: "customresourcedefinitions", kind: "CustomResourceDefinition", namespaced: false, has_status: true, short_names: &["crd", "crds"] },
 ];
 

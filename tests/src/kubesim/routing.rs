@@ -154,6 +154,11 @@ impl Query {
             .filter(|v| !v.is_empty())
     }
 
+    /// Sets one parameter (e.g. `dryRun=All` for an admission dry run).
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.0.insert(key.to_owned(), value.to_owned());
+    }
+
     pub fn flag(&self, key: &str) -> bool {
         matches!(self.get(key), Some("1" | "true" | "True"))
     }

@@ -13,21 +13,26 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt as _, Full, StreamBody};
+use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use hyper::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WARNING,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::api::{ApiState, Reply, RequestRecord, ResourceRequest};
+use super::auth;
 use super::discovery;
 use super::error::ApiError;
+use super::faults::FaultStatus;
 use super::routing::{self, Query, Route};
+use super::webhooks;
 
 /// The response body type: a whole JSON document or a watch stream.
 pub type Body = BoxBody<Bytes, Infallible>;
@@ -48,12 +53,25 @@ fn error_response(error: &ApiError) -> Response<Body> {
     json_response(error.code(), &error.to_status())
 }
 
-fn stream_response(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Response<Body> {
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|bytes| (Ok::<_, Infallible>(Frame::data(bytes)), rx))
-    });
+/// A watch stream's body: goes silent while the server is paused and ends when a test drops
+/// every watch.
+fn stream_response(state: Arc<ApiState>, rx: tokio::sync::mpsc::Receiver<Bytes>) -> Response<Body> {
+    let mut drops = state.faults.watch_drops();
+    drops.mark_unchanged();
+    let stream = futures::stream::unfold(
+        (rx, drops, state),
+        |(mut rx, mut drops, state)| async move {
+            let bytes = tokio::select! {
+                received = rx.recv() => received?,
+                _ = drops.changed() => return None,
+            };
+            state.faults.wait_unpaused().await;
+            if drops.has_changed().unwrap_or(true) {
+                return None;
+            }
+            Some((Ok::<_, Infallible>(Frame::data(bytes)), (rx, drops, state)))
+        },
+    );
     let mut response = Response::new(http_body_util::BodyExt::boxed(StreamBody::new(Box::pin(
         stream,
     ))));
@@ -79,7 +97,11 @@ async fn handle(
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().unwrap_or("").to_owned();
-    let (response, status) = answer(Arc::clone(&state), address, request).await;
+    state.faults.wait_unpaused().await;
+    let (response, status) = match state.faults.take_failure() {
+        Some(fault) => with_status(fault_response(fault)),
+        None => answer(Arc::clone(&state), address, request).await,
+    };
     state.record(RequestRecord {
         method,
         path,
@@ -87,6 +109,49 @@ async fn handle(
         status,
     });
     response
+}
+
+/// The answer to a request that an injected fault fails.
+fn fault_response(fault: FaultStatus) -> Response<Body> {
+    let mut response = json_response(fault.code(), &fault.to_status());
+    if let Some(secs) = fault.retry_after_secs() {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+/// Reads a request body of at most `limit` bytes; a larger one is 413, as on the real server.
+async fn read_body(
+    parts: &hyper::http::request::Parts,
+    body: Incoming,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let too_large = ApiError::RequestEntityTooLarge { limit };
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large);
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(too_large),
+        Err(e) => Err(ApiError::BadRequest(format!("reading the body: {e}"))),
+    }
+}
+
+/// `Warning: 299 - "text"` headers (RFC 7234 §5.5), as the real server relays webhook warnings.
+fn add_warnings(response: &mut Response<Body>, warnings: &[String]) {
+    for text in warnings {
+        let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(value) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+            response.headers_mut().append(WARNING, value);
+        }
+    }
 }
 
 fn with_status(response: Response<Body>) -> (Response<Body>, u16) {
@@ -101,16 +166,25 @@ async fn answer(
     request: Request<Incoming>,
 ) -> (Response<Body>, u16) {
     let (parts, body) = request.into_parts();
-    let body = match body.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) => {
-            return with_status(error_response(&ApiError::BadRequest(format!(
-                "reading the body: {e}"
-            ))));
-        }
+    let body = match read_body(&parts, body, state.options.max_request_body_bytes).await {
+        Ok(body) => body,
+        Err(e) => return with_status(error_response(&e)),
     };
     let path = parts.uri.path();
     let query = Query::parse(parts.uri.query());
+    // With RBAC on, every request needs a known token; discovery and health paths are then
+    // open to any authenticated user, and resource requests are authorised below.
+    // Anonymous requests are allowed only on the public-info paths, as with the real server's
+    // anonymous authenticator limited to those endpoints (kubectl asks /version untokened).
+    let user = if state.options.rbac {
+        match state.tokens.authenticate(header(&parts, AUTHORIZATION)) {
+            Ok(user) => Some(user),
+            Err(_) if auth::is_public_info_path(path) => Some(auth::UserInfo::anonymous()),
+            Err(e) => return with_status(error_response(&e)),
+        }
+    } else {
+        None
+    };
     let registry = state.registry();
     let found = |doc: Option<Value>| match doc {
         Some(doc) => json_response(200, &doc),
@@ -154,9 +228,22 @@ async fn answer(
                 content_type: header(&parts, CONTENT_TYPE),
                 body,
             };
+            match access(&state, user.as_ref(), &request) {
+                Ok(None) => {}
+                Ok(Some(answer)) => return with_status(json_response(201, &answer)),
+                Err(e) => return with_status(error_response(&e)),
+            }
+            let warnings = match webhooks::admit(&state, &request, user.as_ref()).await {
+                Ok(warnings) => warnings,
+                Err(e) => return with_status(error_response(&e)),
+            };
             match state.handle(request) {
-                Ok(Reply::Json(code, value)) => json_response(code, &value),
-                Ok(Reply::Stream(rx)) => stream_response(rx),
+                Ok(Reply::Json(code, value)) => {
+                    let mut response = json_response(code, &value);
+                    add_warnings(&mut response, &warnings);
+                    response
+                }
+                Ok(Reply::Stream(rx)) => stream_response(Arc::clone(&state), rx),
                 Ok(Reply::StreamLine(line)) => {
                     let mut response = Response::new(Full::new(line).boxed());
                     response
@@ -171,6 +258,75 @@ async fn answer(
     with_status(response)
 }
 
+/// RBAC for one resource request: `Err` when forbidden, `Ok(Some(answer))` for a
+/// SelfSubjectAccessReview (answered here, never stored), `Ok(None)` to go on.
+fn access(
+    state: &ApiState,
+    user: Option<&auth::UserInfo>,
+    request: &ResourceRequest<'_>,
+) -> Result<Option<Value>, ApiError> {
+    let t = &request.target;
+    let is_review = t.res.info.group == "authorization.k8s.io"
+        && t.res.info.plural == "selfsubjectaccessreviews";
+    if let Some(user) = user {
+        let attrs = auth::ResourceAttributes {
+            verb: auth::verb(
+                request.method,
+                t.name.is_some(),
+                request.query.flag("watch"),
+            )
+            .into(),
+            group: t.res.info.group.clone(),
+            resource: t.res.info.plural.clone(),
+            subresource: t.subresource.clone().unwrap_or_default(),
+            namespace: t.namespace.clone().unwrap_or_default(),
+            name: t.name.clone().unwrap_or_default(),
+        };
+        if !auth::allows(&state.store, user, &attrs) {
+            return Err(attrs.forbidden(user));
+        }
+    }
+    if !is_review {
+        return Ok(None);
+    }
+    if request.method != "POST" || t.name.is_some() {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    // kubectl sends protobuf first; the 415 for a kind the decoder lacks makes it resend JSON.
+    let review = super::api::parse_body(request.content_type, &request.body)?;
+    let admin = auth::UserInfo::admin();
+    Ok(Some(auth::self_subject_access_review(
+        &state.store,
+        user.unwrap_or(&admin),
+        review,
+    )))
+}
+
+/// Serves HTTP/1.1 on one connection (plain or TLS) until it closes or the server stops.
+async fn connection<I>(
+    io: I,
+    state: Arc<ApiState>,
+    address: Arc<str>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let header_read_timeout = state.options.header_read_timeout;
+    let service = service_fn(move |request| {
+        let state = Arc::clone(&state);
+        let address = Arc::clone(&address);
+        async move { Ok::<_, Infallible>(handle(state, address, request).await) }
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .serve_connection(TokioIo::new(io), service);
+    tokio::select! {
+        _ = connection => {}
+        _ = shutdown.wait_for(|stop| *stop) => {}
+    }
+}
+
 /// Serves `listener` until `shutdown` turns true; open connections (watches included) are
 /// closed then too.
 pub async fn serve(
@@ -183,6 +339,7 @@ pub async fn serve(
         .map(|a| a.to_string())
         .unwrap_or_default()
         .into();
+    let header_read_timeout = state.options.header_read_timeout;
     loop {
         let accepted = tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => return,
@@ -193,17 +350,24 @@ pub async fn serve(
         };
         let state = Arc::clone(&state);
         let address = Arc::clone(&address);
-        let mut conn_shutdown = shutdown.clone();
+        let conn_shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let state = Arc::clone(&state);
-                let address = Arc::clone(&address);
-                async move { Ok::<_, Infallible>(handle(state, address, request).await) }
-            });
-            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = connection => {}
-                _ = conn_shutdown.wait_for(|stop| *stop) => {}
+            // With a serving certificate, a connection whose first byte starts a TLS handshake
+            // (0x16) is HTTPS; anything else is plain HTTP on the same port.
+            let Some(tls) = state.tls.clone() else {
+                return connection(stream, state, address, conn_shutdown).await;
+            };
+            let mut first = [0u8; 1];
+            let peeked = tokio::time::timeout(header_read_timeout, stream.peek(&mut first)).await;
+            if !matches!(peeked, Ok(Ok(1))) {
+                return;
+            }
+            if first[0] != 0x16 {
+                return connection(stream, state, address, conn_shutdown).await;
+            }
+            let handshake = tokio::time::timeout(header_read_timeout, tls.acceptor.accept(stream));
+            if let Ok(Ok(stream)) = handshake.await {
+                connection(stream, state, address, conn_shutdown).await;
             }
         });
     }

@@ -69,6 +69,9 @@ pub struct StoredEvent {
     /// The object before the change, so selector-filtered watches can turn a MODIFIED that leaves
     /// the selection into DELETED.
     pub previous: Option<Value>,
+    /// The watch line of this event as most watches send it (whole object, the event's own
+    /// type), with the apiVersion it was encoded for: encoded once, shared by every watcher.
+    pub encoded: std::sync::OnceLock<(String, bytes::Bytes)>,
 }
 
 /// What a watch starts from: the current state (as ADDED events) or the events after an RV.
@@ -252,6 +255,11 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(&key.group, &key.resource, &key.name))?;
         let mut next = change(&current)?;
         let requested_rv = meta_str(&next, "resourceVersion");
+        if !requested_rv.is_empty() && requested_rv.parse::<u64>().is_err() {
+            return Err(ApiError::Internal(format!(
+                "strconv.ParseUint: parsing {requested_rv:?}: invalid syntax"
+            )));
+        }
         if !requested_rv.is_empty() && requested_rv != meta_str(&current, "resourceVersion") {
             return Err(ApiError::conflict(&key.group, &key.resource, &key.name));
         }
@@ -417,6 +425,7 @@ impl Store {
             key,
             object,
             previous,
+            encoded: std::sync::OnceLock::new(),
         });
         inner.window.push_back(Arc::clone(&event));
         while inner.window.len() > inner.window_capacity {

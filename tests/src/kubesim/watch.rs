@@ -108,6 +108,15 @@ impl WatchRequest {
             (other, _, true) => other,
             (_, _, false) => return None,
         };
+        if event_type == event.event_type && matches!(self.view, View::Object) {
+            let (api_version, bytes) = event.encoded.get_or_init(|| {
+                let bytes = line(event_type.as_str(), &self.present(&event.object));
+                (self.api_version.clone(), bytes)
+            });
+            if *api_version == self.api_version {
+                return Some(bytes.clone());
+            }
+        }
         Some(line(event_type.as_str(), &self.present(&event.object)))
     }
 }
