@@ -87,8 +87,8 @@ k get svc -A
 echo
 k get ipaddresspools -n ferrolb-system
 echo
-echo "== kubectl describe service -n payments checkout (Events)"
-k describe service -n payments checkout | sed -n '/^Events:/,$p'
+echo "== Events on payments/checkout (events.k8s.io/v1)"
+k get events.events.k8s.io -n payments -o custom-columns=TYPE:.type,REASON:.reason,OBJECT:.regarding.name,NOTE:.note
 
 echo
 echo "== SIGKILL the controller, restart it: no IP may move"
