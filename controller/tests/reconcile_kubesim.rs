@@ -235,3 +235,32 @@ async fn the_pool_status_counts_what_is_assigned() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_recovers_from_a_paused_and_a_restarted_api_server_without_a_restart() {
+    let lab = Lab::start("192.0.2.0/28").await;
+    lab.create_service("before", None).await;
+    lab.wait_for_ips(&["before".to_owned()]).await;
+
+    lab.sim.faults().pause();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    lab.sim.faults().resume();
+    lab.create_service("after-pause", None).await;
+    lab.wait_for_ips(&["after-pause".to_owned()]).await;
+
+    lab.sim.faults().drop_watches();
+    lab.sim
+        .restart(Duration::from_secs(1))
+        .await
+        .expect("restart kubesim");
+    lab.create_service("after-restart", None).await;
+    let ips = lab
+        .wait_for_ips(&[
+            "before".to_owned(),
+            "after-pause".to_owned(),
+            "after-restart".to_owned(),
+        ])
+        .await;
+    assert_eq!(ips["before"], "192.0.2.0", "nothing moved");
+    assert_eq!(ips.values().collect::<BTreeSet<_>>().len(), 3);
+}
