@@ -50,32 +50,6 @@ impl Verdict {
     }
 }
 
-/// Kind and name of a FerroLB object; `None` for Secrets and Nodes.
-fn identity(object: &Object) -> Option<(Kind, String)> {
-    Some(match object {
-        Object::Pool(o) => (Kind::IPAddressPool, o.name_any()),
-        Object::L2Advertisement(o) => (Kind::L2Advertisement, o.name_any()),
-        Object::BgpAdvertisement(o) => (Kind::BGPAdvertisement, o.name_any()),
-        Object::BgpPeer(o) => (Kind::BGPPeer, o.name_any()),
-        Object::BfdProfile(o) => (Kind::BFDProfile, o.name_any()),
-        Object::Community(o) => (Kind::Community, o.name_any()),
-        Object::Secret(_) | Object::Node(_) => return None,
-    })
-}
-
-fn namespace(object: &Object) -> Option<String> {
-    match object {
-        Object::Pool(o) => o.namespace(),
-        Object::L2Advertisement(o) => o.namespace(),
-        Object::BgpAdvertisement(o) => o.namespace(),
-        Object::BgpPeer(o) => o.namespace(),
-        Object::BfdProfile(o) => o.namespace(),
-        Object::Community(o) => o.namespace(),
-        Object::Secret(o) => o.namespace(),
-        Object::Node(_) => None,
-    }
-}
-
 /// Decides on one request.
 ///
 /// - Objects are created only in FerroLB's own namespace, the only one it reads.
@@ -92,10 +66,10 @@ pub fn review(
     in_use: &[InUse],
     our_namespace: &str,
 ) -> Verdict {
-    let Some((kind, name)) = identity(object) else {
+    let Some((kind, name)) = object.identity() else {
         return Verdict::default();
     };
-    if operation == Operation::Create && namespace(object).as_deref() != Some(our_namespace) {
+    if operation == Operation::Create && object.namespace().as_deref() != Some(our_namespace) {
         return Verdict::deny(format!(
             "{kind}/{name}: FerroLB reads its configuration only from namespace {our_namespace:?}; create it there"
         ));

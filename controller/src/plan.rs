@@ -67,6 +67,15 @@ pub enum Plan {
     },
 }
 
+/// `namespace/name`: how the allocator and the reconciler name a Service.
+pub fn service_key(service: &Service) -> String {
+    format!(
+        "{}/{}",
+        service.namespace().unwrap_or_default(),
+        service.name_any()
+    )
+}
+
 /// The IPs a Service's status shows now.
 pub fn current_ips(service: &Service) -> Vec<IpAddr> {
     service
@@ -113,11 +122,7 @@ pub fn plan(
     if is_load_balancer && spec.and_then(|s| s.load_balancer_class.as_deref()) != our_class {
         return Plan::Ignore;
     }
-    let key = format!(
-        "{}/{}",
-        service.namespace().unwrap_or_default(),
-        service.name_any()
-    );
+    let key = service_key(service);
     let has_cluster_ip = spec
         .and_then(|s| s.cluster_ip.as_deref())
         .is_some_and(|ip| !ip.is_empty() && ip != "None");
@@ -257,11 +262,7 @@ pub fn rebuild<'a>(
     held.sort_by_key(|(s, ips)| (std::cmp::Reverse(ips.len()), s.namespace(), s.name_any()));
     let mut failed = Vec::new();
     for (service, ips) in held {
-        let key = format!(
-            "{}/{}",
-            service.namespace().unwrap_or_default(),
-            service.name_any()
-        );
+        let key = service_key(service);
         let Ok(request) = service::parse(service) else {
             failed.push(key);
             continue;

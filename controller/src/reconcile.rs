@@ -265,12 +265,8 @@ impl Task {
                 }
             }
             self.config_dirty = false;
-            self.dirty.extend(
-                self.services
-                    .state()
-                    .iter()
-                    .map(|s| format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any())),
-            );
+            self.dirty
+                .extend(self.services.state().iter().map(|s| plan::service_key(s)));
         }
         let dirty = std::mem::take(&mut self.dirty);
         for key in dirty {

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use ferrolb_api::config;
 use ferrolb_api::error::{ConfigError, Kind, Problem};
 use ferrolb_api::manifest::{self, Document, Object};
-use kube::ResourceExt;
 
 /// The outcome of a run, ordered by severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -158,14 +157,6 @@ fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
 
 /// (kind, namespace, name) of a FerroLB object; `None` for Secrets and Nodes.
 fn identity(object: &Object) -> Option<(Kind, String, String)> {
-    let (kind, namespace, name) = match object {
-        Object::Pool(o) => (Kind::IPAddressPool, o.namespace(), o.name_any()),
-        Object::L2Advertisement(o) => (Kind::L2Advertisement, o.namespace(), o.name_any()),
-        Object::BgpAdvertisement(o) => (Kind::BGPAdvertisement, o.namespace(), o.name_any()),
-        Object::BgpPeer(o) => (Kind::BGPPeer, o.namespace(), o.name_any()),
-        Object::BfdProfile(o) => (Kind::BFDProfile, o.namespace(), o.name_any()),
-        Object::Community(o) => (Kind::Community, o.namespace(), o.name_any()),
-        Object::Secret(_) | Object::Node(_) => return None,
-    };
-    Some((kind, namespace.unwrap_or_default(), name))
+    let (kind, name) = object.identity()?;
+    Some((kind, object.namespace().unwrap_or_default(), name))
 }

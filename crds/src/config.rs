@@ -404,13 +404,7 @@ fn build_pools(objects: &Objects, problems: &mut Vec<ConfigError>) -> BTreeMap<S
             let after = taken.range((Bound::Excluded(key), Bound::Unbounded)).next();
             for (_, (other, other_pool, other_index)) in before.into_iter().chain(after) {
                 if other.overlaps(range) {
-                    let other_entry = objects
-                        .pools
-                        .iter()
-                        .find(|p| p.name_any() == *other_pool)
-                        .and_then(|p| p.spec.addresses.get(*other_index))
-                        .cloned()
-                        .unwrap_or_else(|| other.to_string());
+                    let other_entry = range_text(objects, other_pool, *other_index, other);
                     clashes.push(ConfigError::new(
                         Kind::IPAddressPool,
                         &name,

@@ -271,6 +271,35 @@ pub fn collect<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Objects {
     out
 }
 
+impl Object {
+    /// Kind and name of a FerroLB object; `None` for Secrets and Nodes.
+    pub fn identity(&self) -> Option<(Kind, String)> {
+        Some(match self {
+            Object::Pool(o) => (Kind::IPAddressPool, o.name_any()),
+            Object::L2Advertisement(o) => (Kind::L2Advertisement, o.name_any()),
+            Object::BgpAdvertisement(o) => (Kind::BGPAdvertisement, o.name_any()),
+            Object::BgpPeer(o) => (Kind::BGPPeer, o.name_any()),
+            Object::BfdProfile(o) => (Kind::BFDProfile, o.name_any()),
+            Object::Community(o) => (Kind::Community, o.name_any()),
+            Object::Secret(_) | Object::Node(_) => return None,
+        })
+    }
+
+    /// `metadata.namespace`; `None` for cluster-scoped Nodes.
+    pub fn namespace(&self) -> Option<String> {
+        match self {
+            Object::Pool(o) => o.namespace(),
+            Object::L2Advertisement(o) => o.namespace(),
+            Object::BgpAdvertisement(o) => o.namespace(),
+            Object::BgpPeer(o) => o.namespace(),
+            Object::BfdProfile(o) => o.namespace(),
+            Object::Community(o) => o.namespace(),
+            Object::Secret(o) => o.namespace(),
+            Object::Node(_) => None,
+        }
+    }
+}
+
 impl Objects {
     /// Adds one object to the list of its kind.
     pub fn add(&mut self, object: Object) {
