@@ -43,6 +43,14 @@ fn annotation<'a>(
         .map(|v| (v.as_str(), true))
 }
 
+/// The Service's `allow-shared-ip` key, when it has a non-empty one.
+pub fn sharing_key(service: &Service) -> Option<&str> {
+    let annotations = service.metadata.annotations.as_ref()?;
+    annotation(annotations, ALLOW_SHARED_IP)
+        .map(|(value, _)| value.trim())
+        .filter(|value| !value.is_empty())
+}
+
 /// How many families a Service wants addresses for (`spec.ipFamilyPolicy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FamilyPolicy {

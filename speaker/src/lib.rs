@@ -1,10 +1,22 @@
 //! `ferrolb-speaker`: makes Service IPs reachable from each node (L2: ARP/NDP; BGP: sessions with
 //! the operator's routers).
 //!
-//! - [`members`]: which speakers are alive (SWIM gossip, authenticated UDP).
-//! - [`plan`]: a pure function from the cluster's state to what this node announces.
+//! Pure modules (no I/O, no clock):
+//! - [`plan`]: from the cluster's state to what this node announces.
+//! - [`cluster`]: API objects read as the plan's inputs.
+//! - [`interfaces`]: which interfaces an L2 announcement uses.
+//! - [`apply`]: the changes from what is announced to what the plan wants.
+//! - [`status`]: the status objects wanted, and the writes to get there.
 //!
-//! Membership, the L2 responder, BGP sessions and the daemon come with the speaker issue.
+//! Edges: [`members`] (gossip over UDP), [`daemon`] (watches, responder, BGP sessions, API
+//! writes), [`metrics`] and [`http`].
 
+pub mod apply;
+pub mod cluster;
+pub mod daemon;
+pub mod http;
+pub mod interfaces;
 pub mod members;
+pub mod metrics;
 pub mod plan;
+pub mod status;

@@ -145,6 +145,10 @@ pub struct Announcements {
     pub bgp: BTreeMap<String, BTreeMap<IpNetwork, RouteAttributes>>,
     /// Services this node does not announce in L2, and why.
     pub l2_skipped: BTreeMap<String, Skip>,
+    /// The L2 owner of every Service that has one, this node or another.
+    pub l2_owners: BTreeMap<String, String>,
+    /// Service → peers this node hands its prefixes to.
+    pub bgp_peers_by_service: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// The node's announcements, given the speakers known alive (`live`: node names).
@@ -267,6 +271,9 @@ fn plan_l2(
         .filter(|ad| selector::matches_any(&ad.node_selectors, &node.labels))
         .collect();
     let owner = owner_among(state, live, service, &ads);
+    if let Ok(owner) = owner {
+        out.l2_owners.insert(service.key.clone(), owner.to_owned());
+    }
     let skip = match owner {
         Ok(owner) if owner == node.name && !mine.is_empty() => None,
         Ok(_) if mine.is_empty() => Some(Skip::NodeNotSelected),
@@ -354,6 +361,10 @@ fn plan_bgp(
                 .iter()
                 .filter(|p| ad.peers.is_empty() || ad.peers.contains(&p.name))
             {
+                out.bgp_peers_by_service
+                    .entry(service.key.clone())
+                    .or_default()
+                    .insert(peer.name.clone());
                 let attributes = out
                     .bgp
                     .entry(peer.name.clone())

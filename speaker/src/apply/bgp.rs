@@ -1,0 +1,210 @@
+//! BGP: the session a `BGPPeer` needs on this node, and its routes in the session's terms.
+//!
+//! A session is restarted only when its [`SessionSpec`] changes; a change of routes alone is a
+//! `SetRoutes` on the running session, which sends just the difference.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use ferrolb_api::community::BgpCommunity;
+use ferrolb_api::config::{Peer, PeerAsn, PeerEndpoint, PeerPassword};
+use ferrolb_proto::bgp::open::{Families, LocalSpeaker, PeerAs};
+use ferrolb_proto::bgp::packing::{LargeCommunity, NextHop, RouteAttrs, RouteSet};
+use ipnet::IpNet;
+use ipnetwork::IpNetwork;
+use sha2::{Digest, Sha256};
+
+use crate::plan::RouteAttributes;
+
+/// MetalLB's default hold time.
+pub const DEFAULT_HOLD_TIME: Duration = Duration::from_secs(90);
+/// Restart time announced with graceful restart (FRR's default).
+pub const GRACEFUL_RESTART_TIME: Duration = Duration::from_secs(120);
+
+/// This node's own addresses: next hops and the default router ID.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeAddresses {
+    /// The node's IPv4 address (next hop of IPv4 routes).
+    pub v4: Option<Ipv4Addr>,
+    /// The node's global IPv6 address (next hop of IPv6 routes).
+    pub v6: Option<Ipv6Addr>,
+}
+
+impl NodeAddresses {
+    /// The first address of each family.
+    pub fn from_list(addresses: &[IpAddr]) -> Self {
+        let mut out = Self::default();
+        for address in addresses {
+            match address {
+                IpAddr::V4(a) if out.v4.is_none() => out.v4 = Some(*a),
+                IpAddr::V6(a) if out.v6.is_none() => out.v6 = Some(*a),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// Everything that, when it changes, needs a new session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSpec {
+    /// Where to dial.
+    pub peer_addr: SocketAddr,
+    /// Our side of the OPEN.
+    pub local: LocalSpeaker,
+    /// First wait between connection attempts (`connectTime`).
+    pub connect_retry: Option<Duration>,
+    /// Source address of our dials.
+    pub source_address: Option<IpAddr>,
+    /// TCP MD5 password.
+    pub password: Option<String>,
+    /// Next hops for the routes of this session.
+    pub next_hops: NodeAddresses,
+}
+
+/// Why a `BGPPeer` gets no session on this node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// Unnumbered peering (`spec.interface`).
+    #[error("BGPPeer/{peer}: spec.interface: unnumbered BGP peering is not supported yet")]
+    Unnumbered {
+        /// The peer.
+        peer: String,
+    },
+    /// The password is in a Secret we could not read.
+    #[error(
+        "BGPPeer/{peer}: spec.passwordSecret: Secret {secret:?} not found or without a password"
+    )]
+    PasswordUnavailable {
+        /// The peer.
+        peer: String,
+        /// The Secret.
+        secret: String,
+    },
+}
+
+impl SessionError {
+    /// Stable reason for Events and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SessionError::Unnumbered { .. } => "unsupportedPeer",
+            SessionError::PasswordUnavailable { .. } => "passwordUnavailable",
+        }
+    }
+}
+
+/// The session `peer` needs on node `node_name` with addresses `node`.
+pub fn session_spec(
+    peer: &Peer,
+    node_name: &str,
+    node: NodeAddresses,
+) -> Result<SessionSpec, SessionError> {
+    let PeerEndpoint::Address(address) = peer.endpoint else {
+        return Err(SessionError::Unnumbered {
+            peer: peer.name.clone(),
+        });
+    };
+    let password = match &peer.password {
+        PeerPassword::None => None,
+        PeerPassword::Known(p) => Some(p.clone()),
+        PeerPassword::FromSecret { name, .. } => {
+            return Err(SessionError::PasswordUnavailable {
+                peer: peer.name.clone(),
+                secret: name.clone(),
+            });
+        }
+    };
+    let mut next_hops = node;
+    match peer.source_address {
+        Some(IpAddr::V4(a)) => next_hops.v4 = Some(a),
+        Some(IpAddr::V6(a)) => next_hops.v6 = Some(a),
+        None => {}
+    }
+    let families = Families {
+        ipv4_unicast: address.is_ipv4() || peer.dual_stack_address_family,
+        ipv6_unicast: address.is_ipv6() || peer.dual_stack_address_family,
+    };
+    let local = LocalSpeaker {
+        local_as: peer.local_asn.unwrap_or(peer.my_asn),
+        peer_as: match peer.peer_asn {
+            PeerAsn::Fixed(asn) => PeerAs::Fixed(asn),
+            PeerAsn::Internal => PeerAs::Internal,
+            PeerAsn::External => PeerAs::External,
+        },
+        router_id: peer
+            .router_id
+            .or(next_hops.v4)
+            .unwrap_or_else(|| router_id_from_name(node_name)),
+        hold_time: peer.timers.hold_time.unwrap_or(DEFAULT_HOLD_TIME),
+        families,
+        graceful_restart: peer.graceful_restart.then_some(GRACEFUL_RESTART_TIME),
+        extended_message: true,
+    };
+    Ok(SessionSpec {
+        peer_addr: SocketAddr::new(address, peer.port),
+        local,
+        connect_retry: peer.timers.connect_time,
+        source_address: peer.source_address,
+        password,
+        next_hops,
+    })
+}
+
+/// A stable, non-zero router ID for a node without IPv4 (MetalLB hashes the node name too).
+fn router_id_from_name(node_name: &str) -> Ipv4Addr {
+    let digest = Sha256::digest(node_name.as_bytes());
+    let id = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    Ipv4Addr::from(id.max(1))
+}
+
+/// The session's routes; prefixes of a family with no next hop on this node are left out and
+/// returned, so the caller can say why.
+pub fn routes(
+    planned: &BTreeMap<IpNetwork, RouteAttributes>,
+    next_hops: NodeAddresses,
+) -> (RouteSet, Vec<IpNetwork>) {
+    let mut set = RouteSet::new();
+    let mut without_next_hop = Vec::new();
+    for (prefix, attributes) in planned {
+        let next_hop = match prefix {
+            IpNetwork::V4(_) => next_hops.v4.map(NextHop::V4),
+            IpNetwork::V6(_) => next_hops.v6.map(|global| NextHop::V6 {
+                global,
+                link_local: None,
+            }),
+        };
+        let (Some(next_hop), Ok(net)) = (next_hop, IpNet::new(prefix.network(), prefix.prefix()))
+        else {
+            without_next_hop.push(*prefix);
+            continue;
+        };
+        let mut attrs = RouteAttrs {
+            next_hop,
+            communities: Default::default(),
+            large_communities: Default::default(),
+            local_pref: attributes.local_pref,
+        };
+        for community in &attributes.communities {
+            match *community {
+                BgpCommunity::Standard(high, low) => {
+                    attrs
+                        .communities
+                        .insert(u32::from(high) << 16 | u32::from(low));
+                }
+                BgpCommunity::Large(global_admin, local_data1, local_data2) => {
+                    attrs.large_communities.insert(LargeCommunity {
+                        global_admin,
+                        local_data1,
+                        local_data2,
+                    });
+                }
+            }
+        }
+        set.insert(net, attrs);
+    }
+    (set, without_next_hop)
+}
+
+#[cfg(test)]
+mod tests;

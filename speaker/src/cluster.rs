@@ -1,0 +1,142 @@
+//! From API objects to what [`crate::plan`] reads. Pure: objects in, plan inputs out.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ferrolb_api::service;
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+use crate::plan::{Endpoint, NodeInfo, ServiceInfo};
+
+/// The label tying an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// `namespace/name` of an object.
+pub fn key(namespace: Option<&str>, name: Option<&str>) -> String {
+    format!(
+        "{}/{}",
+        namespace.unwrap_or_default(),
+        name.unwrap_or_default()
+    )
+}
+
+/// The plan's view of a Node.
+pub fn node_info(node: &Node) -> NodeInfo {
+    NodeInfo {
+        name: node.metadata.name.clone().unwrap_or_default(),
+        labels: node.metadata.labels.clone().unwrap_or_default(),
+        network_unavailable: condition(node, "NetworkUnavailable") == Some(true),
+    }
+}
+
+/// The Node's `Ready` condition: `Some(false)` only when the kubelet said so.
+pub fn is_ready(node: &Node) -> Option<bool> {
+    condition(node, "Ready")
+}
+
+fn condition(node: &Node, kind: &str) -> Option<bool> {
+    let conditions = node.status.as_ref()?.conditions.as_ref()?;
+    let found = conditions.iter().find(|c| c.type_ == kind)?;
+    match found.status.as_str() {
+        "True" => Some(true),
+        "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// The Node's addresses of type `InternalIP`, then `ExternalIP`, as the node reports them.
+pub fn node_addresses(node: &Node) -> Vec<IpAddr> {
+    let Some(addresses) = node.status.as_ref().and_then(|s| s.addresses.as_ref()) else {
+        return Vec::new();
+    };
+    ["InternalIP", "ExternalIP"]
+        .iter()
+        .flat_map(|kind| addresses.iter().filter(move |a| a.type_ == *kind))
+        .filter_map(|a| a.address.parse().ok())
+        .collect()
+}
+
+/// EndpointSlices grouped by the `namespace/name` of their Service.
+pub fn slices_by_service<'s>(
+    slices: impl IntoIterator<Item = &'s EndpointSlice>,
+) -> BTreeMap<String, Vec<&'s EndpointSlice>> {
+    let mut out: BTreeMap<String, Vec<&EndpointSlice>> = BTreeMap::new();
+    for slice in slices {
+        let Some(service) = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        else {
+            continue;
+        };
+        out.entry(key(slice.metadata.namespace.as_deref(), Some(service)))
+            .or_default()
+            .push(slice);
+    }
+    out
+}
+
+/// The plan's view of a Service; `None` when it is not ours to announce (another class, not a
+/// LoadBalancer, or no ingress IP yet). Unparsable ingress entries are left out.
+pub fn service_info(
+    service: &Service,
+    slices: &[&EndpointSlice],
+    our_class: Option<&str>,
+) -> Option<ServiceInfo> {
+    if !service::is_served(service, our_class) {
+        return None;
+    }
+    let ips: Vec<IpAddr> = service
+        .status
+        .as_ref()?
+        .load_balancer
+        .as_ref()?
+        .ingress
+        .as_ref()?
+        .iter()
+        .filter_map(|i| i.ip.as_deref()?.parse().ok())
+        .collect();
+    if ips.is_empty() {
+        return None;
+    }
+    let traffic_policy_local = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.external_traffic_policy.as_deref())
+        == Some("Local");
+    Some(ServiceInfo {
+        key: key(
+            service.metadata.namespace.as_deref(),
+            service.metadata.name.as_deref(),
+        ),
+        ips,
+        labels: service.metadata.labels.clone().unwrap_or_default(),
+        is_shared: service::sharing_key(service).is_some(),
+        traffic_policy_local,
+        endpoints: endpoints(slices),
+    })
+}
+
+/// Endpoints with at least one address. MetalLB's reading of the conditions: an endpoint can
+/// serve when `ready` is unset or true, or when `serving` is true (terminating but serving).
+fn endpoints(slices: &[&EndpointSlice]) -> Vec<Endpoint> {
+    slices
+        .iter()
+        .flat_map(|s| &s.endpoints)
+        .filter(|e| !e.addresses.is_empty())
+        .map(|e| {
+            let conditions = e.conditions.as_ref();
+            let ready = conditions.and_then(|c| c.ready);
+            let serving = conditions.and_then(|c| c.serving);
+            Endpoint {
+                node: e.node_name.clone(),
+                serving: ready != Some(false) || serving == Some(true),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

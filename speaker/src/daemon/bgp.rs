@@ -1,0 +1,191 @@
+//! The BGP sessions of this node: one `ferrolb-proto` peer task per selected `BGPPeer`,
+//! restarted only when its session spec changes, handed only route changes otherwise.
+
+use std::collections::BTreeMap;
+
+use ferrolb_proto::bgp::driver::{self, Command, Event, PeerConfig};
+use ferrolb_proto::bgp::fsm;
+use ferrolb_proto::bgp::md5::Md5Key;
+use ferrolb_proto::bgp::packing::RouteSet;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::apply::bgp::SessionSpec;
+use crate::metrics::Metrics;
+
+/// One running session.
+#[derive(Debug)]
+struct Running {
+    spec: SessionSpec,
+    commands: mpsc::Sender<Command>,
+    routes: RouteSet,
+    task: JoinHandle<()>,
+    events: JoinHandle<()>,
+}
+
+/// Every session of this node, by `BGPPeer` name.
+#[derive(Debug)]
+pub struct Sessions {
+    running: BTreeMap<String, Running>,
+    metrics: Metrics,
+}
+
+impl Sessions {
+    /// No sessions yet.
+    pub fn new(metrics: Metrics) -> Self {
+        Self {
+            running: BTreeMap::new(),
+            metrics,
+        }
+    }
+
+    /// Makes the sessions and their routes match `wanted` (peer name → spec and routes).
+    pub async fn apply(&mut self, wanted: BTreeMap<String, (SessionSpec, RouteSet)>) {
+        let stale: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(name, running)| {
+                wanted
+                    .get(*name)
+                    .is_none_or(|(spec, _)| *spec != running.spec)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            if let Some(running) = self.running.remove(&name) {
+                tracing::info!(peer = name, addr = %running.spec.peer_addr, "stopping BGP session");
+                self.stop(running).await;
+            }
+        }
+        for (name, (spec, routes)) in wanted {
+            if !self.running.contains_key(&name) {
+                match self.spawn(&name, spec) {
+                    Ok(running) => {
+                        self.running.insert(name.clone(), running);
+                    }
+                    Err(error) => {
+                        tracing::warn!(peer = name, %error, "cannot start BGP session");
+                        continue;
+                    }
+                }
+            }
+            let Some(running) = self.running.get_mut(&name) else {
+                continue;
+            };
+            if running.routes != routes {
+                let label = running.spec.peer_addr.to_string();
+                self.metrics
+                    .bgp_announced_prefixes
+                    .with_label_values(&[label.as_str()])
+                    .set(i64::try_from(routes.len()).unwrap_or(i64::MAX));
+                running.routes = routes.clone();
+                if running
+                    .commands
+                    .send(Command::SetRoutes(routes))
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(peer = name, "BGP session task ended");
+                }
+            }
+        }
+    }
+
+    /// Ends every session with a CEASE.
+    pub async fn stop_all(&mut self) {
+        let all = std::mem::take(&mut self.running);
+        for running in all.into_values() {
+            self.stop(running).await;
+        }
+    }
+
+    async fn stop(&self, running: Running) {
+        let _ = running.commands.send(Command::Stop).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), running.task).await;
+        running.events.abort();
+        let label = running.spec.peer_addr.to_string();
+        self.metrics
+            .bgp_session_up
+            .with_label_values(&[label.as_str()])
+            .set(0);
+    }
+
+    fn spawn(&self, name: &str, spec: SessionSpec) -> Result<Running, String> {
+        let md5_key = spec
+            .password
+            .as_deref()
+            .map(|p| Md5Key::new(p.as_bytes()))
+            .transpose()
+            .map_err(|e| format!("spec.password: {}", e.reason()))?;
+        let mut session = fsm::Config::new(spec.local);
+        session.jitter_percent = driver::random_jitter_percent();
+        if let Some(connect) = spec.connect_retry {
+            session.connect_retry_initial = connect;
+        }
+        let mut config = PeerConfig::new(session, spec.peer_addr);
+        config.local_addr = spec.source_address;
+        config.md5_key = md5_key;
+        tracing::info!(peer = name, addr = %spec.peer_addr, "starting BGP session");
+        let (commands, events, task) = driver::spawn(config);
+        let events = tokio::spawn(forward_events(
+            name.to_owned(),
+            spec.peer_addr.to_string(),
+            events,
+            self.metrics.clone(),
+        ));
+        Ok(Running {
+            spec,
+            commands,
+            routes: RouteSet::new(),
+            task,
+            events,
+        })
+    }
+}
+
+/// Logs session events and keeps the session metrics.
+async fn forward_events(
+    name: String,
+    label: String,
+    mut events: mpsc::Receiver<Event>,
+    metrics: Metrics,
+) {
+    let up = metrics.bgp_session_up.with_label_values(&[label.as_str()]);
+    let updates = metrics.bgp_updates.with_label_values(&[label.as_str()]);
+    up.set(0);
+    while let Some(event) = events.recv().await {
+        match event {
+            Event::Up(negotiated) => {
+                up.set(1);
+                tracing::info!(
+                    peer = name,
+                    addr = label,
+                    ?negotiated,
+                    "BGP session established"
+                );
+            }
+            Event::Down(reason) => {
+                up.set(0);
+                tracing::warn!(
+                    peer = name,
+                    addr = label,
+                    reason = reason.reason(),
+                    "BGP session down"
+                );
+            }
+            Event::RoutesSent {
+                updates: sent,
+                skipped,
+            } => {
+                updates.inc_by(sent as u64);
+                if skipped > 0 {
+                    tracing::warn!(
+                        peer = name,
+                        skipped,
+                        "routes the peer cannot take were left out"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,763 @@
+//! The speaker daemon: the shell around [`crate::plan`]. It feeds watches, membership and link
+//! changes in, and carries the plan out through the L2 responder, the BGP sessions and a few
+//! API writes. It decides nothing the pure modules do not.
+//!
+//! ```text
+//!  watches (12 stores) ─┐                      ┌─► Responder: announce / withdraw (ARP, NDP)
+//!  members: live set  ──┼─► daemon task ───────┼─► BGP peer tasks: SetRoutes / Stop
+//!  rtnetlink links ─────┤   plan → diff        ├─► ServiceL2Status / ServiceBGPStatus writes
+//!  ticks (join, stats) ─┘                      └─► Events on Services and config objects
+//! ```
+//! Nothing is planned until every watch has listed once and, with gossip on, the membership has
+//! settled, so a restarted speaker never claims IPs it would give back a moment later.
+//!
+//! - `watch`: the reflector stores. - `bgp`: the session tasks. - `writer`: API writes.
+
+pub mod bgp;
+pub mod watch;
+pub mod writer;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferrolb_api::config::{self, Config, Objects};
+use ferrolb_api::selector;
+use ferrolb_api::types::{ServiceBGPStatus, ServiceL2Status};
+use ferrolb_proto::l2::counters::{Family, FamilySnapshot};
+use ferrolb_proto::l2::error::L2Error;
+use ferrolb_proto::l2::link::{LinkEvent, LinkInfo, LinkWatcher};
+use ferrolb_proto::l2::{Responder, ResponderConfig};
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::{Node, ObjectReference};
+use kube::runtime::reflector::Store;
+use kube::{Client, Resource, ResourceExt};
+use tokio::net::UdpSocket;
+use tokio::sync::watch as tokio_watch;
+use tokio::time::Instant;
+
+use crate::apply::bgp::{NodeAddresses, session_spec};
+use crate::apply::l2::{self as l2_diff, L2State};
+use crate::cluster;
+use crate::interfaces::{self, InterfaceFilter};
+use crate::members::{Budget, Key, Members, SpeakerId};
+use crate::metrics::Metrics;
+use crate::plan::{self, Announcements, ClusterState};
+use crate::status::{self, Existing, SERVICE_NAME_LABEL, SERVICE_NAMESPACE_LABEL};
+use bgp::Sessions;
+use watch::{Stores, WATCHES};
+use writer::Writer;
+
+/// How long a new speaker waits for the membership to show every Ready node before planning L2
+/// anyway (nodes without a running speaker never show up).
+const MEMBERS_SETTLE: Duration = Duration::from_secs(2);
+/// How often speakers known from Node objects but missing from the membership are asked to join.
+const JOIN_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the L2 counters are copied into the metrics, and failed writes retried.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Gossip membership settings.
+#[derive(Debug, Clone)]
+pub struct MembersSettings {
+    /// Address to gossip on; `None`: the Node's first InternalIP and `port`.
+    pub bind: Option<SocketAddr>,
+    /// The gossip port of every speaker.
+    pub port: u16,
+    /// Shared key authenticating every datagram.
+    pub key: Key,
+}
+
+/// How the speaker is set up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// This node's name.
+    pub node: String,
+    /// Namespace of FerroLB's configuration and status objects.
+    pub namespace: String,
+    /// The `loadBalancerClass` served; `None` serves Services without one.
+    pub lb_class: Option<String>,
+    /// Announce from nodes labelled to be excluded from external load balancers too.
+    pub ignore_exclude_lb: bool,
+    /// Interfaces never used unless named.
+    pub interface_filter: InterfaceFilter,
+    /// Gossip; `None` takes every Node not NotReady as alive (MetalLB without memberlist).
+    pub members: Option<MembersSettings>,
+    /// Next hops and router ID source; empty: the Node's addresses.
+    pub node_addresses: Vec<IpAddr>,
+    /// Gratuitous ARP / unsolicited NA rounds.
+    pub responder: ResponderConfig,
+}
+
+/// Why the daemon stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The L2 responder could not start (it needs CAP_NET_RAW) or stopped.
+    #[error("L2 responder: {0}")]
+    Responder(#[source] L2Error),
+    /// The link watch failed.
+    #[error("link watch: {0}")]
+    Links(#[source] L2Error),
+    /// The gossip socket could not be opened.
+    #[error("membership on {addr}: {source}")]
+    Members {
+        /// Where.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Our Node has no address to gossip on.
+    #[error("node {0} has no InternalIP to gossip on; pass --members-bind")]
+    NoMembersAddress(String),
+    /// The watch streams ended, which kube-runtime's watchers never do on their own.
+    #[error("the watches ended")]
+    WatchEnded,
+}
+
+/// Runs the speaker until `shutdown` completes, then leaves the membership, stops answering
+/// and closes BGP sessions with a CEASE.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    metrics: Metrics,
+    ready: Arc<AtomicBool>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let (stores, mut changes) = watch::start(&client, &settings.namespace, &settings.node);
+    let mut links = LinkWatcher::open().map_err(DaemonError::Links)?;
+    let (responder, _responder_task) = Responder::start(settings.responder.clone())
+        .await
+        .map_err(DaemonError::Responder)?;
+    let writer = Writer::new(
+        client,
+        settings.namespace.clone(),
+        settings.node.clone(),
+        metrics.clone(),
+    );
+    let mut daemon = Daemon {
+        sessions: Sessions::new(metrics.clone()),
+        settings,
+        stores,
+        writer,
+        metrics,
+        responder,
+        ready,
+        links: BTreeMap::new(),
+        link_names: HashMap::new(),
+        l2: L2State::new(),
+        last_good: Objects::default(),
+        last: Announcements::default(),
+        reported_problems: BTreeSet::new(),
+        announce_failed: BTreeSet::new(),
+        members: None,
+        live: None,
+        members_started: None,
+        live_changed_at: None,
+        l2_counters: BTreeMap::new(),
+        writes_pending: false,
+    };
+    let mut synced: BTreeSet<usize> = BTreeSet::new();
+    let mut join_tick = tokio::time::interval(JOIN_INTERVAL);
+    let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+    let mut settle = Box::pin(tokio::time::sleep(Duration::from_secs(0)));
+    tokio::pin!(shutdown);
+    loop {
+        let mut dirty = false;
+        tokio::select! {
+            () = &mut shutdown => break,
+            change = changes.next() => {
+                let Some((index, change)) = change else {
+                    return Err(DaemonError::WatchEnded);
+                };
+                if change.synced {
+                    synced.insert(index);
+                }
+                dirty = true;
+                // Coalesce a burst of watch events into one plan.
+                while let Some(Some((index, change))) = changes.next().now_or_never() {
+                    if change.synced {
+                        synced.insert(index);
+                    }
+                }
+            }
+            changed = wait_live(&mut daemon.live) => {
+                if changed {
+                    daemon.live_changed_at = Some(Instant::now());
+                    dirty = true;
+                }
+            }
+            event = links.next() => {
+                daemon.on_link(event.map_err(DaemonError::Links)?);
+                dirty = true;
+            }
+            () = &mut settle => dirty = true,
+            _ = join_tick.tick() => daemon.join_missing().await,
+            _ = housekeeping.tick() => {
+                daemon.copy_l2_counters().await;
+                dirty = daemon.writes_pending;
+            }
+        }
+        if synced.len() < WATCHES || !dirty {
+            continue;
+        }
+        if daemon.members_started.is_none() && daemon.settings.members.is_some() {
+            daemon.start_members().await?;
+            settle.as_mut().reset(Instant::now() + MEMBERS_SETTLE);
+        }
+        daemon.replan().await;
+    }
+    daemon.stop().await;
+    Ok(())
+}
+
+/// Resolves when the live set changes (`true`), never when there is no membership.
+async fn wait_live(live: &mut Option<tokio_watch::Receiver<BTreeSet<String>>>) -> bool {
+    match live {
+        Some(receiver) => receiver.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
+/// The daemon task's state; each field is owned here and nowhere else.
+struct Daemon {
+    settings: Settings,
+    stores: Stores,
+    writer: Writer,
+    metrics: Metrics,
+    responder: Responder,
+    sessions: Sessions,
+    ready: Arc<AtomicBool>,
+    /// Links by name, and names by index (removals only carry the index).
+    links: BTreeMap<String, LinkInfo>,
+    link_names: HashMap<u32, String>,
+    /// What the responder answers for now.
+    l2: L2State,
+    /// The configuration objects last known valid (kept while an edit breaks them).
+    last_good: Objects,
+    /// The previous plan, to tell what changed.
+    last: Announcements,
+    /// Config problems already reported with an Event.
+    reported_problems: BTreeSet<String>,
+    /// IPs already reported as impossible to announce here.
+    announce_failed: BTreeSet<IpAddr>,
+    members: Option<Members>,
+    live: Option<tokio_watch::Receiver<BTreeSet<String>>>,
+    members_started: Option<Instant>,
+    /// When the live set last changed, until the next plan has used it.
+    live_changed_at: Option<Instant>,
+    /// Last L2 counter values copied into the metrics.
+    l2_counters: BTreeMap<(String, Family), FamilySnapshot>,
+    /// A status write failed; retry on the next housekeeping tick.
+    writes_pending: bool,
+}
+
+impl Daemon {
+    fn on_link(&mut self, event: LinkEvent) {
+        match event {
+            LinkEvent::Changed(link) => {
+                if let Some(old) = self.link_names.insert(link.index, link.name.clone())
+                    && old != link.name
+                {
+                    self.links.remove(&old);
+                }
+                self.links.insert(link.name.clone(), link);
+            }
+            LinkEvent::Removed { index, name } => {
+                if let Some(name) = self.link_names.remove(&index).or(name) {
+                    self.links.remove(&name);
+                }
+            }
+            LinkEvent::Synced => {}
+        }
+    }
+
+    fn my_node(&self) -> Option<Arc<Node>> {
+        self.stores
+            .nodes
+            .state()
+            .into_iter()
+            .find(|n| n.metadata.name.as_deref() == Some(self.settings.node.as_str()))
+    }
+
+    fn node_addresses(&self) -> Vec<IpAddr> {
+        if !self.settings.node_addresses.is_empty() {
+            return self.settings.node_addresses.clone();
+        }
+        self.my_node()
+            .map(|n| cluster::node_addresses(&n))
+            .unwrap_or_default()
+    }
+
+    async fn start_members(&mut self) -> Result<(), DaemonError> {
+        let Some(members) = &self.settings.members else {
+            return Ok(());
+        };
+        let addr = match members.bind {
+            Some(addr) => addr,
+            None => {
+                let ip = self
+                    .node_addresses()
+                    .first()
+                    .copied()
+                    .ok_or_else(|| DaemonError::NoMembersAddress(self.settings.node.clone()))?;
+                SocketAddr::new(ip, members.port)
+            }
+        };
+        let socket = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| DaemonError::Members { addr, source })?;
+        let generation = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or_default();
+        let me = SpeakerId {
+            node: self.settings.node.clone(),
+            addr,
+            generation,
+        };
+        let started = Members::start(me, socket, members.key.clone(), &Budget::Lan)
+            .map_err(|source| DaemonError::Members { addr, source })?;
+        tracing::info!(%addr, "gossip membership started");
+        self.live = Some(started.live());
+        self.members = Some(started);
+        self.members_started = Some(Instant::now());
+        self.join_missing().await;
+        Ok(())
+    }
+
+    /// Asks the speakers of Nodes missing from the membership to let us in.
+    async fn join_missing(&self) {
+        let (Some(members), Some(settings)) = (&self.members, &self.settings.members) else {
+            return;
+        };
+        let live = members.live().borrow().clone();
+        let seeds: Vec<SocketAddr> = self
+            .stores
+            .nodes
+            .state()
+            .iter()
+            .filter(|n| {
+                let name = n.name_any();
+                name != self.settings.node && !live.contains(&name)
+            })
+            .filter_map(|n| cluster::node_addresses(n).first().copied())
+            .map(|ip| SocketAddr::new(ip, settings.port))
+            .collect();
+        if !seeds.is_empty() {
+            members.join(seeds).await;
+        }
+    }
+
+    /// The nodes taken as alive: the gossip's view (or every Node without gossip), minus Nodes
+    /// the kubelet reports NotReady.
+    fn live_nodes(&self, nodes: &[Arc<Node>]) -> BTreeSet<String> {
+        let base: BTreeSet<String> = match &self.live {
+            Some(live) => live.borrow().clone(),
+            None => nodes.iter().map(|n| n.name_any()).collect(),
+        };
+        let not_ready: BTreeSet<String> = nodes
+            .iter()
+            .filter(|n| cluster::is_ready(n) == Some(false))
+            .map(|n| n.name_any())
+            .collect();
+        base.difference(&not_ready).cloned().collect()
+    }
+
+    /// Gossip has had time to show who is alive.
+    fn membership_settled(&self, nodes: &[Arc<Node>], live: &BTreeSet<String>) -> bool {
+        let Some(started) = self.members_started else {
+            return true;
+        };
+        let everyone = nodes
+            .iter()
+            .filter(|n| cluster::is_ready(n) != Some(false))
+            .all(|n| live.contains(&n.name_any()));
+        everyone || started.elapsed() >= MEMBERS_SETTLE
+    }
+
+    fn objects(&self, nodes: &[Arc<Node>]) -> Objects {
+        fn owned<K: Clone + Resource + 'static>(store: &Store<K>) -> Vec<K>
+        where
+            K::DynamicType: Eq + std::hash::Hash + Clone,
+        {
+            store.state().iter().map(|o| (**o).clone()).collect()
+        }
+        Objects {
+            pools: owned(&self.stores.pools),
+            l2_advertisements: owned(&self.stores.l2_advertisements),
+            bgp_advertisements: owned(&self.stores.bgp_advertisements),
+            bgp_peers: owned(&self.stores.peers),
+            bfd_profiles: owned(&self.stores.bfd_profiles),
+            communities: owned(&self.stores.communities),
+            secrets: Some(owned(&self.stores.secrets)),
+            nodes: Some(nodes.iter().map(|n| (**n).clone()).collect()),
+        }
+    }
+
+    /// Builds the configuration, keeping the last good version of objects an edit broke, and
+    /// reports each new problem once with a Warning Event on the object.
+    async fn configuration(&mut self, nodes: &[Arc<Node>]) -> Config {
+        let objects = self.objects(nodes);
+        let (built, good) = config::build_keeping_last_good(&objects, &self.last_good);
+        self.last_good = good;
+        self.metrics.config_loaded.set(1);
+        self.metrics
+            .config_stale
+            .set(i64::from(!built.problems.is_empty()));
+        self.metrics
+            .config_updates
+            .with_label_values(&[] as &[&str])
+            .inc();
+        let now: BTreeSet<String> = built.problems.iter().map(ToString::to_string).collect();
+        for problem in &built.problems {
+            let text = problem.to_string();
+            if self.reported_problems.contains(&text) {
+                continue;
+            }
+            tracing::warn!(problem = text, "configuration object ignored");
+            let reference = ObjectReference {
+                api_version: Some("metallb.io/v1beta1".into()),
+                kind: Some(problem.kind.to_string()),
+                name: Some(problem.name.clone()),
+                namespace: Some(self.settings.namespace.clone()),
+                ..ObjectReference::default()
+            };
+            self.writer
+                .event(
+                    &reference,
+                    true,
+                    "ConfigurationError",
+                    format!("ignored by the speaker on {}: {text}", self.settings.node),
+                )
+                .await;
+        }
+        self.reported_problems = now;
+        built.config
+    }
+
+    async fn replan(&mut self) {
+        let nodes = self.stores.nodes.state();
+        let live = self.live_nodes(&nodes);
+        self.metrics
+            .members_live
+            .set(i64::try_from(live.len()).unwrap_or(i64::MAX));
+        let config = self.configuration(&nodes).await;
+        let node_infos: Vec<_> = nodes.iter().map(|n| cluster::node_info(n)).collect();
+        let slices = self.stores.slices.state();
+        let by_service = cluster::slices_by_service(slices.iter().map(|s| &**s));
+        let services: Vec<_> = self
+            .stores
+            .services
+            .state()
+            .iter()
+            .filter_map(|s| {
+                let key = cluster::key(s.metadata.namespace.as_deref(), s.metadata.name.as_deref());
+                let slices = by_service.get(&key).map(Vec::as_slice).unwrap_or_default();
+                cluster::service_info(s, slices, self.settings.lb_class.as_deref())
+            })
+            .collect();
+        let state = ClusterState {
+            config: &config,
+            nodes: &node_infos,
+            services: &services,
+            ignore_exclude_lb: self.settings.ignore_exclude_lb,
+        };
+        let mut announcements = plan::plan(&self.settings.node, &state, &live);
+        if !self.membership_settled(&nodes, &live) {
+            // Keep what we answer for; claim nothing new until gossip has shown who is alive.
+            announcements.l2.retain(|ip, _| self.l2.contains_key(ip));
+        }
+        self.apply_l2(&announcements).await;
+        self.apply_bgp(&config, &announcements).await;
+        self.set_announced_metric(&announcements);
+        self.write_statuses(&announcements).await;
+        self.last = announcements;
+        self.live_changed_at = None;
+        self.ready.store(true, Ordering::Relaxed);
+    }
+
+    async fn apply_l2(&mut self, announcements: &Announcements) {
+        let wanted: L2State = announcements
+            .l2
+            .iter()
+            .map(|(ip, a)| {
+                (
+                    *ip,
+                    interfaces::resolve(
+                        &a.interfaces,
+                        &self.links,
+                        &self.settings.interface_filter,
+                    ),
+                )
+            })
+            .collect();
+        for (ip, interfaces) in &wanted {
+            if interfaces.is_empty() && self.announce_failed.insert(*ip) {
+                let services = announcements
+                    .l2
+                    .get(ip)
+                    .map(|a| a.services.clone())
+                    .unwrap_or_default();
+                for service in services {
+                    let note = format!(
+                        "node {} has no usable interface to announce {ip} on",
+                        self.settings.node
+                    );
+                    tracing::warn!(%ip, service, "{note}");
+                    self.service_event(&service, true, "announceFailed", note)
+                        .await;
+                }
+            }
+        }
+        self.announce_failed
+            .retain(|ip| wanted.get(ip).is_some_and(BTreeSet::is_empty));
+        let changes = l2_diff::diff(&self.l2, &wanted);
+        for ip in &changes.withdraw {
+            match self.responder.withdraw(*ip).await {
+                Ok(()) => {
+                    self.l2.remove(ip);
+                    tracing::info!(%ip, "stopped announcing");
+                }
+                Err(error) => tracing::warn!(%ip, %error, "withdraw failed"),
+            }
+        }
+        let mut taken_over: BTreeSet<String> = BTreeSet::new();
+        for (ip, interfaces) in changes.announce {
+            match self
+                .responder
+                .announce(ip, interfaces.iter().cloned())
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(%ip, ?interfaces, "announcing");
+                    self.l2.insert(ip, interfaces);
+                    if let Some(a) = announcements.l2.get(&ip) {
+                        taken_over.extend(a.services.iter().cloned());
+                    }
+                }
+                Err(error) => tracing::warn!(%ip, %error, "announce failed"),
+            }
+        }
+        let existing = self.existing_statuses::<ServiceL2Status>(&self.stores.l2_statuses.clone());
+        for service in taken_over {
+            let previous = self.last.l2_owners.get(&service).cloned();
+            let had_status = existing.iter().any(|e| e.service == service);
+            if previous.as_deref() == Some(self.settings.node.as_str())
+                || (previous.is_none() && had_status)
+            {
+                continue;
+            }
+            let mut note = format!(
+                "announcing from node \"{}\" with protocol \"layer2\"",
+                self.settings.node
+            );
+            if let Some(previous) = &previous {
+                let why = if is_live(&self.live, previous) {
+                    "is no longer eligible"
+                } else {
+                    "left the speaker membership"
+                };
+                note.push_str(&format!(": previous node \"{previous}\" {why}"));
+                if let Some(at) = self.live_changed_at {
+                    let took = at.elapsed();
+                    self.metrics.takeover_seconds.observe(took.as_secs_f64());
+                    note.push_str(&format!(
+                        "; announced {} ms after the membership change",
+                        took.as_millis()
+                    ));
+                }
+            }
+            self.service_event(&service, false, "nodeAssigned", note)
+                .await;
+        }
+    }
+
+    async fn apply_bgp(&mut self, config: &Config, announcements: &Announcements) {
+        let Some(node) = self.my_node() else {
+            self.sessions.apply(BTreeMap::new()).await;
+            return;
+        };
+        let labels = node.metadata.labels.clone().unwrap_or_default();
+        let addresses = NodeAddresses::from_list(&self.node_addresses());
+        let empty = BTreeMap::new();
+        let mut wanted = BTreeMap::new();
+        for peer in config.peers.values() {
+            if !selector::matches_any(&peer.node_selectors, &labels) {
+                continue;
+            }
+            let spec = match session_spec(peer, &self.settings.node, addresses) {
+                Ok(spec) => spec,
+                Err(error) => {
+                    if self.reported_problems.insert(error.to_string()) {
+                        tracing::warn!(%error, reason = error.reason(), "BGP peer not started");
+                    }
+                    continue;
+                }
+            };
+            let planned = announcements.bgp.get(&peer.name).unwrap_or(&empty);
+            let (routes, without_next_hop) = crate::apply::bgp::routes(planned, spec.next_hops);
+            if !without_next_hop.is_empty() {
+                tracing::warn!(peer = peer.name, prefixes = ?without_next_hop, "no next hop of that family on this node");
+            }
+            wanted.insert(peer.name.clone(), (spec, routes));
+        }
+        let newly: Vec<String> = announcements
+            .bgp_peers_by_service
+            .keys()
+            .filter(|s| !self.last.bgp_peers_by_service.contains_key(*s))
+            .cloned()
+            .collect();
+        self.sessions.apply(wanted).await;
+        let existing =
+            self.existing_statuses::<ServiceBGPStatus>(&self.stores.bgp_statuses.clone());
+        for service in newly {
+            if existing.iter().any(|e| e.service == service) {
+                continue;
+            }
+            let note = format!(
+                "announcing from node \"{}\" with protocol \"bgp\"",
+                self.settings.node
+            );
+            self.service_event(&service, false, "nodeAssigned", note)
+                .await;
+        }
+    }
+
+    fn set_announced_metric(&self, announcements: &Announcements) {
+        let gauge = &self.metrics.announced;
+        gauge.reset();
+        let node = self.settings.node.as_str();
+        for (ip, a) in &announcements.l2 {
+            for service in &a.services {
+                let ip = ip.to_string();
+                gauge
+                    .with_label_values(&[service.as_str(), "layer2", node, ip.as_str()])
+                    .set(1);
+            }
+        }
+        for service in announcements.bgp_peers_by_service.keys() {
+            gauge
+                .with_label_values(&[service.as_str(), "bgp", node, ""])
+                .set(1);
+        }
+    }
+
+    fn existing_statuses<K>(&self, store: &Store<K>) -> Vec<Existing<K::Status>>
+    where
+        K: writer::StatusKind,
+    {
+        store
+            .state()
+            .iter()
+            .map(|o| {
+                let labels = o.meta().labels.clone().unwrap_or_default();
+                let service = cluster::key(
+                    labels.get(SERVICE_NAMESPACE_LABEL).map(String::as_str),
+                    labels.get(SERVICE_NAME_LABEL).map(String::as_str),
+                );
+                Existing {
+                    name: o.name_any(),
+                    service,
+                    status: o.current_status(),
+                }
+            })
+            .collect()
+    }
+
+    async fn write_statuses(&mut self, announcements: &Announcements) {
+        let node = self.settings.node.clone();
+        let l2 = status::writes(
+            &self.existing_statuses(&self.stores.l2_statuses.clone()),
+            &status::wanted_l2(&node, announcements),
+        );
+        let bgp = status::writes(
+            &self.existing_statuses(&self.stores.bgp_statuses.clone()),
+            &status::wanted_bgp(&node, announcements),
+        );
+        let result = match self.writer.statuses::<ServiceL2Status>(l2).await {
+            Ok(()) => self.writer.statuses::<ServiceBGPStatus>(bgp).await,
+            Err(e) => Err(e),
+        };
+        self.writes_pending = match result {
+            Ok(()) => false,
+            Err(error) => {
+                tracing::warn!(%error, "status write failed; retrying later");
+                true
+            }
+        };
+    }
+
+    async fn service_event(&self, service: &str, warning: bool, reason: &str, note: String) {
+        let (namespace, name) = service.split_once('/').unwrap_or(("", service));
+        let uid = self
+            .stores
+            .services
+            .state()
+            .iter()
+            .find(|s| {
+                s.metadata.name.as_deref() == Some(name)
+                    && s.metadata.namespace.as_deref() == Some(namespace)
+            })
+            .and_then(|s| s.metadata.uid.clone());
+        let reference = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Service".into()),
+            name: Some(name.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            uid,
+            ..ObjectReference::default()
+        };
+        self.writer.event(&reference, warning, reason, note).await;
+    }
+
+    /// Copies the responder's counters into the metrics (as increments since the last copy).
+    async fn copy_l2_counters(&mut self) {
+        let Ok(now) = self.responder.counters().await else {
+            return;
+        };
+        for ((interface, family), snapshot) in &now {
+            let before = self.l2_counters.get(&(interface.clone(), *family));
+            let delta =
+                |f: fn(&FamilySnapshot) -> u64| f(snapshot).saturating_sub(before.map_or(0, f));
+            let labels = [interface.as_str(), family.protocol()];
+            self.metrics
+                .l2_requests
+                .with_label_values(&labels)
+                .inc_by(delta(|s| s.requests_seen));
+            self.metrics
+                .l2_responses
+                .with_label_values(&labels)
+                .inc_by(delta(|s| s.replies_sent));
+            self.metrics
+                .l2_gratuitous
+                .with_label_values(&labels)
+                .inc_by(delta(|s| s.announcements_sent));
+            self.metrics
+                .l2_dropped
+                .with_label_values(&labels)
+                .inc_by(delta(|s| s.dropped.values().sum()));
+        }
+        self.l2_counters = now;
+    }
+
+    /// Leaves the membership first, so the others take over while we still answer, then stops
+    /// answering and closes the BGP sessions.
+    async fn stop(mut self) {
+        self.ready.store(false, Ordering::Relaxed);
+        if let Some(members) = self.members.take() {
+            members.leave().await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        for ip in std::mem::take(&mut self.l2).into_keys() {
+            let _ = self.responder.withdraw(ip).await;
+        }
+        self.sessions.stop_all().await;
+        tracing::info!("speaker stopped");
+    }
+}
+
+fn is_live(live: &Option<tokio_watch::Receiver<BTreeSet<String>>>, node: &str) -> bool {
+    live.as_ref().is_some_and(|l| l.borrow().contains(node))
+}

@@ -1,0 +1,248 @@
+//! The `ServiceL2Status` / `ServiceBGPStatus` objects this node should have, and the writes
+//! that get there from the ones it has. Pure. Writes happen only for differences, so a steady
+//! cluster, or a restarted speaker that announces what it announced before, costs no API call.
+
+use std::collections::BTreeMap;
+
+use ferrolb_api::types::{InterfaceInfo, ServiceBGPStatusStatus, ServiceL2StatusStatus};
+
+use crate::plan::{Announcements, Interfaces};
+
+/// Labels MetalLB puts on status objects (so `kubectl get -l` finds them).
+pub const NODE_LABEL: &str = "metallb.io/node";
+/// See [`NODE_LABEL`].
+pub const SERVICE_NAME_LABEL: &str = "metallb.io/service-name";
+/// See [`NODE_LABEL`].
+pub const SERVICE_NAMESPACE_LABEL: &str = "metallb.io/service-namespace";
+
+/// The status each Service announced from `node` should have, by Service key.
+pub fn wanted_l2(
+    node: &str,
+    announcements: &Announcements,
+) -> BTreeMap<String, ServiceL2StatusStatus> {
+    let mut out = BTreeMap::new();
+    for announcement in announcements.l2.values() {
+        for service in &announcement.services {
+            let (namespace, name) = split_key(service);
+            let interfaces = match &announcement.interfaces {
+                Interfaces::All => Vec::new(),
+                Interfaces::Only(names) => names
+                    .iter()
+                    .map(|n| InterfaceInfo { name: n.clone() })
+                    .collect(),
+            };
+            out.entry(service.clone()).or_insert(ServiceL2StatusStatus {
+                node: node.to_owned(),
+                service_name: name.to_owned(),
+                service_namespace: namespace.to_owned(),
+                interfaces,
+            });
+        }
+    }
+    out
+}
+
+/// See [`wanted_l2`]; peers are sorted names.
+pub fn wanted_bgp(
+    node: &str,
+    announcements: &Announcements,
+) -> BTreeMap<String, ServiceBGPStatusStatus> {
+    announcements
+        .bgp_peers_by_service
+        .iter()
+        .filter(|(_, peers)| !peers.is_empty())
+        .map(|(service, peers)| {
+            let (namespace, name) = split_key(service);
+            let status = ServiceBGPStatusStatus {
+                node: node.to_owned(),
+                service_name: name.to_owned(),
+                service_namespace: namespace.to_owned(),
+                peers: peers.iter().cloned().collect(),
+            };
+            (service.clone(), status)
+        })
+        .collect()
+}
+
+fn split_key(key: &str) -> (&str, &str) {
+    key.split_once('/').unwrap_or(("", key))
+}
+
+/// A status object as it exists: its name, the Service its labels name, its status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Existing<S> {
+    /// `metadata.name`.
+    pub name: String,
+    /// `namespace/name` from its labels.
+    pub service: String,
+    /// Its status, if written.
+    pub status: Option<S>,
+}
+
+/// One API write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write<S> {
+    /// A new object for this Service.
+    Create {
+        /// Service key.
+        service: String,
+        /// Its status.
+        status: S,
+    },
+    /// Replace the status of an existing object.
+    Update {
+        /// Object name.
+        name: String,
+        /// Its new status.
+        status: S,
+    },
+    /// The node no longer announces the Service (or the object is a duplicate).
+    Delete {
+        /// Object name.
+        name: String,
+    },
+}
+
+/// The writes from `existing` to `wanted`: one object per Service, extras deleted.
+pub fn writes<S: Clone + PartialEq>(
+    existing: &[Existing<S>],
+    wanted: &BTreeMap<String, S>,
+) -> Vec<Write<S>> {
+    let mut out = Vec::new();
+    let mut kept: BTreeMap<&str, &Existing<S>> = BTreeMap::new();
+    for object in existing {
+        let keep =
+            wanted.contains_key(&object.service) && !kept.contains_key(object.service.as_str());
+        if keep {
+            kept.insert(&object.service, object);
+        } else {
+            out.push(Write::Delete {
+                name: object.name.clone(),
+            });
+        }
+    }
+    for (service, status) in wanted {
+        match kept.get(service.as_str()) {
+            None => out.push(Write::Create {
+                service: service.clone(),
+                status: status.clone(),
+            }),
+            Some(object) if object.status.as_ref() != Some(status) => out.push(Write::Update {
+                name: object.name.clone(),
+                status: status.clone(),
+            }),
+            Some(_) => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::plan::L2Announcement;
+
+    fn existing(name: &str, service: &str, status: Option<u32>) -> Existing<u32> {
+        Existing {
+            name: name.to_owned(),
+            service: service.to_owned(),
+            status,
+        }
+    }
+
+    #[test]
+    fn only_differences_are_written() {
+        let wanted = BTreeMap::from([
+            ("a/x".to_owned(), 1),
+            ("a/y".to_owned(), 2),
+            ("a/z".to_owned(), 3),
+        ]);
+        let have = vec![
+            existing("l2-1", "a/x", Some(1)),
+            existing("l2-2", "a/y", Some(9)),
+            existing("l2-3", "a/gone", Some(1)),
+            existing("l2-4", "a/x", Some(1)),
+        ];
+        let writes = writes(&have, &wanted);
+        assert_eq!(
+            writes,
+            vec![
+                Write::Delete {
+                    name: "l2-3".into()
+                },
+                Write::Delete {
+                    name: "l2-4".into()
+                },
+                Write::Update {
+                    name: "l2-2".into(),
+                    status: 2
+                },
+                Write::Create {
+                    service: "a/z".into(),
+                    status: 3
+                },
+            ]
+        );
+        let settled = vec![
+            existing("l2-1", "a/x", Some(1)),
+            existing("l2-2", "a/y", Some(2)),
+            existing("l2-9", "a/z", Some(3)),
+        ];
+        assert!(
+            super::writes(&settled, &wanted).is_empty(),
+            "steady state costs nothing"
+        );
+    }
+
+    #[test]
+    fn l2_status_names_the_node_and_chosen_interfaces() {
+        let mut announcements = Announcements::default();
+        announcements.l2.insert(
+            "192.0.2.1".parse().expect("ip"),
+            L2Announcement {
+                services: BTreeSet::from(["shop/web".to_owned(), "shop/api".to_owned()]),
+                interfaces: Interfaces::Only(BTreeSet::from(["eth1".to_owned()])),
+            },
+        );
+        announcements.l2.insert(
+            "192.0.2.2".parse().expect("ip"),
+            L2Announcement {
+                services: BTreeSet::from(["db/pg".to_owned()]),
+                interfaces: Interfaces::All,
+            },
+        );
+        let wanted = wanted_l2("n1", &announcements);
+        assert_eq!(wanted.len(), 3);
+        let web = &wanted["shop/web"];
+        assert_eq!(
+            (
+                web.node.as_str(),
+                web.service_namespace.as_str(),
+                web.service_name.as_str()
+            ),
+            ("n1", "shop", "web")
+        );
+        assert_eq!(
+            web.interfaces,
+            vec![InterfaceInfo {
+                name: "eth1".into()
+            }]
+        );
+        assert!(
+            wanted["db/pg"].interfaces.is_empty(),
+            "empty means every interface"
+        );
+
+        announcements.bgp_peers_by_service.insert(
+            "db/pg".into(),
+            BTreeSet::from(["tor-b".to_owned(), "tor-a".to_owned()]),
+        );
+        let bgp = wanted_bgp("n1", &announcements);
+        assert_eq!(
+            bgp["db/pg"].peers,
+            vec!["tor-a".to_owned(), "tor-b".to_owned()]
+        );
+    }
+}
