@@ -2,7 +2,10 @@
 //!
 //! - [`kubesim`]: an in-process Kubernetes API server speaking the real HTTP API, so the real
 //!   kube-rs client, `kubectl` and Helm talk to it unmodified (binary: `kubesim`).
-//! - `netlab` (network namespaces with real routers) and the `ferrolb-lab` demo arrive with the
-//!   speaker issues.
+//! - [`netlab`]: hosts built from network namespaces, with FRR routers and processes inside.
+//! - [`cluster`]: kubesim + netlab + FerroLB's binaries as one lab: the speaker's end-to-end tests
+//!   and the `ferrolb-lab` demo.
 
+pub mod cluster;
 pub mod kubesim;
+pub mod netlab;

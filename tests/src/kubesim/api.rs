@@ -453,7 +453,11 @@ impl ApiState {
                 }],
             ));
         }
+        // The API server ignores status on create, except for Nodes: the kubelet registers its
+        // Node with addresses and conditions in one call.
+        let keeps_status = res.info.group.is_empty() && res.info.kind == "Node";
         if res.has_status()
+            && !keeps_status
             && let Some(map) = object.as_object_mut()
         {
             map.remove("status");

@@ -1,0 +1,417 @@
+//! The real `ferrolb-speaker` on node namespaces against kubesim: who answers ARP/NDP, failover
+//! when the owner dies, BGP ECMP at a real FRR, ETP Local, API outages and restarts that cost no
+//! writes, and bad configuration that is reported and not applied.
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ferrolb_api::types::{ServiceBGPStatus, ServiceL2Status};
+use ferrolb_tests::cluster::{Binaries, ClusterLab, NAMESPACE, eventually, eventually_async};
+use ferrolb_tests::netlab;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ListParams};
+use serde_json::json;
+
+const WEB4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 200);
+const WEB6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x200);
+const BGP4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+const LOCAL4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
+
+fn binaries() -> Binaries {
+    Binaries {
+        speaker: PathBuf::from(env!("CARGO_BIN_EXE_ferrolb-speaker")),
+        controller: None,
+    }
+}
+
+async fn lab(tag: &str, nodes: u8, with_router: bool) -> Option<ClusterLab> {
+    let mut tools = vec!["arping", "ndisc6", "curl", "python3"];
+    if with_router {
+        tools.push(netlab::frr::BGPD);
+    }
+    if !netlab::can_run(&tools) {
+        return None;
+    }
+    let lab = ClusterLab::start(tag, nodes, with_router, binaries())
+        .await
+        .expect("lab starts");
+    lab.apply_standard_config().expect("configuration");
+    Some(lab)
+}
+
+/// The node answering ARP for `ip`, once one does.
+async fn arp_owner(lab: &ClusterLab, ip: Ipv4Addr, within: Duration) -> Option<String> {
+    eventually(within, Duration::from_millis(100), || {
+        let mac = lab.arp_owner(ip)?;
+        lab.node_with_mac(&mac).map(|n| n.name.clone())
+    })
+    .await
+}
+
+async fn l2_statuses(lab: &ClusterLab, service: &str) -> Vec<String> {
+    let api: Api<ServiceL2Status> = Api::namespaced(lab.sim.client(), NAMESPACE);
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .expect("list statuses");
+    list.items
+        .into_iter()
+        .filter_map(|s| s.status)
+        .filter(|s| s.service_name == service)
+        .map(|s| s.node)
+        .collect()
+}
+
+async fn events_about(lab: &ClusterLab, name: &str, reason: &str) -> Vec<String> {
+    let api: Api<Event> = Api::all(lab.sim.client());
+    let list = api.list(&ListParams::default()).await.expect("list events");
+    list.items
+        .into_iter()
+        .filter(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                && e.reason.as_deref() == Some(reason)
+        })
+        .filter_map(|e| e.note)
+        .collect()
+}
+
+fn show_logs(lab: &ClusterLab) -> String {
+    lab.nodes
+        .iter()
+        .map(|n| {
+            format!(
+                "--- speaker-{}\n{}",
+                n.name,
+                lab.log(&format!("speaker-{}", n.name))
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_answers_arp_and_ndp_and_another_takes_over_when_it_dies() {
+    let Some(mut lab) = lab("spkl2", 3, false).await else {
+        return;
+    };
+    lab.start_speakers().expect("speakers");
+    lab.create_service(
+        "web",
+        json!({}),
+        false,
+        &[0, 1, 2],
+        &[WEB4.into(), WEB6.into()],
+    )
+    .await
+    .expect("service");
+
+    let owner = arp_owner(&lab, WEB4, Duration::from_secs(20)).await;
+    let Some(owner) = owner else {
+        panic!("nobody answers ARP for {WEB4}\n{}", show_logs(&lab));
+    };
+    let v6_mac = eventually(Duration::from_secs(5), Duration::from_millis(100), || {
+        lab.ndp_owner(WEB6)
+    })
+    .await
+    .expect("somebody answers NDP");
+    assert_eq!(
+        lab.node_with_mac(&v6_mac).map(|n| n.name.as_str()),
+        Some(owner.as_str()),
+        "one node announces every IP of a Service"
+    );
+    assert_eq!(
+        lab.http_get("client", WEB4.into()).as_deref(),
+        Some(owner.as_str())
+    );
+    assert_eq!(
+        lab.http_get("client", WEB6.into()).as_deref(),
+        Some(owner.as_str())
+    );
+    let statuses = eventually_async(
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || async {
+            let statuses = l2_statuses(&lab, "web").await;
+            (statuses == vec![owner.clone()]).then_some(statuses)
+        },
+    )
+    .await;
+    assert!(
+        statuses.is_some(),
+        "exactly one ServiceL2Status, naming {owner}"
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            lab.arp_owner(WEB4)
+                .and_then(|m| lab.node_with_mac(&m).map(|n| n.name.clone())),
+            Some(owner.clone()),
+            "a single owner, stable"
+        );
+    }
+
+    let index = lab
+        .nodes
+        .iter()
+        .position(|n| n.name == owner)
+        .expect("owner node");
+    lab.stop_speaker(index, "KILL")
+        .expect("kill the owner's speaker");
+    let next = eventually(Duration::from_secs(3), Duration::from_millis(50), || {
+        let mac = lab.arp_owner(WEB4)?;
+        let node = lab.node_with_mac(&mac)?;
+        (node.name != owner).then(|| node.name.clone())
+    })
+    .await;
+    let Some(next) = next else {
+        panic!(
+            "no other node took {WEB4} over within 3 s\n{}",
+            show_logs(&lab)
+        );
+    };
+    let v6_next = eventually(Duration::from_secs(3), Duration::from_millis(50), || {
+        let mac = lab.ndp_owner(WEB6)?;
+        lab.node_with_mac(&mac)
+            .map(|n| n.name.clone())
+            .filter(|n| *n == next)
+    })
+    .await;
+    assert_eq!(
+        v6_next.as_deref(),
+        Some(next.as_str()),
+        "the IPv6 address moved with the IPv4 one"
+    );
+    assert_eq!(
+        lab.http_get("client", WEB4.into()).as_deref(),
+        Some(next.as_str()),
+        "the client's own neighbour cache moved"
+    );
+
+    let notes = eventually_async(
+        Duration::from_secs(5),
+        Duration::from_millis(200),
+        || async {
+            let notes = events_about(&lab, "web", "nodeAssigned").await;
+            notes
+                .iter()
+                .any(|n| n.contains(&next) && n.contains(&owner))
+                .then_some(notes)
+        },
+    )
+    .await;
+    assert!(
+        notes.is_some(),
+        "an Event says {next} took over from {owner}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_outage_withdraws_nothing_and_a_restart_writes_nothing() {
+    let Some(mut lab) = lab("spkapi", 2, false).await else {
+        return;
+    };
+    lab.start_speakers().expect("speakers");
+    lab.create_service("web", json!({}), false, &[0, 1], &[WEB4.into()])
+        .await
+        .expect("service");
+    let Some(owner) = arp_owner(&lab, WEB4, Duration::from_secs(20)).await else {
+        panic!("nobody answers ARP for {WEB4}\n{}", show_logs(&lab));
+    };
+    // Let status writes and Events settle, then nothing may be written at steady state.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let settled = lab.sim.resource_version();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        lab.sim.resource_version(),
+        settled,
+        "no API writes at steady state"
+    );
+
+    lab.sim.faults().pause();
+    for _ in 0..15 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let answering = lab
+            .arp_owner(WEB4)
+            .and_then(|m| lab.node_with_mac(&m).map(|n| n.name.clone()));
+        assert_eq!(
+            answering.as_deref(),
+            Some(owner.as_str()),
+            "the IP stays reachable while the API server is paused"
+        );
+    }
+    lab.sim.faults().resume();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        arp_owner(&lab, WEB4, Duration::from_secs(1))
+            .await
+            .as_deref(),
+        Some(owner.as_str())
+    );
+
+    // Restarting the speaker that does not own the IP changes nothing, so writes nothing.
+    let other = lab
+        .nodes
+        .iter()
+        .position(|n| n.name != owner)
+        .expect("another node");
+    let before = lab.sim.resource_version();
+    lab.stop_speaker(other, "TERM").expect("stop");
+    lab.start_speaker(other).expect("restart");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        arp_owner(&lab, WEB4, Duration::from_secs(1))
+            .await
+            .as_deref(),
+        Some(owner.as_str())
+    );
+    let writes: Vec<_> = lab
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .collect();
+    assert_eq!(
+        lab.sim.resource_version(),
+        before,
+        "a restarted speaker with nothing new to say writes nothing; writes seen: {writes:?}\n{}",
+        show_logs(&lab)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_advertises_over_bgp_and_frr_routes_with_ecmp() {
+    let Some(mut lab) = lab("spkbgp", 3, true).await else {
+        return;
+    };
+    lab.start_speakers().expect("speakers");
+    lab.create_service("web", json!({}), false, &[0], &[BGP4.into()])
+        .await
+        .expect("service");
+    let route = eventually(Duration::from_secs(30), Duration::from_millis(200), || {
+        let route = lab.router_route(&format!("{BGP4}"));
+        (route.matches("nexthop via").count() == 3).then_some(route)
+    })
+    .await;
+    let Some(route) = route else {
+        panic!(
+            "no 3-way ECMP route at the router: {:?}\n{}\n{}",
+            lab.router_route(&BGP4.to_string()),
+            lab.router
+                .as_ref()
+                .map(|r| r.vty("show bgp summary").unwrap_or_default())
+                .unwrap_or_default(),
+            show_logs(&lab)
+        );
+    };
+    for node in &lab.nodes {
+        assert!(route.contains(&format!("via {}", node.v4)), "{route}");
+    }
+    let served = lab
+        .http_get("outside", BGP4.into())
+        .expect("a request through the router");
+    assert!(lab.nodes.iter().any(|n| n.name == served), "{served}");
+    let router = lab.router.as_ref().expect("router");
+    let path = router
+        .json(&format!("show bgp ipv4 unicast {BGP4}/32 json"))
+        .expect("route detail");
+    assert!(
+        path.to_string().contains("64512:100"),
+        "the advertisement's community reaches the router: {path}"
+    );
+
+    let api: Api<ServiceBGPStatus> = Api::namespaced(lab.sim.client(), NAMESPACE);
+    let nodes: BTreeSet<String> = eventually_async(
+        Duration::from_secs(5),
+        Duration::from_millis(200),
+        || async {
+            let list = api.list(&ListParams::default()).await.ok()?;
+            let nodes: BTreeSet<String> = list
+                .items
+                .into_iter()
+                .filter_map(|s| s.status)
+                .map(|s| s.node)
+                .collect();
+            (nodes.len() == 3).then_some(nodes)
+        },
+    )
+    .await
+    .expect("one ServiceBGPStatus per node");
+    assert_eq!(nodes.len(), 3);
+
+    // externalTrafficPolicy: Local → only the node with the endpoint advertises, and follows it.
+    lab.create_service("local", json!({}), true, &[0], &[LOCAL4.into()])
+        .await
+        .expect("local service");
+    let only = |node: usize| {
+        let want = format!("via {}", lab.nodes[node].v4);
+        move |route: String| (route.contains(&want) && !route.contains("nexthop")).then_some(route)
+    };
+    let first = eventually(Duration::from_secs(15), Duration::from_millis(200), || {
+        only(0)(lab.router_route(&LOCAL4.to_string()))
+    })
+    .await;
+    assert!(
+        first.is_some(),
+        "only node-1 advertises: {:?}",
+        lab.router_route(&LOCAL4.to_string())
+    );
+    lab.set_endpoints("local", &[1])
+        .await
+        .expect("move the endpoint");
+    let moved = eventually(Duration::from_secs(15), Duration::from_millis(200), || {
+        only(1)(lab.router_route(&LOCAL4.to_string()))
+    })
+    .await;
+    assert!(
+        moved.is_some(),
+        "the route follows the endpoint: {:?}",
+        lab.router_route(&LOCAL4.to_string())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_pool_is_reported_and_ignored_while_the_good_one_keeps_working() {
+    let Some(mut lab) = lab("spkbad", 2, false).await else {
+        return;
+    };
+    lab.start_speakers().expect("speakers");
+    lab.create_service("web", json!({}), false, &[0, 1], &[WEB4.into()])
+        .await
+        .expect("service");
+    let Some(owner) = arp_owner(&lab, WEB4, Duration::from_secs(20)).await else {
+        panic!("nobody answers ARP for {WEB4}\n{}", show_logs(&lab));
+    };
+    lab.create(json!({
+        "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+        "metadata": {"name": "clash", "namespace": NAMESPACE},
+        "spec": {"addresses": ["192.0.2.192/27"]}
+    }))
+    .expect("the API server takes it (no webhook in this lab)");
+    let reported = eventually_async(
+        Duration::from_secs(10),
+        Duration::from_millis(200),
+        || async {
+            let notes = events_about(&lab, "clash", "ConfigurationError").await;
+            (!notes.is_empty()).then_some(notes)
+        },
+    )
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "no ConfigurationError Event about IPAddressPool/clash\n{}",
+            show_logs(&lab)
+        )
+    });
+    assert!(
+        reported.iter().any(|n| n.contains("spec.addresses")),
+        "{reported:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        arp_owner(&lab, WEB4, Duration::from_secs(1))
+            .await
+            .as_deref(),
+        Some(owner.as_str()),
+        "the valid pool is still announced"
+    );
+}
