@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what FerroLB's tests need on Debian bookworm, skipping what is already there:
-# the lab's routers and L2 clients from Debian, and cargo-nextest. Safe to run repeatedly.
+# the lab's routers and L2 clients from Debian, and cargo-nextest (not with --no-nextest, which
+# is all the demo needs). Safe to run repeatedly.
 set -euo pipefail
 
-packages=(iproute2 frr bird2 gobgpd arping ndisc6 iputils-ping tcpdump iperf3 python3 ca-certificates)
+packages=(iproute2 frr bird2 gobgpd arping ndisc6 iputils-ping curl tcpdump iperf3 python3 ca-certificates)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -32,7 +33,7 @@ if ! command -v cargo >/dev/null; then
   echo "install-deps: cargo not found; install the Rust toolchain (rustup) first" >&2
   exit 1
 fi
-if ! cargo nextest --version >/dev/null 2>&1; then
+if [[ "${1:-}" != "--no-nextest" ]] && ! cargo nextest --version >/dev/null 2>&1; then
   echo "install-deps: installing cargo-nextest"
   cargo install --locked cargo-nextest
 fi

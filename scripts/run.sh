@@ -1,22 +1,22 @@
 #!/usr/bin/env bash
-# The main job: FerroLB's controller on a Kubernetes API (kubesim, since no real cluster can run
-# here), driven with the real kubectl. It validates the example configuration offline, applies
-# the CRDs and examples, creates LoadBalancer Services and shows the EXTERNAL-IPs it assigned,
-# the pools' counters and the Events; then it kills the controller, restarts it and shows that
-# no IP moved. (The lab grows with the speaker: node namespaces, ARP/BGP and failover.)
+# The main job (as root). First FerroLB's controller on a Kubernetes API (kubesim, since no real
+# cluster can run here), driven with the real kubectl: validate the example configuration offline,
+# apply the CRDs and examples, create LoadBalancer Services, show the EXTERNAL-IPs, the pools'
+# counters and the Events, kill and restart the controller and show that no IP moved.
+# Then the network lab (ferrolb-lab): three node namespaces running the real speaker, a client,
+# an FRR router with a client behind it; a Service in L2 mode and one in BGP mode; who answers
+# ARP/NDP, the router's ECMP route, requests from both clients, and the failover gap measured by
+# a client probing every 10 ms while the owner node crashes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v cargo >/dev/null; then
-  echo "run: cargo not found; install the Rust toolchain (rustup) first" >&2
-  exit 1
-fi
+bash scripts/install-deps.sh --no-nextest
 if ! command -v kubectl >/dev/null; then
   echo "run: kubectl not found; install it (e.g. the kubernetes-client package) first" >&2
   exit 1
 fi
 
-cargo build --release --locked -p ferrolb-controller -p ferrolb-tests --bins
+cargo build --release --locked -p ferrolb-controller -p ferrolb-speaker -p ferrolb-tests --bins
 bin=target/release
 
 work=$(mktemp -d)
@@ -106,3 +106,7 @@ if [[ -n "$moved" ]]; then
   echo "IPs moved after the restart:"; echo "$moved"; exit 1
 fi
 echo "no IP moved; the new Service 'late' got $(k get svc -n shop late -o jsonpath='{.status.loadBalancer.ingress[0].ip}')"
+
+echo
+echo "== The network lab: speakers in node namespaces, FRR, clients, failover"
+"$bin/ferrolb-lab" --speaker "$bin/ferrolb-speaker" --controller "$bin/ferrolb-controller"

@@ -93,6 +93,8 @@ pub enum Write<S> {
     Update {
         /// Object name.
         name: String,
+        /// Service key.
+        service: String,
         /// Its new status.
         status: S,
     },
@@ -129,12 +131,67 @@ pub fn writes<S: Clone + PartialEq>(
             }),
             Some(object) if object.status.as_ref() != Some(status) => out.push(Write::Update {
                 name: object.name.clone(),
+                service: service.clone(),
                 status: status.clone(),
             }),
             Some(_) => {}
         }
     }
     out
+}
+
+/// What this speaker wrote that its watch may not show yet: name → (Service, status), or
+/// `None` for a deleted object. Without it, a plan made before the watch catches up would create
+/// the same object twice or resurrect a deleted one.
+#[derive(Debug, Clone)]
+pub struct Written<S> {
+    entries: BTreeMap<String, Option<(String, S)>>,
+}
+
+impl<S> Default for Written<S> {
+    fn default() -> Self {
+        Self {
+            entries: BTreeMap::new(),
+        }
+    }
+}
+
+impl<S: Clone + PartialEq> Written<S> {
+    /// Records a successful write.
+    pub fn record(&mut self, name: &str, service_and_status: Option<(String, S)>) {
+        self.entries.insert(name.to_owned(), service_and_status);
+    }
+
+    /// The objects as they are after our writes: the watch's view with ours laid over it. Entries
+    /// the watch has caught up with are forgotten.
+    pub fn overlay(&mut self, watched: Vec<Existing<S>>) -> Vec<Existing<S>> {
+        let mut view: BTreeMap<String, Existing<S>> =
+            watched.into_iter().map(|e| (e.name.clone(), e)).collect();
+        self.entries
+            .retain(|name, entry| match (entry.as_ref(), view.get(name)) {
+                (None, None) => false,
+                (Some((_, status)), Some(seen)) => seen.status.as_ref() != Some(status),
+                _ => true,
+            });
+        for (name, entry) in &self.entries {
+            match entry {
+                None => {
+                    view.remove(name);
+                }
+                Some((service, status)) => {
+                    view.insert(
+                        name.clone(),
+                        Existing {
+                            name: name.clone(),
+                            service: service.clone(),
+                            status: Some(status.clone()),
+                        },
+                    );
+                }
+            }
+        }
+        view.into_values().collect()
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +234,7 @@ mod tests {
                 },
                 Write::Update {
                     name: "l2-2".into(),
+                    service: "a/y".into(),
                     status: 2
                 },
                 Write::Create {
@@ -193,6 +251,31 @@ mod tests {
         assert!(
             super::writes(&settled, &wanted).is_empty(),
             "steady state costs nothing"
+        );
+    }
+
+    #[test]
+    fn our_own_writes_count_before_the_watch_shows_them() {
+        let mut written = Written::default();
+        written.record("l2-new", Some(("a/x".to_owned(), 1)));
+        written.record("l2-old", None);
+        let watched = vec![existing("l2-old", "a/y", Some(2))];
+        let view = written.overlay(watched);
+        assert_eq!(view, vec![existing("l2-new", "a/x", Some(1))]);
+        let wanted = BTreeMap::from([("a/x".to_owned(), 1)]);
+        assert!(
+            writes(&view, &wanted).is_empty(),
+            "no second create, no second delete"
+        );
+
+        // Once the watch agrees, the record is dropped and the watch is the truth again.
+        let caught_up = vec![existing("l2-new", "a/x", Some(1))];
+        assert_eq!(written.overlay(caught_up.clone()), caught_up);
+        assert!(written.entries.is_empty());
+        let changed_elsewhere = vec![existing("l2-new", "a/x", Some(5))];
+        assert_eq!(
+            written.overlay(changed_elsewhere.clone()),
+            changed_elsewhere
         );
     }
 

@@ -12,6 +12,8 @@
 //! Nodes accept traffic for every pool address (AnyIP `local` routes on `lo`, as kube-proxy's
 //! DNAT would), with `arp_ignore=1` so the kernel never answers ARP for them: FerroLB does.
 
+pub mod probe;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -381,6 +383,49 @@ impl ClusterLab {
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// Makes node `index` vanish from the network, as a crashed machine would: its link goes
+    /// down (its speaker, if still running, can neither gossip nor answer).
+    pub fn cut_node(&self, index: usize) -> Result<(), LabError> {
+        let role = self.node_role(index)?;
+        self.net
+            .exec_ok(&role, &["ip", "link", "set", "eth0", "down"])
+            .map(|_| ())
+    }
+
+    /// Brings node `index`'s link back.
+    pub fn restore_node(&self, index: usize) -> Result<(), LabError> {
+        let role = self.node_role(index)?;
+        self.net
+            .exec_ok(&role, &["ip", "link", "set", "eth0", "up"])
+            .map(|_| ())
+    }
+
+    fn node_role(&self, index: usize) -> Result<String, LabError> {
+        self.nodes
+            .get(index)
+            .map(|n| n.role.clone())
+            .ok_or_else(|| LabError::Command {
+                command: "node".into(),
+                stderr: format!("no node {index}"),
+            })
+    }
+
+    /// Resident memory of node `index`'s speaker: (VmRSS, VmHWM) in KiB.
+    pub fn speaker_memory_kib(&self, index: usize) -> Option<(u64, u64)> {
+        let pid = self.nodes.get(index)?.speaker?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        };
+        Some((field("VmRSS:")?, field("VmHWM:")?))
     }
 
     /// The router's kernel route to `prefix` (`ip route show PREFIX`), empty when it has none.

@@ -14,6 +14,7 @@
 //! - `watch`: the reflector stores. - `bgp`: the session tasks. - `writer`: API writes.
 
 pub mod bgp;
+pub mod statuses;
 pub mod watch;
 pub mod writer;
 
@@ -26,12 +27,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferrolb_api::config::{self, Config, Objects};
 use ferrolb_api::selector;
-use ferrolb_api::types::{ServiceBGPStatus, ServiceL2Status};
 use ferrolb_proto::l2::counters::{Family, FamilySnapshot};
 use ferrolb_proto::l2::error::L2Error;
 use ferrolb_proto::l2::link::{LinkEvent, LinkInfo, LinkWatcher};
 use ferrolb_proto::l2::{Responder, ResponderConfig};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, ObjectReference};
 use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
@@ -46,7 +46,7 @@ use crate::interfaces::{self, InterfaceFilter};
 use crate::members::{Budget, Key, Members, SpeakerId};
 use crate::metrics::Metrics;
 use crate::plan::{self, Announcements, ClusterState};
-use crate::status::{self, Existing, SERVICE_NAME_LABEL, SERVICE_NAMESPACE_LABEL};
+use crate::status;
 use bgp::Sessions;
 use watch::{Stores, WATCHES};
 use writer::Writer;
@@ -56,8 +56,11 @@ use writer::Writer;
 const MEMBERS_SETTLE: Duration = Duration::from_secs(2);
 /// How often speakers known from Node objects but missing from the membership are asked to join.
 const JOIN_INTERVAL: Duration = Duration::from_secs(2);
-/// How often the L2 counters are copied into the metrics, and failed writes retried.
+/// How often the L2 counters are copied into the metrics.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(5);
+/// Watch events arriving within this window share one plan (a status write of ours, a burst of
+/// EndpointSlice updates). Membership and link changes are planned at once.
+const WATCH_DEBOUNCE: Duration = Duration::from_millis(20);
 
 /// Gossip membership settings.
 #[derive(Debug, Clone)]
@@ -136,6 +139,11 @@ pub async fn run(
         settings.node.clone(),
         metrics.clone(),
     );
+    let statuses = statuses::spawn(
+        writer.clone(),
+        stores.l2_statuses.clone(),
+        stores.bgp_statuses.clone(),
+    );
     let mut daemon = Daemon {
         sessions: Sessions::new(metrics.clone()),
         settings,
@@ -156,12 +164,13 @@ pub async fn run(
         members_started: None,
         live_changed_at: None,
         l2_counters: BTreeMap::new(),
-        writes_pending: false,
+        statuses,
     };
     let mut synced: BTreeSet<usize> = BTreeSet::new();
     let mut join_tick = tokio::time::interval(JOIN_INTERVAL);
     let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
     let mut settle = Box::pin(tokio::time::sleep(Duration::from_secs(0)));
+    let mut replan_at: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
         let mut dirty = false;
@@ -174,14 +183,9 @@ pub async fn run(
                 if change.synced {
                     synced.insert(index);
                 }
-                dirty = true;
-                // Coalesce a burst of watch events into one plan.
-                while let Some(Some((index, change))) = changes.next().now_or_never() {
-                    if change.synced {
-                        synced.insert(index);
-                    }
-                }
+                replan_at.get_or_insert_with(|| Instant::now() + WATCH_DEBOUNCE);
             }
+            () = sleep_until(replan_at) => dirty = true,
             changed = wait_live(&mut daemon.live) => {
                 if changed {
                     daemon.live_changed_at = Some(Instant::now());
@@ -194,14 +198,12 @@ pub async fn run(
             }
             () = &mut settle => dirty = true,
             _ = join_tick.tick() => daemon.join_missing().await,
-            _ = housekeeping.tick() => {
-                daemon.copy_l2_counters().await;
-                dirty = daemon.writes_pending;
-            }
+            _ = housekeeping.tick() => daemon.copy_l2_counters().await,
         }
         if synced.len() < WATCHES || !dirty {
             continue;
         }
+        replan_at = None;
         if daemon.members_started.is_none() && daemon.settings.members.is_some() {
             daemon.start_members().await?;
             settle.as_mut().reset(Instant::now() + MEMBERS_SETTLE);
@@ -210,6 +212,14 @@ pub async fn run(
     }
     daemon.stop().await;
     Ok(())
+}
+
+/// Resolves at `deadline`, never without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Resolves when the live set changes (`true`), never when there is no membership.
@@ -249,8 +259,8 @@ struct Daemon {
     live_changed_at: Option<Instant>,
     /// Last L2 counter values copied into the metrics.
     l2_counters: BTreeMap<(String, Family), FamilySnapshot>,
-    /// A status write failed; retry on the next housekeeping tick.
-    writes_pending: bool,
+    /// The status task's wish list.
+    statuses: tokio_watch::Sender<Option<statuses::Wanted>>,
 }
 
 impl Daemon {
@@ -398,7 +408,7 @@ impl Daemon {
 
     /// Builds the configuration, keeping the last good version of objects an edit broke, and
     /// reports each new problem once with a Warning Event on the object.
-    async fn configuration(&mut self, nodes: &[Arc<Node>]) -> Config {
+    fn configuration(&mut self, nodes: &[Arc<Node>]) -> Config {
         let objects = self.objects(nodes);
         let (built, good) = config::build_keeping_last_good(&objects, &self.last_good);
         self.last_good = good;
@@ -430,8 +440,7 @@ impl Daemon {
                     true,
                     "ConfigurationError",
                     format!("ignored by the speaker on {}: {text}", self.settings.node),
-                )
-                .await;
+                );
         }
         self.reported_problems = now;
         built.config
@@ -443,7 +452,7 @@ impl Daemon {
         self.metrics
             .members_live
             .set(i64::try_from(live.len()).unwrap_or(i64::MAX));
-        let config = self.configuration(&nodes).await;
+        let config = self.configuration(&nodes);
         let node_infos: Vec<_> = nodes.iter().map(|n| cluster::node_info(n)).collect();
         let slices = self.stores.slices.state();
         let by_service = cluster::slices_by_service(slices.iter().map(|s| &**s));
@@ -472,7 +481,7 @@ impl Daemon {
         self.apply_l2(&announcements).await;
         self.apply_bgp(&config, &announcements).await;
         self.set_announced_metric(&announcements);
-        self.write_statuses(&announcements).await;
+        self.publish_statuses(&announcements);
         self.last = announcements;
         self.live_changed_at = None;
         self.ready.store(true, Ordering::Relaxed);
@@ -506,8 +515,7 @@ impl Daemon {
                         self.settings.node
                     );
                     tracing::warn!(%ip, service, "{note}");
-                    self.service_event(&service, true, "announceFailed", note)
-                        .await;
+                    self.service_event(&service, true, "announceFailed", note);
                 }
             }
         }
@@ -540,7 +548,7 @@ impl Daemon {
                 Err(error) => tracing::warn!(%ip, %error, "announce failed"),
             }
         }
-        let existing = self.existing_statuses::<ServiceL2Status>(&self.stores.l2_statuses.clone());
+        let existing = statuses::existing(&self.stores.l2_statuses);
         for service in taken_over {
             let previous = self.last.l2_owners.get(&service).cloned();
             let had_status = existing.iter().any(|e| e.service == service);
@@ -569,8 +577,7 @@ impl Daemon {
                     ));
                 }
             }
-            self.service_event(&service, false, "nodeAssigned", note)
-                .await;
+            self.service_event(&service, false, "nodeAssigned", note);
         }
     }
 
@@ -610,8 +617,7 @@ impl Daemon {
             .cloned()
             .collect();
         self.sessions.apply(wanted).await;
-        let existing =
-            self.existing_statuses::<ServiceBGPStatus>(&self.stores.bgp_statuses.clone());
+        let existing = statuses::existing(&self.stores.bgp_statuses);
         for service in newly {
             if existing.iter().any(|e| e.service == service) {
                 continue;
@@ -620,8 +626,7 @@ impl Daemon {
                 "announcing from node \"{}\" with protocol \"bgp\"",
                 self.settings.node
             );
-            self.service_event(&service, false, "nodeAssigned", note)
-                .await;
+            self.service_event(&service, false, "nodeAssigned", note);
         }
     }
 
@@ -644,52 +649,22 @@ impl Daemon {
         }
     }
 
-    fn existing_statuses<K>(&self, store: &Store<K>) -> Vec<Existing<K::Status>>
-    where
-        K: writer::StatusKind,
-    {
-        store
-            .state()
-            .iter()
-            .map(|o| {
-                let labels = o.meta().labels.clone().unwrap_or_default();
-                let service = cluster::key(
-                    labels.get(SERVICE_NAMESPACE_LABEL).map(String::as_str),
-                    labels.get(SERVICE_NAME_LABEL).map(String::as_str),
-                );
-                Existing {
-                    name: o.name_any(),
-                    service,
-                    status: o.current_status(),
-                }
-            })
-            .collect()
-    }
-
-    async fn write_statuses(&mut self, announcements: &Announcements) {
-        let node = self.settings.node.clone();
-        let l2 = status::writes(
-            &self.existing_statuses(&self.stores.l2_statuses.clone()),
-            &status::wanted_l2(&node, announcements),
-        );
-        let bgp = status::writes(
-            &self.existing_statuses(&self.stores.bgp_statuses.clone()),
-            &status::wanted_bgp(&node, announcements),
-        );
-        let result = match self.writer.statuses::<ServiceL2Status>(l2).await {
-            Ok(()) => self.writer.statuses::<ServiceBGPStatus>(bgp).await,
-            Err(e) => Err(e),
+    fn publish_statuses(&self, announcements: &Announcements) {
+        let node = &self.settings.node;
+        let wanted = statuses::Wanted {
+            l2: status::wanted_l2(node, announcements),
+            bgp: status::wanted_bgp(node, announcements),
         };
-        self.writes_pending = match result {
-            Ok(()) => false,
-            Err(error) => {
-                tracing::warn!(%error, "status write failed; retrying later");
-                true
+        self.statuses.send_if_modified(|current| {
+            let changed = current.as_ref() != Some(&wanted);
+            if changed {
+                *current = Some(wanted);
             }
-        };
+            changed
+        });
     }
 
-    async fn service_event(&self, service: &str, warning: bool, reason: &str, note: String) {
+    fn service_event(&self, service: &str, warning: bool, reason: &str, note: String) {
         let (namespace, name) = service.split_once('/').unwrap_or(("", service));
         let uid = self
             .stores
@@ -709,7 +684,7 @@ impl Daemon {
             uid,
             ..ObjectReference::default()
         };
-        self.writer.event(&reference, warning, reason, note).await;
+        self.writer.event(&reference, warning, reason, note);
     }
 
     /// Copies the responder's counters into the metrics (as increments since the last copy).

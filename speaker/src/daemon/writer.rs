@@ -13,9 +13,10 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
-use crate::status::{NODE_LABEL, SERVICE_NAME_LABEL, SERVICE_NAMESPACE_LABEL, Write};
+use crate::status::{NODE_LABEL, SERVICE_NAME_LABEL, SERVICE_NAMESPACE_LABEL, Write, Written};
 
 /// A status kind the speaker writes, one object per (Service, node).
 pub trait StatusKind:
@@ -68,13 +69,14 @@ impl StatusKind for ServiceBGPStatus {
     }
 }
 
-/// Writes to the API server on behalf of this node.
+/// Writes to the API server on behalf of this node. Events go through a queue to a task of
+/// their own, so a slow API server never holds up an announcement.
 #[derive(Clone)]
 pub struct Writer {
     client: Client,
     namespace: String,
     node: String,
-    recorder: Recorder,
+    events: mpsc::Sender<(ObjectReference, Event)>,
     metrics: Metrics,
 }
 
@@ -87,8 +89,11 @@ impl std::fmt::Debug for Writer {
     }
 }
 
+/// Events waiting to be published; beyond this, new ones are dropped (and logged).
+const EVENT_QUEUE: usize = 1024;
+
 impl Writer {
-    /// Writes into `namespace` as the speaker of `node`.
+    /// Writes into `namespace` as the speaker of `node`; starts the Event publisher.
     pub fn new(client: Client, namespace: String, node: String, metrics: Metrics) -> Self {
         let recorder = Recorder::new(
             client.clone(),
@@ -97,67 +102,89 @@ impl Writer {
                 instance: Some(node.clone()),
             },
         );
+        let (events, queue) = mpsc::channel(EVENT_QUEUE);
+        tokio::spawn(publish_events(recorder, queue, metrics.clone()));
         Self {
             client,
             namespace,
             node,
-            recorder,
+            events,
             metrics,
         }
     }
 
-    /// Carries out status writes; stops at the first failure (the caller retries later).
+    /// Carries out status writes, recording each success in `written`; stops at the first
+    /// failure (the caller retries later).
     pub async fn statuses<K: StatusKind>(
         &self,
         writes: Vec<Write<K::Status>>,
-    ) -> Result<(), kube::Error> {
+        written: &mut Written<K::Status>,
+    ) -> Result<(), kube::Error>
+    where
+        K::Status: PartialEq,
+    {
         let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
-        for write in writes {
+        let kind = K::kind(&());
+        let count = || {
             self.metrics
                 .api_writes
-                .with_label_values(&[K::kind(&()).as_ref()])
-                .inc();
+                .with_label_values(&[kind.as_ref()])
+                .inc()
+        };
+        for write in writes {
+            count();
             match write {
                 Write::Create { service, status } => {
-                    let (namespace, name) = service.split_once('/').unwrap_or(("", &service));
-                    let labels = [
-                        (NODE_LABEL, self.node.as_str()),
-                        (SERVICE_NAME_LABEL, name),
-                        (SERVICE_NAMESPACE_LABEL, namespace),
-                    ]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .collect();
-                    let object = K::with_meta(ObjectMeta {
-                        generate_name: Some(K::GENERATE_NAME.to_owned()),
-                        namespace: Some(self.namespace.clone()),
-                        labels: Some(labels),
-                        ..ObjectMeta::default()
-                    });
+                    let object = K::with_meta(self.status_meta::<K>(&service));
                     let created = api.create(&PostParams::default(), &object).await?;
                     let Some(name) = created.meta().name.clone() else {
                         continue;
                     };
-                    self.metrics
-                        .api_writes
-                        .with_label_values(&[K::kind(&()).as_ref()])
-                        .inc();
+                    count();
                     set_status(&api, &name, &status).await?;
+                    written.record(&name, Some((service, status)));
                 }
-                Write::Update { name, status } => set_status(&api, &name, &status).await?,
-                Write::Delete { name } => match api.delete(&name, &Default::default()).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(e)) if e.code == 404 => {}
-                    Err(e) => return Err(e),
-                },
+                Write::Update {
+                    name,
+                    service,
+                    status,
+                } => {
+                    set_status(&api, &name, &status).await?;
+                    written.record(&name, Some((service, status)));
+                }
+                Write::Delete { name } => {
+                    match api.delete(&name, &Default::default()).await {
+                        Ok(_) => {}
+                        Err(kube::Error::Api(e)) if e.code == 404 => {}
+                        Err(e) => return Err(e),
+                    }
+                    written.record(&name, None);
+                }
             }
         }
         Ok(())
     }
 
-    /// Publishes an Event about `object` (failures are logged: Events are best effort).
-    pub async fn event(&self, object: &ObjectReference, warning: bool, reason: &str, note: String) {
-        self.metrics.api_writes.with_label_values(&["Event"]).inc();
+    fn status_meta<K: StatusKind>(&self, service: &str) -> ObjectMeta {
+        let (namespace, name) = service.split_once('/').unwrap_or(("", service));
+        let labels = [
+            (NODE_LABEL, self.node.as_str()),
+            (SERVICE_NAME_LABEL, name),
+            (SERVICE_NAMESPACE_LABEL, namespace),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        ObjectMeta {
+            generate_name: Some(K::GENERATE_NAME.to_owned()),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        }
+    }
+
+    /// Queues an Event about `object`. Events are best effort: a full queue drops it.
+    pub fn event(&self, object: &ObjectReference, warning: bool, reason: &str, note: String) {
         let event = Event {
             type_: if warning {
                 EventType::Warning
@@ -169,8 +196,21 @@ impl Writer {
             action: reason.to_owned(),
             secondary: None,
         };
-        if let Err(error) = self.recorder.publish(&event, object).await {
-            tracing::warn!(%error, reason, "could not publish an Event");
+        if self.events.try_send((object.clone(), event)).is_err() {
+            tracing::warn!(reason, "Event queue full; Event dropped");
+        }
+    }
+}
+
+async fn publish_events(
+    recorder: Recorder,
+    mut queue: mpsc::Receiver<(ObjectReference, Event)>,
+    metrics: Metrics,
+) {
+    while let Some((object, event)) = queue.recv().await {
+        metrics.api_writes.with_label_values(&["Event"]).inc();
+        if let Err(error) = recorder.publish(&event, &object).await {
+            tracing::warn!(%error, reason = event.reason, "could not publish an Event");
         }
     }
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-pub use netns::bind_tcp_in;
+pub use netns::{bind_tcp_in, spawn_in};
 
 static NEXT_LAB: AtomicUsize = AtomicUsize::new(0);
 

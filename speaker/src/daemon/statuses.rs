@@ -1,0 +1,97 @@
+//! The task that keeps this node's status objects in step with the latest plan. The daemon only
+//! publishes what it wants (a watch channel keeps just the newest wish); this task computes the
+//! writes against the watched objects plus its own recent writes, and retries after failures.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ferrolb_api::types::{
+    ServiceBGPStatus, ServiceBGPStatusStatus, ServiceL2Status, ServiceL2StatusStatus,
+};
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
+use tokio::sync::watch;
+
+use super::writer::{StatusKind, Writer};
+use crate::cluster;
+use crate::status::{self, Existing, SERVICE_NAME_LABEL, SERVICE_NAMESPACE_LABEL, Written};
+
+/// Wait before retrying after a failed write.
+const RETRY: Duration = Duration::from_secs(2);
+
+/// The statuses this node should have, by Service key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Wanted {
+    /// `ServiceL2Status`es.
+    pub l2: BTreeMap<String, ServiceL2StatusStatus>,
+    /// `ServiceBGPStatus`es.
+    pub bgp: BTreeMap<String, ServiceBGPStatusStatus>,
+}
+
+/// The status objects in a store, read as [`Existing`] (the Service from their labels).
+pub fn existing<K: StatusKind>(store: &Store<K>) -> Vec<Existing<K::Status>> {
+    store
+        .state()
+        .iter()
+        .map(|o| {
+            let labels = o.labels();
+            let service = cluster::key(
+                labels.get(SERVICE_NAMESPACE_LABEL).map(String::as_str),
+                labels.get(SERVICE_NAME_LABEL).map(String::as_str),
+            );
+            Existing {
+                name: o.name_any(),
+                service,
+                status: o.current_status(),
+            }
+        })
+        .collect()
+}
+
+/// Starts the task; send `Some(wanted)` to have it written.
+pub fn spawn(
+    writer: Writer,
+    l2_store: Store<ServiceL2Status>,
+    bgp_store: Store<ServiceBGPStatus>,
+) -> watch::Sender<Option<Wanted>> {
+    let (tx, mut rx) = watch::channel(None::<Wanted>);
+    tokio::spawn(async move {
+        let mut l2_written = Written::default();
+        let mut bgp_written = Written::default();
+        let mut failed = false;
+        loop {
+            if failed {
+                tokio::select! {
+                    changed = rx.changed() => if changed.is_err() { return },
+                    () = tokio::time::sleep(RETRY) => {}
+                }
+            } else if rx.changed().await.is_err() {
+                return;
+            }
+            let Some(wanted) = rx.borrow_and_update().clone() else {
+                continue;
+            };
+            let l2 = status::writes(&l2_written.overlay(existing(&l2_store)), &wanted.l2);
+            let bgp = status::writes(&bgp_written.overlay(existing(&bgp_store)), &wanted.bgp);
+            let result = match writer
+                .statuses::<ServiceL2Status>(l2, &mut l2_written)
+                .await
+            {
+                Ok(()) => {
+                    writer
+                        .statuses::<ServiceBGPStatus>(bgp, &mut bgp_written)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            failed = match result {
+                Ok(()) => false,
+                Err(error) => {
+                    tracing::warn!(%error, "status write failed; retrying");
+                    true
+                }
+            };
+        }
+    });
+    tx
+}
