@@ -18,6 +18,7 @@ const WEB4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 200);
 const WEB6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x200);
 const BGP4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
 const LOCAL4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
+const BGP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 1);
 
 fn binaries() -> Binaries {
     Binaries {
@@ -284,7 +285,7 @@ async fn every_node_advertises_over_bgp_and_frr_routes_with_ecmp() {
         return;
     };
     lab.start_speakers().expect("speakers");
-    lab.create_service("web", json!({}), false, &[0], &[BGP4.into()])
+    lab.create_service("web", json!({}), false, &[0], &[BGP4.into(), BGP6.into()])
         .await
         .expect("service");
     let route = eventually(Duration::from_secs(30), Duration::from_millis(200), || {

@@ -258,7 +258,8 @@ impl ClusterLab {
         self.create(object(
             "BGPPeer",
             "router",
-            json!({"myASN": NODE_AS, "peerASN": ROUTER_AS, "peerAddress": ROUTER_V4.to_string(), "holdTime": "9s"}),
+            json!({"myASN": NODE_AS, "peerASN": ROUTER_AS, "peerAddress": ROUTER_V4.to_string(), "holdTime": "9s",
+                    "dualStackAddressFamily": true}),
         ))?;
         self.create(object(
             "BGPAdvertisement",
@@ -580,14 +581,18 @@ fn add_router(net: &mut Netlab, nodes: &[LabNode]) -> Result<Frr, LabError> {
             node.v4, node.v4
         );
     }
-    conf += " address-family ipv4 unicast\n  maximum-paths 8\n";
-    for node in nodes {
-        conf += &format!(
-            "  neighbor {} activate\n  neighbor {} route-map ACCEPT in\n",
-            node.v4, node.v4
-        );
+    // IPv4 and IPv6 routes over the IPv4 sessions (BGPPeer dualStackAddressFamily).
+    for family in ["ipv4", "ipv6"] {
+        conf += &format!(" address-family {family} unicast\n  maximum-paths 8\n");
+        for node in nodes {
+            conf += &format!(
+                "  neighbor {} activate\n  neighbor {} route-map ACCEPT in\n",
+                node.v4, node.v4
+            );
+        }
+        conf += " exit-address-family\n";
     }
-    conf += " exit-address-family\n!\n";
+    conf += "!\n";
     Frr::start(net, "router", &conf)
 }
 

@@ -434,13 +434,12 @@ impl Daemon {
                 namespace: Some(self.settings.namespace.clone()),
                 ..ObjectReference::default()
             };
-            self.writer
-                .event(
-                    &reference,
-                    true,
-                    "ConfigurationError",
-                    format!("ignored by the speaker on {}: {text}", self.settings.node),
-                );
+            self.writer.event(
+                &reference,
+                true,
+                "ConfigurationError",
+                format!("ignored by the speaker on {}: {text}", self.settings.node),
+            );
         }
         self.reported_problems = now;
         built.config
