@@ -88,6 +88,35 @@ pub fn resolve(
     }
 }
 
+/// The interfaces that lost carrier when they leave `wanted` with nothing to answer on: the
+/// node must hand the IP to another node (an interface that is missing or administratively down
+/// is a configuration matter, not a reason to step down).
+pub fn lost_carrier(
+    wanted: &Interfaces,
+    links: &BTreeMap<String, LinkInfo>,
+    filter: &InterfaceFilter,
+) -> BTreeSet<String> {
+    if !resolve(wanted, links, filter).is_empty() {
+        return BTreeSet::new();
+    }
+    let without_carrier =
+        |l: &&LinkInfo| l.is_up && !l.has_carrier && l.mac.is_some_and(|m| m.0 != [0; 6]);
+    match wanted {
+        Interfaces::All => links
+            .values()
+            .filter(without_carrier)
+            .filter(|l| !filter.is_excluded(&l.name))
+            .map(|l| l.name.clone())
+            .collect(),
+        Interfaces::Only(names) => names
+            .iter()
+            .filter_map(|n| links.get(n))
+            .filter(without_carrier)
+            .map(|l| l.name.clone())
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use ferrolb_proto::l2::addr::MacAddr;
@@ -149,6 +178,38 @@ mod tests {
         assert_eq!(
             resolve(&wanted, &node, &InterfaceFilter::metallb_defaults()),
             names(&["eth0", "veth0"])
+        );
+    }
+
+    #[test]
+    fn losing_the_last_carrier_is_a_reason_to_step_down() {
+        let filter = InterfaceFilter::metallb_defaults();
+        let wanted = Interfaces::Only(names(&["eth1", "eth2"]));
+        let node = links(vec![
+            link(2, "eth1", true, false),
+            link(3, "eth2", false, false),
+        ]);
+        assert_eq!(lost_carrier(&wanted, &node, &filter), names(&["eth1"]));
+        let one_left = links(vec![
+            link(2, "eth1", true, false),
+            link(3, "eth2", true, true),
+        ]);
+        assert!(
+            lost_carrier(&wanted, &one_left, &filter).is_empty(),
+            "another interface still answers"
+        );
+        let admin_down = links(vec![link(2, "eth1", false, false)]);
+        assert!(
+            lost_carrier(&wanted, &admin_down, &filter).is_empty(),
+            "down by choice: no handover"
+        );
+        let all = links(vec![
+            link(2, "eth0", true, false),
+            link(5, "veth1", true, false),
+        ]);
+        assert_eq!(
+            lost_carrier(&Interfaces::All, &all, &filter),
+            names(&["eth0"])
         );
     }
 

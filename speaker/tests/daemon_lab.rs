@@ -416,3 +416,93 @@ async fn a_bad_pool_is_reported_and_ignored_while_the_good_one_keeps_working() {
         "the valid pool is still announced"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_carrier_on_the_announcing_interface_hands_the_ip_over() {
+    const NIC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 220);
+    let Some(mut lab) = lab("spkcar", 3, false).await else {
+        return;
+    };
+    lab.add_second_nics().expect("second interfaces");
+    lab.create(json!({
+        "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+        "metadata": {"name": "nic", "namespace": NAMESPACE},
+        "spec": {"addresses": ["192.0.2.220-192.0.2.223"]}
+    }))
+    .expect("pool");
+    lab.create(json!({
+        "apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+        "metadata": {"name": "nic", "namespace": NAMESPACE},
+        "spec": {"ipAddressPools": ["nic"], "interfaces": ["eth1"]}
+    }))
+    .expect("advertisement");
+    lab.start_speakers().expect("speakers");
+    lab.create_service("nic", json!({}), false, &[0, 1, 2], &[NIC.into()])
+        .await
+        .expect("service");
+    let answer = |lab: &ClusterLab| {
+        let mac = lab.arp_owner(NIC)?;
+        let node = lab.node_with_mac(&mac)?;
+        Some((
+            node.name.clone(),
+            node.mac2
+                .as_deref()
+                .is_some_and(|m| m.eq_ignore_ascii_case(&mac)),
+        ))
+    };
+    let first = eventually(Duration::from_secs(20), Duration::from_millis(100), || {
+        answer(&lab)
+    })
+    .await;
+    let Some((owner, on_eth1)) = first else {
+        panic!("nobody answers ARP for {NIC}\n{}", show_logs(&lab));
+    };
+    assert!(on_eth1, "only the named interface answers");
+    let index = lab
+        .nodes
+        .iter()
+        .position(|n| n.name == owner)
+        .expect("owner");
+
+    lab.set_second_nic_carrier(index, false)
+        .expect("pull the cable");
+    let next = eventually(Duration::from_secs(3), Duration::from_millis(50), || {
+        answer(&lab).filter(|(name, on_eth1)| *name != owner && *on_eth1)
+    })
+    .await;
+    let Some((next, _)) = next else {
+        panic!(
+            "nobody took {NIC} over after {owner} lost carrier\n{}",
+            show_logs(&lab)
+        );
+    };
+    assert!(
+        lab.log(&format!("speaker-{owner}"))
+            .contains("carrier lost"),
+        "{owner} stepped down for carrier loss"
+    );
+    let _ = next;
+
+    lab.set_second_nic_carrier(index, true)
+        .expect("plug it back");
+    let rejoined = eventually(Duration::from_secs(10), Duration::from_millis(200), || {
+        lab.log(&format!("speaker-{owner}"))
+            .contains("carrier back")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        rejoined.is_some(),
+        "{owner} rejoins once carrier is back\n{}",
+        show_logs(&lab)
+    );
+    let after = eventually(Duration::from_secs(5), Duration::from_millis(100), || {
+        answer(&lab)
+    })
+    .await;
+    assert_eq!(
+        after.map(|(name, _)| name).as_deref(),
+        Some(owner.as_str()),
+        "the preferred owner takes its IP back"
+    );
+}

@@ -67,6 +67,8 @@ pub struct LabNode {
     pub v6: Ipv6Addr,
     /// MAC of its `eth0`.
     pub mac: String,
+    /// MAC of its `eth1`, when [`ClusterLab::add_second_nics`] gave it one.
+    pub mac2: Option<String>,
     /// PID of its running speaker.
     pub speaker: Option<u32>,
 }
@@ -366,9 +368,50 @@ impl ClusterLab {
             .map(str::to_owned)
     }
 
-    /// The node whose `eth0` has `mac`.
+    /// The node whose `eth0` or `eth1` has `mac`.
     pub fn node_with_mac(&self, mac: &str) -> Option<&LabNode> {
-        self.nodes.iter().find(|n| n.mac.eq_ignore_ascii_case(mac))
+        self.nodes.iter().find(|n| {
+            n.mac.eq_ignore_ascii_case(mac)
+                || n.mac2
+                    .as_deref()
+                    .is_some_and(|m| m.eq_ignore_ascii_case(mac))
+        })
+    }
+
+    /// Plugs a second interface `eth1` (no address) of every node into the switch, for
+    /// announcements apart from the interface the node gossips and talks to the API on. Call
+    /// before starting the speakers.
+    pub fn add_second_nics(&mut self) -> Result<(), LabError> {
+        let sw = self.net.ns(Netlab::SWITCH);
+        for node in &mut self.nodes {
+            let ns = self.net.ns(&node.role);
+            let port = format!("q-{}", node.role);
+            crate::netlab::must(&[
+                "ip", "link", "add", "eth1", "netns", &ns, "type", "veth", "peer", "name", &port,
+                "netns", &sw,
+            ])?;
+            crate::netlab::must(&["ip", "-n", &sw, "link", "set", &port, "master", "br0", "up"])?;
+            crate::netlab::must(&["ip", "-n", &ns, "link", "set", "eth1", "up"])?;
+            node.mac2 = Some(self.net.mac(&node.role, "eth1")?);
+        }
+        Ok(())
+    }
+
+    /// Takes carrier away from (or gives it back to) node `index`'s `eth1`, by setting its
+    /// switch port down (or up): the node sees NO-CARRIER, as with a pulled cable.
+    pub fn set_second_nic_carrier(&self, index: usize, carrier: bool) -> Result<(), LabError> {
+        let role = self.node_role(index)?;
+        let state = if carrier { "up" } else { "down" };
+        crate::netlab::must(&[
+            "ip",
+            "-n",
+            &self.net.ns(Netlab::SWITCH),
+            "link",
+            "set",
+            &format!("q-{role}"),
+            state,
+        ])
+        .map(|_| ())
     }
 
     /// An HTTP GET from host `role` to the Service at `ip`; the body is the serving node's name.
@@ -536,6 +579,7 @@ fn add_node(
         v4,
         v6,
         mac,
+        mac2: None,
         speaker: None,
     })
 }

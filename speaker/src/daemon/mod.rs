@@ -165,6 +165,7 @@ pub async fn run(
         live_changed_at: None,
         l2_counters: BTreeMap::new(),
         statuses,
+        stepped_down: BTreeSet::new(),
     };
     let mut synced: BTreeSet<usize> = BTreeSet::new();
     let mut join_tick = tokio::time::interval(JOIN_INTERVAL);
@@ -225,7 +226,11 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// Resolves when the live set changes (`true`), never when there is no membership.
 async fn wait_live(live: &mut Option<tokio_watch::Receiver<BTreeSet<String>>>) -> bool {
     match live {
-        Some(receiver) => receiver.changed().await.is_ok(),
+        Some(receiver) => match receiver.changed().await {
+            Ok(()) => true,
+            // The membership stopped (we left it): nothing more will change.
+            Err(_) => std::future::pending().await,
+        },
         None => std::future::pending().await,
     }
 }
@@ -261,6 +266,9 @@ struct Daemon {
     l2_counters: BTreeMap<(String, Family), FamilySnapshot>,
     /// The status task's wish list.
     statuses: tokio_watch::Sender<Option<statuses::Wanted>>,
+    /// Interfaces whose loss of carrier made this node leave the membership (so another node
+    /// answers); it rejoins when they all have carrier again.
+    stepped_down: BTreeSet<String>,
 }
 
 impl Daemon {
@@ -372,7 +380,55 @@ impl Daemon {
             .filter(|n| cluster::is_ready(n) == Some(false))
             .map(|n| n.name_any())
             .collect();
-        base.difference(&not_ready).cloned().collect()
+        let mut live: BTreeSet<String> = base.difference(&not_ready).cloned().collect();
+        if !self.stepped_down.is_empty() {
+            live.remove(&self.settings.node);
+        }
+        live
+    }
+
+    fn is_stepped_down(&self) -> bool {
+        !self.stepped_down.is_empty()
+    }
+
+    /// Leaves the membership when an announcing interface lost carrier and nothing else can
+    /// answer for the IP, so the others elect a new owner; rejoins once carrier is back.
+    async fn follow_carrier(&mut self, announcements: &Announcements) {
+        if self.settings.members.is_none() {
+            return;
+        }
+        if self.stepped_down.is_empty() {
+            let lost: BTreeSet<String> = announcements
+                .l2
+                .values()
+                .flat_map(|a| {
+                    interfaces::lost_carrier(
+                        &a.interfaces,
+                        &self.links,
+                        &self.settings.interface_filter,
+                    )
+                })
+                .collect();
+            if lost.is_empty() {
+                return;
+            }
+            tracing::warn!(interfaces = ?lost, "carrier lost; leaving the membership so another node answers");
+            self.stepped_down = lost;
+            if let Some(members) = self.members.take() {
+                members.leave().await;
+            }
+            self.live_changed_at = Some(Instant::now());
+        } else if self
+            .stepped_down
+            .iter()
+            .all(|name| self.links.get(name).is_none_or(|l| l.has_carrier))
+        {
+            tracing::info!(interfaces = ?self.stepped_down, "carrier back; rejoining the membership");
+            self.stepped_down.clear();
+            if let Err(error) = self.start_members().await {
+                tracing::error!(%error, "cannot rejoin the membership");
+            }
+        }
     }
 
     /// Gossip has had time to show who is alive.
@@ -473,6 +529,12 @@ impl Daemon {
             ignore_exclude_lb: self.settings.ignore_exclude_lb,
         };
         let mut announcements = plan::plan(&self.settings.node, &state, &live);
+        let was_stepped_down = self.is_stepped_down();
+        self.follow_carrier(&announcements).await;
+        if was_stepped_down != self.is_stepped_down() {
+            let live = self.live_nodes(&nodes);
+            announcements = plan::plan(&self.settings.node, &state, &live);
+        }
         if !self.membership_settled(&nodes, &live) {
             // Keep what we answer for; claim nothing new until gossip has shown who is alive.
             announcements.l2.retain(|ip, _| self.l2.contains_key(ip));
