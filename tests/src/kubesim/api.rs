@@ -261,7 +261,7 @@ impl ApiState {
                 let options = if req.body.is_empty() {
                     json!({})
                 } else {
-                    parse_json(&req.body)?
+                    parse_body(req.content_type, &req.body)?
                 };
                 let preconditions = Preconditions {
                     uid: options

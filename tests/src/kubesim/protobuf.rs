@@ -1,6 +1,6 @@
 //! Decoding of the Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`)
 //! that client-go's typed clients send — `kubectl create namespace|secret|configmap`, Helm's
-//! release storage — into the JSON object kubesim stores. Only the kinds in `MESSAGES` are
+//! release storage and its deletes — into the JSON object kubesim stores. Only the kinds in `MESSAGES` are
 //! known; their unknown fields are skipped. Responses stay JSON (clients accept it). Pure.
 //!
 //! Wire layout of a body:
@@ -171,6 +171,20 @@ const SELF_SUBJECT_ACCESS_REVIEW: &[Field] = &[
     ),
 ];
 
+/// The body of a typed client's delete (meta/v1 generated.proto); Helm's release storage
+/// sends one when it purges a release.
+const DELETE_OPTIONS: &[Field] = &[
+    f(1, "gracePeriodSeconds", Kind::Int),
+    f(
+        2,
+        "preconditions",
+        Kind::Message(&[f(1, "uid", Kind::Str), f(2, "resourceVersion", Kind::Str)]),
+    ),
+    f(3, "orphanDependents", Kind::Bool),
+    f(4, "propagationPolicy", Kind::Str),
+    list(5, "dryRun", Kind::Str),
+];
+
 /// The kinds whose protobuf bodies kubesim decodes: (apiVersion, kind, message).
 const MESSAGES: &[(&str, &str, &[Field])] = &[
     ("v1", "Namespace", NAMESPACE),
@@ -327,10 +341,16 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
             _ => {}
         }
     }
-    let (_, _, fields) = MESSAGES
-        .iter()
-        .find(|(v, k, _)| *v == api_version && *k == kind)
-        .ok_or_else(|| ProtoError::UnknownKind(format!("{api_version} {kind}")))?;
+    // DeleteOptions is registered in every group version, so it comes with the client's own.
+    let fields = if kind == "DeleteOptions" {
+        DELETE_OPTIONS
+    } else {
+        MESSAGES
+            .iter()
+            .find(|(v, k, _)| *v == api_version && *k == kind)
+            .map(|(_, _, fields)| *fields)
+            .ok_or_else(|| ProtoError::UnknownKind(format!("{api_version} {kind}")))?
+    };
     let mut object = decode_message(fields, raw)?;
     if let Some(map) = object.as_object_mut() {
         map.insert("apiVersion".into(), json!(api_version));
@@ -378,6 +398,31 @@ mod tests {
                 "data": {"password": "YWJj"},
                 "type": "Opaque",
             })
+        );
+    }
+
+    #[test]
+    fn delete_options_decode_under_any_group_version() {
+        let preconditions = field_bytes(2, b"7");
+        let options = [
+            field_bytes(2, &preconditions),
+            field_bytes(4, b"Background"),
+        ]
+        .concat();
+        let type_meta = [field_bytes(1, b"apps/v1"), field_bytes(2, b"DeleteOptions")].concat();
+        let body = [
+            MAGIC.to_vec(),
+            field_bytes(1, &type_meta),
+            field_bytes(2, &options),
+        ]
+        .concat();
+        assert_eq!(
+            decode(&body),
+            Ok(json!({
+                "apiVersion": "apps/v1", "kind": "DeleteOptions",
+                "preconditions": {"resourceVersion": "7"},
+                "propagationPolicy": "Background",
+            }))
         );
     }
 
