@@ -1,5 +1,6 @@
 //! Step 5 of kubesim: conformance with the real `kubectl` — apply FerroLB's CRDs and examples,
-//! get with printer columns, merge and JSON patches, server-side field validation, delete.
+//! get with printer columns, merge and JSON patches, server-side field validation, delete, and
+//! `describe svc` showing Events written through events.k8s.io/v1 and core/v1.
 //! Skips (with a message) when kubectl is absent, but fails when `CI=true`.
 
 use std::path::{Path, PathBuf};
@@ -297,4 +298,77 @@ async fn kubectl_applies_gets_patches_and_deletes_ferrolb_resources() {
         .run(&["get", "ipaddresspools", "-n", "ferrolb-system"])
         .await;
     assert!(String::from_utf8_lossy(&empty.stderr).contains("No resources found"));
+}
+
+/// `kubectl describe` reads core/v1 Events selected on `involvedObject`; kube-rs's Recorder
+/// writes events.k8s.io/v1 ones. Both must show under the Service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_describe_svc_shows_events_from_both_event_apis() {
+    use k8s_openapi::api::core::v1::{Event as CoreEvent, Service};
+    use kube::api::{Api, PostParams};
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    let Some(kubectl) = kubectl_against(&sim).await else {
+        return;
+    };
+    let client = sim.client();
+    let svc: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web"},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
+    }))
+    .expect("a valid Service");
+    let svc = Api::<Service>::default_namespaced(client.clone())
+        .create(&PostParams::default(), &svc)
+        .await
+        .expect("the Service is created");
+    let reference = kube::Resource::object_ref(&svc, &());
+    Recorder::new(client.clone(), Reporter::from("ferrolb-controller"))
+        .publish(
+            &Event {
+                type_: EventType::Normal,
+                reason: "IPAllocated".into(),
+                note: Some("Assigned IP 192.0.2.10 from pool lan".into()),
+                action: "Allocate".into(),
+                secondary: None,
+            },
+            &reference,
+        )
+        .await
+        .expect("the Recorder publishes");
+    let legacy: CoreEvent = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web.legacy"},
+        "involvedObject": reference,
+        "reason": "NodeAnnounce",
+        "message": "announcing from node n1",
+        "type": "Normal",
+        "source": {"component": "ferrolb-speaker"},
+        "count": 1,
+        "firstTimestamp": "2026-01-01T00:00:00Z",
+        "lastTimestamp": "2026-01-01T00:00:00Z",
+    }))
+    .expect("a valid core Event");
+    Api::<CoreEvent>::default_namespaced(client)
+        .create(&PostParams::default(), &legacy)
+        .await
+        .expect("the core Event is created");
+
+    let described = kubectl.ok(&["describe", "svc", "web"]).await;
+    let events = described
+        .split_once("Events:")
+        .map(|(_, events)| events)
+        .unwrap_or_else(|| panic!("no Events section: {described}"));
+    for expected in [
+        "IPAllocated",
+        "Assigned IP 192.0.2.10 from pool lan",
+        "ferrolb-controller",
+        "NodeAnnounce",
+        "announcing from node n1",
+        "ferrolb-speaker",
+    ] {
+        assert!(
+            events.contains(expected),
+            "{expected:?} missing: {described}"
+        );
+    }
 }

@@ -108,7 +108,7 @@ fn is_dry_run(query: &Query) -> bool {
 }
 
 fn present(res: &Resolved, object: &Value) -> Value {
-    let mut out = object.clone();
+    let mut out = res.info.from_storage(object).into_owned();
     if let Some(map) = out.as_object_mut() {
         map.insert("apiVersion".into(), json!(res.api_version()));
         map.insert("kind".into(), json!(res.info.kind));
@@ -295,7 +295,7 @@ impl ApiState {
 
     fn key(res: &Resolved, namespace: Option<&str>, name: &str) -> ObjectKey {
         ObjectKey::new(
-            &res.info.group,
+            res.info.storage_group(),
             &res.info.plural,
             namespace.unwrap_or(""),
             name,
@@ -325,11 +325,14 @@ impl ApiState {
         let res = &req.target.res;
         let selectors = Self::selectors(&req.query)?;
         let (rv, items) = self.store.list(
-            &res.info.group,
+            res.info.storage_group(),
             &res.info.plural,
             req.target.namespace.as_deref(),
         );
-        let mut items: Vec<Value> = items.into_iter().filter(|o| selectors.matches(o)).collect();
+        let mut items: Vec<Value> = items
+            .into_iter()
+            .filter(|o| selectors.matches(&res.info.from_storage(o)))
+            .collect();
         if let Some(token) = req.query.get("continue") {
             let after = decode_continue(token)?;
             items.retain(|o| {
@@ -391,7 +394,7 @@ impl ApiState {
                 })?),
             };
         let feed = match self.store.watch(
-            &res.info.group,
+            res.info.storage_group(),
             &res.info.plural,
             req.target.namespace.as_deref(),
             after,
@@ -407,7 +410,7 @@ impl ApiState {
             .map(Duration::from_secs)
             .unwrap_or(self.options.default_watch_timeout);
         let request = WatchRequest {
-            group: res.info.group.clone(),
+            group: res.info.storage_group().to_owned(),
             resource: res.info.plural.clone(),
             namespace: req.target.namespace.clone(),
             selectors: Self::selectors(q)?,
@@ -437,9 +440,10 @@ impl ApiState {
         &self,
         res: &Resolved,
         namespace: Option<&str>,
-        mut object: Value,
+        object: Value,
         query: &Query,
     ) -> Result<Value, ApiError> {
+        let mut object = res.info.to_storage(object);
         admission::check_namespace(res, namespace, &object)?;
         if meta_str(&object, "name").is_empty() && meta_str(&object, "generateName").is_empty() {
             return Err(ApiError::invalid(
@@ -466,7 +470,7 @@ impl ApiState {
             return Ok(present(res, &object));
         }
         let created = self.store.create(
-            &res.info.group,
+            res.info.storage_group(),
             &res.info.plural,
             namespace.unwrap_or(""),
             object,
@@ -492,6 +496,7 @@ impl ApiState {
             )));
         }
         let key = Self::key(res, t.namespace.as_deref(), name);
+        let body = res.info.to_storage(body);
         let updated = self.store.update(&key, is_dry_run(query), |current| {
             let mut next = admission::merge_for_endpoint(res, current, body, status);
             admission::admit(res, &mut next, Some(current), query)?;
@@ -536,6 +541,7 @@ impl ApiState {
                     meta_str(&doc, "name")
                 )));
             }
+            let doc = res.info.to_storage(doc);
             let mut next = admission::merge_for_endpoint(res, current, doc, status);
             admission::admit(res, &mut next, Some(current), query)?;
             Ok(next)
@@ -571,12 +577,15 @@ impl ApiState {
         let res = &req.target.res;
         let selectors = Self::selectors(&req.query)?;
         let (rv, items) = self.store.list(
-            &res.info.group,
+            res.info.storage_group(),
             &res.info.plural,
             req.target.namespace.as_deref(),
         );
         let mut deleted = Vec::new();
-        for item in items.iter().filter(|o| selectors.matches(o)) {
+        for item in items
+            .iter()
+            .filter(|o| selectors.matches(&res.info.from_storage(o)))
+        {
             let ns = meta_str(item, "namespace");
             let ns = (!ns.is_empty()).then_some(ns);
             match self.delete(res, ns, meta_str(item, "name"), &Preconditions::default()) {

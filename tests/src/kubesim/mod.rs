@@ -30,6 +30,7 @@
 //! - [`options`]: the tunables ([`Options`]).
 //! - [`meta`]: metadata helpers, timestamps, uid generation.
 //! - [`error`]: API errors as `metav1.Status`.
+//! - [`event_views`]: core/v1 and events.k8s.io/v1 Events as two views of one stored object.
 //! - [`faults`]: injected faults for tests (pause, error answers, dropped watches).
 //! - [`load`]: the watch load run shared by the soak test and the watch bench.
 //! - [`kubeconfig`]: the kubeconfig file for clients.
@@ -51,6 +52,7 @@ pub mod builtin;
 pub mod cel;
 pub mod discovery;
 pub mod error;
+pub mod event_views;
 pub mod faults;
 pub mod fixtures;
 pub mod kubeconfig;

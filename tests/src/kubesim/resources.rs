@@ -2,10 +2,13 @@
 //! CustomResourceDefinitions add. Owns names, scope, versions, subresources, schemas and printer
 //! columns; stores no objects and does no I/O.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value;
+
+use super::event_views;
 
 /// One served version of a resource type.
 #[derive(Debug, Clone)]
@@ -50,6 +53,29 @@ impl ResourceInfo {
 
     pub fn list_kind(&self) -> String {
         format!("{}List", self.kind)
+    }
+
+    /// The group its objects are stored under: both Event APIs share core's.
+    pub fn storage_group(&self) -> &str {
+        event_views::storage_group(&self.group, &self.plural)
+    }
+
+    /// A stored object as this type shows it (only `events.k8s.io` Events differ).
+    pub fn from_storage<'a>(&self, stored: &'a Value) -> Cow<'a, Value> {
+        if event_views::is_events_view(&self.group, &self.plural) {
+            Cow::Owned(event_views::to_events(stored))
+        } else {
+            Cow::Borrowed(stored)
+        }
+    }
+
+    /// An object of this type in its stored shape.
+    pub fn to_storage(&self, object: Value) -> Value {
+        if event_views::is_events_view(&self.group, &self.plural) {
+            event_views::to_core(&object)
+        } else {
+            object
+        }
     }
 }
 
