@@ -372,3 +372,69 @@ async fn kubectl_describe_svc_shows_events_from_both_event_apis() {
         );
     }
 }
+
+/// kubectl discovers through aggregated discovery (`/api` and `/apis` only), and client-side
+/// apply, which asks for `/openapi/v2` when v3 declares no strategic merge patch for a built-in,
+/// gets a valid document: at `-v=6` no request fails but the expected first-GET 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_uses_aggregated_discovery_and_openapi_without_failed_requests() {
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    let Some(kubectl) = kubectl_against(&sim).await else {
+        return;
+    };
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let manifest = |value: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings}}\ndata: {{k: {value}}}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec: {{ports: [{{port: 80}}]}}\n"
+        )
+    };
+    let first = write(scratch.path(), "a.yaml", &manifest("one"));
+    let second = write(scratch.path(), "b.yaml", &manifest("two"));
+    let mut logs = String::new();
+    for args in [
+        vec!["get", "svc,cm", "-v=6"],
+        vec!["apply", "-f", &first, "-v=6"],
+        vec!["apply", "-f", &second, "-v=6"],
+    ] {
+        let out = kubectl.run(&args).await;
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "kubectl {args:?}: {stderr}");
+        logs.push_str(&stderr);
+    }
+    let value = kubectl
+        .ok(&["get", "cm", "settings", "-o", "jsonpath={.data.k}"])
+        .await;
+    assert_eq!(value, "two");
+
+    let requests = sim.requests();
+    let per_group_version: Vec<&str> = requests
+        .iter()
+        .map(|r| r.path.as_str())
+        .filter(|p| *p == "/api/v1" || (p.starts_with("/apis/") && p.matches('/').count() == 3))
+        .collect();
+    assert!(
+        per_group_version.is_empty(),
+        "legacy discovery used: {per_group_version:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path == "/openapi/v2" && r.status == 200),
+        "client-side apply asked for /openapi/v2"
+    );
+    let failed: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("status=\"") && !l.contains("status=\"2"))
+        .filter(|l| {
+            !(l.contains("status=\"404")
+                && l.contains("verb=\"GET\"")
+                && l.contains("/namespaces/default/"))
+        })
+        .collect();
+    assert!(failed.is_empty(), "failed requests: {failed:#?}");
+    assert!(
+        !logs.contains("falling back") && !logs.contains("memcache") && !logs.contains("E1"),
+        "{logs}"
+    );
+}

@@ -16,7 +16,9 @@
 //! - [`watch`]: watch event streams, bookmarks, selector transitions, timeouts.
 //! - [`webhooks`]: validating admission webhooks called over HTTPS.
 //! - [`resources`]: the registry of served types (built-ins and CRD-defined).
+//! - [`aggregated`]: aggregated discovery (`APIGroupDiscoveryList`) for `/api` and `/apis`.
 //! - [`discovery`]: `/version`, `/api`, `/apis`, resource lists, OpenAPI v3.
+//! - [`openapi_v2`]: `/openapi/v2`, valid and empty (kinds are described in v3 only).
 //! - [`schema`]: CR structural schemas — prune, default, validate.
 //! - [`tls`]: the serving certificate for HTTPS when RBAC is on.
 //! - [`tables`]: server-side `Table`s and printer columns.
@@ -46,6 +48,7 @@
 
 pub mod accounts;
 pub mod admission;
+pub mod aggregated;
 pub mod api;
 pub mod auth;
 pub mod builtin;
@@ -58,6 +61,7 @@ pub mod fixtures;
 pub mod kubeconfig;
 pub mod load;
 pub mod meta;
+pub mod openapi_v2;
 pub mod options;
 pub mod patch;
 pub mod protobuf;
