@@ -15,6 +15,7 @@ use super::admission;
 use super::auth::Tokens;
 use super::error::{ApiError, Cause};
 use super::faults::Faults;
+use super::gc::{self, Propagation};
 use super::meta::{meta_mut, meta_str};
 pub use super::options::Options;
 use super::patch::{self, PatchKind};
@@ -99,6 +100,15 @@ fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
         Err(ApiError::BadRequest(
             "the request body must be a JSON object".into(),
         ))
+    }
+}
+
+/// A DELETE's `DeleteOptions` body (JSON or protobuf), `{}` when there is none.
+fn delete_options(req: &ResourceRequest<'_>) -> Result<Value, ApiError> {
+    if req.body.is_empty() {
+        Ok(json!({}))
+    } else {
+        parse_body(req.content_type, &req.body)
     }
 }
 
@@ -258,11 +268,8 @@ impl ApiState {
                 Ok(Reply::Json(code, object))
             }
             ("DELETE", Some(name)) => {
-                let options = if req.body.is_empty() {
-                    json!({})
-                } else {
-                    parse_body(req.content_type, &req.body)?
-                };
+                let options = delete_options(&req)?;
+                let propagation = Propagation::requested(&options, &req.query)?;
                 let preconditions = Preconditions {
                     uid: options
                         .pointer("/preconditions/uid")
@@ -285,7 +292,13 @@ impl ApiState {
                 }
                 Ok(Reply::Json(
                     200,
-                    self.delete(&t.res, t.namespace.as_deref(), name, &preconditions)?,
+                    self.delete(
+                        &t.res,
+                        t.namespace.as_deref(),
+                        name,
+                        &preconditions,
+                        propagation,
+                    )?,
                 ))
             }
             ("DELETE", None) => self.delete_collection(&req),
@@ -558,9 +571,10 @@ impl ApiState {
         namespace: Option<&str>,
         name: &str,
         preconditions: &Preconditions,
+        propagation: Propagation,
     ) -> Result<Value, ApiError> {
         let key = Self::key(res, namespace, name);
-        let last = self.store.delete(&key, preconditions)?;
+        let last = gc::delete(&self.store, &key, preconditions, propagation)?;
         let is_crd = res.info.group == "apiextensions.k8s.io"
             && res.info.plural == "customresourcedefinitions";
         if is_crd
@@ -575,6 +589,7 @@ impl ApiState {
 
     fn delete_collection(&self, req: &ResourceRequest<'_>) -> Result<Reply, ApiError> {
         let res = &req.target.res;
+        let propagation = Propagation::requested(&delete_options(req)?, &req.query)?;
         let selectors = Self::selectors(&req.query)?;
         let (rv, items) = self.store.list(
             res.info.storage_group(),
@@ -588,7 +603,8 @@ impl ApiState {
         {
             let ns = meta_str(item, "namespace");
             let ns = (!ns.is_empty()).then_some(ns);
-            match self.delete(res, ns, meta_str(item, "name"), &Preconditions::default()) {
+            let name = meta_str(item, "name");
+            match self.delete(res, ns, name, &Preconditions::default(), propagation) {
                 Ok(last) => deleted.push(last),
                 Err(ApiError::NotFound { .. }) => {}
                 Err(other) => return Err(other),

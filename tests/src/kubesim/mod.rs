@@ -13,6 +13,7 @@
 //! - [`auth`]: bearer tokens, RBAC authorisation, SelfSubjectAccessReviews (with `Options::rbac`).
 //! - [`storage`]: objects, the global resourceVersion, server-owned metadata, finalizers,
 //!   namespace lifecycle, the event window.
+//! - [`gc`]: deletion propagation to dependents (ownerReferences), synchronously.
 //! - [`watch`]: watch event streams, bookmarks, selector transitions, timeouts.
 //! - [`webhooks`]: validating admission webhooks called over HTTPS.
 //! - [`resources`]: the registry of served types (built-ins and CRD-defined).
@@ -58,6 +59,7 @@ pub mod error;
 pub mod event_views;
 pub mod faults;
 pub mod fixtures;
+pub mod gc;
 pub mod kubeconfig;
 pub mod load;
 pub mod meta;

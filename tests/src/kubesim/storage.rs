@@ -94,6 +94,20 @@ pub struct Preconditions {
     pub resource_version: Option<String>,
 }
 
+impl Preconditions {
+    /// 409 Conflict when `current` (stored at `key`) is not the object the request meant.
+    pub fn check(&self, key: &ObjectKey, current: &Value) -> Result<(), ApiError> {
+        let mismatch = |want: &Option<String>, field: &str| {
+            want.as_deref()
+                .is_some_and(|w| !w.is_empty() && w != meta_str(current, field))
+        };
+        if mismatch(&self.uid, "uid") || mismatch(&self.resource_version, "resourceVersion") {
+            return Err(ApiError::conflict(&key.group, &key.resource, &key.name));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     /// The last resourceVersion handed out; every write takes the next one.
@@ -160,6 +174,18 @@ impl Store {
 
     pub fn get(&self, key: &ObjectKey) -> Option<Value> {
         self.lock().objects.get(key).cloned()
+    }
+
+    /// Every object `keep` accepts, with its key (a full scan: for the rare cross-resource
+    /// questions, such as which objects an owner has).
+    pub fn find(&self, keep: impl Fn(&Value) -> bool) -> Vec<(ObjectKey, Value)> {
+        let inner = self.lock();
+        inner
+            .objects
+            .iter()
+            .filter(|(_, object)| keep(object))
+            .map(|(key, object)| (key.clone(), object.clone()))
+            .collect()
     }
 
     /// All objects of a resource (in one namespace, or all), ordered by namespace and name, with
@@ -327,15 +353,7 @@ impl Store {
             .get(key)
             .cloned()
             .ok_or_else(|| ApiError::not_found(&key.group, &key.resource, &key.name))?;
-        let mismatch = |want: &Option<String>, field: &str| {
-            want.as_deref()
-                .is_some_and(|w| !w.is_empty() && w != meta_str(&current, field))
-        };
-        if mismatch(&preconditions.uid, "uid")
-            || mismatch(&preconditions.resource_version, "resourceVersion")
-        {
-            return Err(ApiError::conflict(&key.group, &key.resource, &key.name));
-        }
+        preconditions.check(key, &current)?;
         let is_namespace = key.group.is_empty() && key.resource == "namespaces";
         if is_namespace {
             let content: Vec<ObjectKey> = inner
