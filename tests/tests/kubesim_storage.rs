@@ -556,7 +556,7 @@ async fn concurrent_read_modify_write_loops_lose_no_update() {
 }
 
 #[tokio::test]
-async fn an_apply_patch_creates_then_merges_and_needs_a_field_manager() {
+async fn an_apply_patch_creates_then_replaces_its_fields_and_needs_a_field_manager() {
     let sim = KubeSim::start().await.expect("kubesim starts");
     let cms: Api<ConfigMap> = Api::default_namespaced(sim.client());
     let applied = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"x": "1"}});
@@ -574,11 +574,8 @@ async fn an_apply_patch_creates_then_merges_and_needs_a_field_manager() {
         .patch("a", &params, &Patch::Apply(&again))
         .await
         .expect("apply updates");
-    // Without field ownership, kubesim cannot drop fields an earlier apply set (real SSA does).
-    assert_eq!(
-        merged.data.and_then(|d| d.get("y").cloned()).as_deref(),
-        Some("2")
-    );
+    // The manager no longer applies `x`, so server-side apply removes it.
+    assert_eq!(merged.data, Some([("y".to_owned(), "2".to_owned())].into()));
     let no_manager = sim
         .raw(
             "PATCH",

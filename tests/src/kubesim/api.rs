@@ -13,9 +13,10 @@ use tokio::sync::mpsc;
 
 use super::admission;
 use super::auth::Tokens;
-use super::error::{ApiError, Cause};
+use super::error::{ApiError, Cause, qualified};
 use super::faults::Faults;
 use super::gc::{self, Propagation};
+use super::managed;
 use super::meta::{meta_mut, meta_str};
 pub use super::options::Options;
 use super::patch::{self, PatchKind};
@@ -75,7 +76,36 @@ pub struct ResourceRequest<'a> {
     pub query: Query,
     pub accept: &'a str,
     pub content_type: &'a str,
+    /// Names the field manager of a write without `fieldManager`.
+    pub user_agent: &'a str,
     pub body: Bytes,
+}
+
+impl ResourceRequest<'_> {
+    /// The field manager a write records: `fieldManager`, else the User-Agent's product.
+    fn manager(&self) -> String {
+        match self.query.get("fieldManager") {
+            Some(manager) => manager.to_owned(),
+            None => managed::manager_from_user_agent(self.user_agent),
+        }
+    }
+}
+
+/// What a PATCH asks for beyond its body.
+#[derive(Debug, Clone, Copy)]
+struct PatchWrite<'a> {
+    kind: PatchKind,
+    /// Sent to the status subresource.
+    status: bool,
+    manager: &'a str,
+}
+
+/// Who a create writes as: a manager whose fields are recorded after defaults, or an apply whose
+/// `managedFields` are already computed.
+#[derive(Debug, Clone, Copy)]
+pub enum Writer<'a> {
+    Update(&'a str),
+    Applied,
 }
 
 /// Decodes a create/update body: JSON, or the protobuf that typed client-go clients send.
@@ -248,12 +278,19 @@ impl ApiState {
             }
             ("POST", None) => {
                 let body = parse_body(req.content_type, &req.body)?;
-                let created = self.create(&t.res, t.namespace.as_deref(), body, &req.query)?;
+                let manager = req.manager();
+                let created = self.create_as(
+                    &t.res,
+                    t.namespace.as_deref(),
+                    body,
+                    &req.query,
+                    Writer::Update(&manager),
+                )?;
                 Ok(Reply::Json(201, created))
             }
             ("PUT", Some(name)) => {
                 let body = parse_body(req.content_type, &req.body)?;
-                let updated = self.update(t, name, body, status, &req.query)?;
+                let updated = self.update(t, name, body, status, &req.query, &req.manager())?;
                 Ok(Reply::Json(200, updated))
             }
             ("PATCH", Some(name)) => {
@@ -264,7 +301,12 @@ impl ApiState {
                     ));
                 }
                 let patch_body = patch::parse_body(kind, &req.body)?;
-                let (code, object) = self.patch(t, name, kind, &patch_body, status, &req.query)?;
+                let write = PatchWrite {
+                    kind,
+                    status,
+                    manager: &req.manager(),
+                };
+                let (code, object) = self.patch(t, name, &write, &patch_body, &req.query)?;
                 Ok(Reply::Json(code, object))
             }
             ("DELETE", Some(name)) => {
@@ -449,12 +491,24 @@ impl ApiState {
         }
     }
 
+    /// Creates an object as kubesim's own manager (bootstrap and fixtures).
     pub fn create(
         &self,
         res: &Resolved,
         namespace: Option<&str>,
         object: Value,
         query: &Query,
+    ) -> Result<Value, ApiError> {
+        self.create_as(res, namespace, object, query, Writer::Update("kubesim"))
+    }
+
+    fn create_as(
+        &self,
+        res: &Resolved,
+        namespace: Option<&str>,
+        object: Value,
+        query: &Query,
+        writer: Writer<'_>,
     ) -> Result<Value, ApiError> {
         let mut object = res.info.to_storage(object);
         admission::check_namespace(res, namespace, &object)?;
@@ -479,6 +533,9 @@ impl ApiState {
             meta_mut(&mut object).insert("namespace".into(), json!(ns));
         }
         admission::admit(res, &mut object, None, query)?;
+        if let Writer::Update(manager) = writer {
+            managed::record_update(None, &mut object, manager, &res.api_version());
+        }
         if is_dry_run(query) {
             return Ok(present(res, &object));
         }
@@ -499,6 +556,7 @@ impl ApiState {
         body: Value,
         status: bool,
         query: &Query,
+        manager: &str,
     ) -> Result<Value, ApiError> {
         let res = &t.res;
         admission::check_namespace(res, t.namespace.as_deref(), &body)?;
@@ -513,6 +571,7 @@ impl ApiState {
         let updated = self.store.update(&key, is_dry_run(query), |current| {
             let mut next = admission::merge_for_endpoint(res, current, body, status);
             admission::admit(res, &mut next, Some(current), query)?;
+            managed::record_update(Some(current), &mut next, manager, &res.api_version());
             Ok(next)
         })?;
         if !is_dry_run(query) {
@@ -525,29 +584,49 @@ impl ApiState {
         &self,
         t: &Target,
         name: &str,
-        kind: PatchKind,
+        write: &PatchWrite<'_>,
         patch_body: &Value,
-        status: bool,
         query: &Query,
     ) -> Result<(u16, Value), ApiError> {
         let res = &t.res;
+        let (kind, status) = (write.kind, write.status);
         let key = Self::key(res, t.namespace.as_deref(), name);
         if kind == PatchKind::Apply && query.get("fieldManager").is_none() {
             return Err(ApiError::BadRequest(
                 "PATCH requests with an apply content type must specify a fieldManager".into(),
             ));
         }
+        let apply = |current: Option<&Value>| {
+            let current = current.map(|c| present(res, c));
+            let force = query.get("force") == Some("true");
+            managed::apply(
+                current.as_ref(),
+                patch_body,
+                write.manager,
+                &res.api_version(),
+                force,
+            )
+            .map_err(|causes| ApiError::ApplyConflict {
+                group: res.info.group.clone(),
+                resource: qualified(&res.info.group, &res.info.plural),
+                name: name.to_owned(),
+                causes,
+            })
+        };
         if kind == PatchKind::Apply && !status && self.store.get(&key).is_none() {
-            let mut object = patch_body.clone();
+            let mut object = apply(None)?;
             meta_mut(&mut object).insert("name".into(), json!(name));
-            return Ok((
-                201,
-                self.create(res, t.namespace.as_deref(), object, query)?,
-            ));
+            let created =
+                self.create_as(res, t.namespace.as_deref(), object, query, Writer::Applied)?;
+            return Ok((201, created));
         }
         let updated = self.store.update(&key, is_dry_run(query), |current| {
             let mut doc = present(res, current);
-            patch::apply(kind, &mut doc, patch_body)?;
+            if kind == PatchKind::Apply {
+                doc = apply(Some(current))?;
+            } else {
+                patch::apply(kind, &mut doc, patch_body)?;
+            }
             if meta_str(&doc, "name") != name {
                 return Err(ApiError::BadRequest(format!(
                     "the name of the object ({}) does not match the name on the URL ({name})",
@@ -557,6 +636,10 @@ impl ApiState {
             let doc = res.info.to_storage(doc);
             let mut next = admission::merge_for_endpoint(res, current, doc, status);
             admission::admit(res, &mut next, Some(current), query)?;
+            if kind != PatchKind::Apply {
+                let api_version = res.api_version();
+                managed::record_update(Some(current), &mut next, write.manager, &api_version);
+            }
             Ok(next)
         })?;
         if !is_dry_run(query) {

@@ -25,7 +25,8 @@
 //! - [`tables`]: server-side `Table`s and printer columns.
 //! - [`validation`]: metadata checks for every kind (name format, labels).
 //! - [`builtin`]: write-time behaviour of built-in kinds (Service defaults, CRD status, ...).
-//! - [`patch`]: merge, JSON, strategic merge and (approximate) apply patches.
+//! - [`patch`]: merge, JSON and strategic merge patches.
+//! - [`managed`]: server-side apply's field ownership (`managedFields`, conflicts), simplified.
 //! - [`smp`]: strategic merge patch with a fixed table of merge keys.
 //! - [`cel`]: a small evaluator for CRD `x-kubernetes-validations` rules.
 //! - [`protobuf`]: decoding the protobuf bodies typed client-go clients send.
@@ -62,6 +63,7 @@ pub mod fixtures;
 pub mod gc;
 pub mod kubeconfig;
 pub mod load;
+pub mod managed;
 pub mod meta;
 pub mod openapi_v2;
 pub mod options;

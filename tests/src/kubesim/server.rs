@@ -16,7 +16,8 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WARNING,
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT,
+    WARNING,
 };
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -246,6 +247,7 @@ async fn answer(
                 query,
                 accept: header(&parts, ACCEPT),
                 content_type: header(&parts, CONTENT_TYPE),
+                user_agent: header(&parts, USER_AGENT),
                 body,
             };
             match access(&state, user.as_ref(), &request) {

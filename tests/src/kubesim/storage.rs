@@ -252,7 +252,6 @@ impl Store {
         for owned in [
             "deletionTimestamp",
             "deletionGracePeriodSeconds",
-            "managedFields",
             "selfLink",
         ] {
             meta.remove(owned);
@@ -307,7 +306,6 @@ impl Store {
                     None => meta.remove(owned),
                 };
             }
-            meta.remove("managedFields");
         }
         let generation = current
             .pointer("/metadata/generation")

@@ -358,6 +358,7 @@ pub async fn admit(
         query,
         accept: "application/json",
         content_type: req.content_type,
+        user_agent: req.user_agent,
         body: req.body.clone(),
     };
     let object = match state.handle(dry)? {
