@@ -20,7 +20,10 @@ use super::managed;
 use super::meta::{meta_mut, meta_str};
 pub use super::options::Options;
 use super::patch::{self, PatchKind};
-use super::protobuf;
+use super::request::{
+    ResourceRequest, decode_continue, delete_options, encode_continue, is_dry_run, parse_body,
+    preconditions,
+};
 use super::resources::{self, Registry, Resolved};
 use super::routing::{Query, Target};
 use super::selectors::{FieldSelector, LabelSelector, Selectors};
@@ -68,29 +71,6 @@ pub struct ApiState {
     requests: Mutex<VecDeque<RequestRecord>>,
 }
 
-/// A request on a resource path, already parsed.
-#[derive(Debug)]
-pub struct ResourceRequest<'a> {
-    pub method: &'a str,
-    pub target: Target,
-    pub query: Query,
-    pub accept: &'a str,
-    pub content_type: &'a str,
-    /// Names the field manager of a write without `fieldManager`.
-    pub user_agent: &'a str,
-    pub body: Bytes,
-}
-
-impl ResourceRequest<'_> {
-    /// The field manager a write records: `fieldManager`, else the User-Agent's product.
-    fn manager(&self) -> String {
-        match self.query.get("fieldManager") {
-            Some(manager) => manager.to_owned(),
-            None => managed::manager_from_user_agent(self.user_agent),
-        }
-    }
-}
-
 /// What a PATCH asks for beyond its body.
 #[derive(Debug, Clone, Copy)]
 struct PatchWrite<'a> {
@@ -108,45 +88,6 @@ pub enum Writer<'a> {
     Applied,
 }
 
-/// Decodes a create/update body: JSON, or the protobuf that typed client-go clients send.
-pub fn parse_body(content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
-    if content_type.split(';').next().map(str::trim) == Some(protobuf::MEDIA_TYPE) {
-        return protobuf::decode(body).map_err(|e| match e {
-            protobuf::ProtoError::UnknownKind(_) => {
-                ApiError::UnsupportedMediaType("application/json".into())
-            }
-            other => ApiError::BadRequest(format!("error decoding request body: {other}")),
-        });
-    }
-    parse_json(body)
-}
-
-fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("error decoding request body: {e}")))?;
-    if value.is_object() {
-        Ok(value)
-    } else {
-        Err(ApiError::BadRequest(
-            "the request body must be a JSON object".into(),
-        ))
-    }
-}
-
-/// A DELETE's `DeleteOptions` body (JSON or protobuf), `{}` when there is none.
-fn delete_options(req: &ResourceRequest<'_>) -> Result<Value, ApiError> {
-    if req.body.is_empty() {
-        Ok(json!({}))
-    } else {
-        parse_body(req.content_type, &req.body)
-    }
-}
-
-/// `dryRun=All`: validate and answer, but write nothing.
-fn is_dry_run(query: &Query) -> bool {
-    query.get("dryRun") == Some("All")
-}
-
 fn present(res: &Resolved, object: &Value) -> Value {
     let mut out = res.info.from_storage(object).into_owned();
     if let Some(map) = out.as_object_mut() {
@@ -154,33 +95,6 @@ fn present(res: &Resolved, object: &Value) -> Value {
         map.insert("kind".into(), json!(res.info.kind));
     }
     out
-}
-
-/// Opaque `continue` token: the hex of `namespace\0name` of the last item sent.
-fn encode_continue(object: &Value) -> String {
-    format!(
-        "{}\0{}",
-        meta_str(object, "namespace"),
-        meta_str(object, "name")
-    )
-    .bytes()
-    .map(|b| format!("{b:02x}"))
-    .collect()
-}
-
-fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
-    let bad = || ApiError::BadRequest(format!("continue key is not valid: {token:?}"));
-    if !token.len().is_multiple_of(2) {
-        return Err(bad());
-    }
-    let bytes: Vec<u8> = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(token.get(i..i + 2).unwrap_or("zz"), 16))
-        .collect::<Result<_, _>>()
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let (ns, name) = text.split_once('\0').ok_or_else(bad)?;
-    Ok((ns.to_owned(), name.to_owned()))
 }
 
 impl ApiState {
@@ -312,16 +226,7 @@ impl ApiState {
             ("DELETE", Some(name)) => {
                 let options = delete_options(&req)?;
                 let propagation = Propagation::requested(&options, &req.query)?;
-                let preconditions = Preconditions {
-                    uid: options
-                        .pointer("/preconditions/uid")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    resource_version: options
-                        .pointer("/preconditions/resourceVersion")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                };
+                let preconditions = preconditions(&options);
                 let dry_run_in_body = options
                     .get("dryRun")
                     .and_then(Value::as_array)

@@ -5,6 +5,7 @@
 //! Module map:
 //! - [`server`]: HTTP shell — accept loop, routing to the modules below, response bodies.
 //! - [`routing`]: which endpoint a path names; query parameters.
+//! - [`request`]: a parsed resource request, its body, field manager and `continue` tokens.
 //! - [`api`]: the verbs on a resource (get/list/create/update/patch/delete/watch), status
 //!   subresource rules, pagination, CRD registration.
 //! - [`accounts`]: tokens, clients and kubeconfigs for ServiceAccounts and users (RBAC tests).
@@ -69,6 +70,7 @@ pub mod openapi_v2;
 pub mod options;
 pub mod patch;
 pub mod protobuf;
+pub mod request;
 pub mod resources;
 pub mod routing;
 pub mod schema;

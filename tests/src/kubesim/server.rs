@@ -27,10 +27,11 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::api::{ApiState, Reply, RequestRecord, ResourceRequest};
+use super::api::{ApiState, Reply, RequestRecord};
 use super::auth;
 use super::error::ApiError;
 use super::faults::FaultStatus;
+use super::request::{self, ResourceRequest};
 use super::routing::{self, Query, Route};
 use super::webhooks;
 use super::{aggregated, discovery, openapi_v2};
@@ -315,7 +316,7 @@ fn access(
         return Err(ApiError::MethodNotAllowed);
     }
     // kubectl sends protobuf first; the 415 for a kind the decoder lacks makes it resend JSON.
-    let review = super::api::parse_body(request.content_type, &request.body)?;
+    let review = request::parse_body(request.content_type, &request.body)?;
     let admin = auth::UserInfo::admin();
     Ok(Some(auth::self_subject_access_review(
         &state.store,
