@@ -439,7 +439,13 @@ impl ApiState {
         }
         admission::admit(res, &mut object, None, query)?;
         if let Writer::Update(manager) = writer {
-            managed::record_update(None, &mut object, manager, &res.api_version());
+            let api_version = res.api_version();
+            let manager = managed::Manager {
+                name: manager,
+                api_version: &api_version,
+                subresource: "",
+            };
+            managed::record_update(None, &mut object, &manager);
         }
         if is_dry_run(query) {
             return Ok(present(res, &object));
@@ -476,7 +482,13 @@ impl ApiState {
         let updated = self.store.update(&key, is_dry_run(query), |current| {
             let mut next = admission::merge_for_endpoint(res, current, body, status);
             admission::admit(res, &mut next, Some(current), query)?;
-            managed::record_update(Some(current), &mut next, manager, &res.api_version());
+            let api_version = res.api_version();
+            let manager = managed::Manager {
+                name: manager,
+                api_version: &api_version,
+                subresource: if status { "status" } else { "" },
+            };
+            managed::record_update(Some(current), &mut next, &manager);
             Ok(next)
         })?;
         if !is_dry_run(query) {
@@ -501,21 +513,22 @@ impl ApiState {
                 "PATCH requests with an apply content type must specify a fieldManager".into(),
             ));
         }
+        let api_version = res.api_version();
+        let manager = managed::Manager {
+            name: write.manager,
+            api_version: &api_version,
+            subresource: if status { "status" } else { "" },
+        };
         let apply = |current: Option<&Value>| {
             let current = current.map(|c| present(res, c));
             let force = query.get("force") == Some("true");
-            managed::apply(
-                current.as_ref(),
-                patch_body,
-                write.manager,
-                &res.api_version(),
-                force,
-            )
-            .map_err(|causes| ApiError::ApplyConflict {
-                group: res.info.group.clone(),
-                resource: qualified(&res.info.group, &res.info.plural),
-                name: name.to_owned(),
-                causes,
+            managed::apply(current.as_ref(), patch_body, &manager, force).map_err(|causes| {
+                ApiError::ApplyConflict {
+                    group: res.info.group.clone(),
+                    resource: qualified(&res.info.group, &res.info.plural),
+                    name: name.to_owned(),
+                    causes,
+                }
             })
         };
         if kind == PatchKind::Apply && !status && self.store.get(&key).is_none() {
@@ -542,8 +555,7 @@ impl ApiState {
             let mut next = admission::merge_for_endpoint(res, current, doc, status);
             admission::admit(res, &mut next, Some(current), query)?;
             if kind != PatchKind::Apply {
-                let api_version = res.api_version();
-                managed::record_update(Some(current), &mut next, write.manager, &api_version);
+                managed::record_update(Some(current), &mut next, &manager);
             }
             Ok(next)
         })?;

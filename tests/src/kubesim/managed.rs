@@ -8,7 +8,8 @@
 //! Simplified against the real structured-merge-diff: every list is atomic (one field, replaced
 //! whole; real built-in lists such as `ports` are maps keyed by merge keys), ownership is of
 //! leaves only (no `.` entries for maps), a manager is its name (its `Apply` and `Update`
-//! entries are one manager for conflicts), the status subresource is not tracked apart, and
+//! entries are one manager for conflicts; entries for the status subresource are kept apart, as
+//! the real server's `subresource: status`), and
 //! `null` in an applied configuration is a value rather than a removal. Pure.
 
 use std::collections::BTreeSet;
@@ -40,10 +41,20 @@ impl Operation {
     }
 }
 
+/// Who writes: the manager, the API version of the request and the subresource it went to
+/// (`""` or `"status"`); an entry is one per (manager, operation, subresource).
+#[derive(Debug, Clone, Copy)]
+pub struct Manager<'a> {
+    pub name: &'a str,
+    pub api_version: &'a str,
+    pub subresource: &'a str,
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
     manager: String,
     operation: String,
+    subresource: String,
     api_version: String,
     time: String,
     fields: BTreeSet<Path>,
@@ -191,6 +202,7 @@ fn entries(object: &Value) -> Vec<Entry> {
         .map(|e| Entry {
             manager: text(e, "manager"),
             operation: text(e, "operation"),
+            subresource: text(e, "subresource"),
             api_version: text(e, "apiVersion"),
             time: text(e, "time"),
             fields: e.get("fieldsV1").map(parse_fields_v1).unwrap_or_default(),
@@ -203,14 +215,18 @@ fn write_entries(object: &mut Value, entries: Vec<Entry>) {
         .into_iter()
         .filter(|e| !e.fields.is_empty())
         .map(|e| {
-            json!({
+            let mut entry = json!({
                 "manager": e.manager,
                 "operation": e.operation,
                 "apiVersion": e.api_version,
                 "time": e.time,
                 "fieldsType": "FieldsV1",
                 "fieldsV1": fields_v1(&e.fields),
-            })
+            });
+            if !e.subresource.is_empty() {
+                entry["subresource"] = json!(e.subresource);
+            }
+            entry
         })
         .collect();
     let meta = meta_mut(object);
@@ -221,31 +237,44 @@ fn write_entries(object: &mut Value, entries: Vec<Entry>) {
     }
 }
 
+impl Entry {
+    fn is(&self, manager: &Manager<'_>, operation: Operation) -> bool {
+        self.manager == manager.name
+            && self.operation == operation.as_str()
+            && self.subresource == manager.subresource
+    }
+}
+
+/// The fields of `manager`'s `operation` entry.
+fn owned_by(entries: &[Entry], manager: &Manager<'_>, operation: Operation) -> BTreeSet<Path> {
+    entries
+        .iter()
+        .filter(|e| e.is(manager, operation))
+        .flat_map(|e| e.fields.iter().cloned())
+        .collect()
+}
+
 /// Gives `manager`'s `operation` entry exactly `fields` (new entries go last; the time moves
 /// only when the fields change).
 fn set_entry(
     entries: &mut Vec<Entry>,
-    manager: &str,
+    manager: &Manager<'_>,
     operation: Operation,
-    api_version: &str,
     fields: BTreeSet<Path>,
 ) {
-    let op = operation.as_str();
-    match entries
-        .iter_mut()
-        .find(|e| e.manager == manager && e.operation == op)
-    {
+    match entries.iter_mut().find(|e| e.is(manager, operation)) {
         Some(entry) => {
-            if entry.fields != fields || entry.api_version != api_version {
+            if entry.fields != fields || entry.api_version != manager.api_version {
                 entry.time = now_rfc3339();
-                entry.api_version = api_version.to_owned();
+                entry.api_version = manager.api_version.to_owned();
                 entry.fields = fields;
             }
         }
         None => entries.push(Entry {
-            manager: manager.to_owned(),
-            operation: op.to_owned(),
-            api_version: api_version.to_owned(),
+            manager: manager.name.to_owned(),
+            operation: operation.as_str().to_owned(),
+            subresource: manager.subresource.to_owned(),
+            api_version: manager.api_version.to_owned(),
             time: now_rfc3339(),
             fields,
         }),
@@ -282,15 +311,14 @@ fn conflicts(
 pub fn apply(
     current: Option<&Value>,
     config: &Value,
-    manager: &str,
-    api_version: &str,
+    manager: &Manager<'_>,
     force: bool,
 ) -> Result<Value, Vec<Cause>> {
     let empty = json!({});
     let current = current.unwrap_or(&empty);
     let mut entries = entries(current);
     let applied = leaves(config);
-    let found = conflicts(&entries, manager, current, config, &applied);
+    let found = conflicts(&entries, manager.name, current, config, &applied);
     if !found.is_empty() && !force {
         let mut causes: Vec<Cause> = found
             .iter()
@@ -310,15 +338,11 @@ pub fn apply(
         entries[*i].fields.remove(owned);
     }
     let mut next = current.clone();
-    let before: BTreeSet<Path> = entries
-        .iter()
-        .filter(|e| e.manager == manager && e.operation == Operation::Apply.as_str())
-        .flat_map(|e| e.fields.iter().cloned())
-        .collect();
+    let before = owned_by(&entries, manager, Operation::Apply);
     for dropped in before.difference(&applied) {
         let kept_by_other = entries
             .iter()
-            .filter(|e| e.manager != manager)
+            .filter(|e| !e.is(manager, Operation::Apply))
             .any(|e| e.fields.iter().any(|f| related(f, dropped)));
         if !kept_by_other {
             remove(&mut next, dropped);
@@ -331,20 +355,14 @@ pub fn apply(
             set(&mut next, field, value.clone());
         }
     }
-    set_entry(
-        &mut entries,
-        manager,
-        Operation::Apply,
-        api_version,
-        applied,
-    );
+    set_entry(&mut entries, manager, Operation::Apply, applied);
     write_entries(&mut next, entries);
     Ok(next)
 }
 
 /// Records a non-apply write by `manager`: it owns the fields it changed (taken from everyone),
 /// and fields that are gone are owned by no one. `current` is None for a create.
-pub fn record_update(current: Option<&Value>, next: &mut Value, manager: &str, api_version: &str) {
+pub fn record_update(current: Option<&Value>, next: &mut Value, manager: &Manager<'_>) {
     let empty = json!({});
     let before = current.unwrap_or(&empty);
     // managedFields the request itself changed are taken as sent (kubectl rewrites them when it
@@ -366,13 +384,9 @@ pub fn record_update(current: Option<&Value>, next: &mut Value, manager: &str, a
             .fields
             .retain(|f| get(next, f).is_some() && !changed.iter().any(|c| related(c, f)));
     }
-    let mine: BTreeSet<Path> = entries
-        .iter()
-        .filter(|e| e.manager == manager && e.operation == Operation::Update.as_str())
-        .flat_map(|e| e.fields.iter().cloned())
-        .chain(changed)
-        .collect();
-    set_entry(&mut entries, manager, Operation::Update, api_version, mine);
+    let mut mine = owned_by(&entries, manager, Operation::Update);
+    mine.extend(changed);
+    set_entry(&mut entries, manager, Operation::Update, mine);
     write_entries(next, entries);
 }
 
@@ -387,6 +401,33 @@ pub fn manager_from_user_agent(user_agent: &str) -> String {
 mod tests {
     use super::*;
 
+    fn main(name: &str) -> Manager<'_> {
+        Manager {
+            name,
+            api_version: "v1",
+            subresource: "",
+        }
+    }
+
+    #[test]
+    fn a_status_apply_keeps_its_managers_main_fields() {
+        let svc = json!({"metadata": {"name": "a"}, "spec": {"type": "LoadBalancer"}});
+        let applied = apply(None, &svc, &main("ctl"), false).expect("applies");
+        let status_manager = Manager {
+            subresource: "status",
+            ..main("ctl")
+        };
+        let status = json!({"metadata": {"name": "a"}, "status": {"ready": true}});
+        let both = apply(Some(&applied), &status, &status_manager, false).expect("applies");
+        assert_eq!(both["spec"]["type"], "LoadBalancer");
+        let entries = both["metadata"]["managedFields"]
+            .as_array()
+            .expect("entries");
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1]["subresource"], "status");
+        assert_eq!(entries[0]["fieldsV1"], json!({"f:spec": {"f:type": {}}}));
+    }
+
     fn cm(data: Value) -> Value {
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": data})
     }
@@ -394,9 +435,9 @@ mod tests {
     #[test]
     fn an_apply_drops_what_its_manager_no_longer_applies() {
         let first =
-            apply(None, &cm(json!({"x": "1", "y": "2"})), "ci", "v1", false).expect("applies");
+            apply(None, &cm(json!({"x": "1", "y": "2"})), &main("ci"), false).expect("applies");
         let second =
-            apply(Some(&first), &cm(json!({"x": "1"})), "ci", "v1", false).expect("applies");
+            apply(Some(&first), &cm(json!({"x": "1"})), &main("ci"), false).expect("applies");
         assert_eq!(second["data"], json!({"x": "1"}));
         assert_eq!(
             second["metadata"]["managedFields"][0]["fieldsV1"],
@@ -407,11 +448,11 @@ mod tests {
     #[test]
     fn another_managers_field_conflicts_unless_forced_or_unchanged() {
         let mut object = cm(json!({"x": "1"}));
-        record_update(None, &mut object, "kubectl-edit", "v1");
-        let same = apply(Some(&object), &cm(json!({"x": "1"})), "ci", "v1", false);
+        record_update(None, &mut object, &main("kubectl-edit"));
+        let same = apply(Some(&object), &cm(json!({"x": "1"})), &main("ci"), false);
         assert!(same.is_ok(), "the same value is shared, not a conflict");
-        let causes =
-            apply(Some(&object), &cm(json!({"x": "2"})), "ci", "v1", false).expect_err("conflicts");
+        let causes = apply(Some(&object), &cm(json!({"x": "2"})), &main("ci"), false)
+            .expect_err("conflicts");
         assert_eq!(
             causes,
             vec![Cause {
@@ -421,7 +462,7 @@ mod tests {
             }]
         );
         let forced =
-            apply(Some(&object), &cm(json!({"x": "2"})), "ci", "v1", true).expect("forced");
+            apply(Some(&object), &cm(json!({"x": "2"})), &main("ci"), true).expect("forced");
         assert_eq!(forced["data"]["x"], "2");
         let managers: Vec<&str> = forced["metadata"]["managedFields"]
             .as_array()
@@ -434,12 +475,12 @@ mod tests {
 
     #[test]
     fn a_field_another_manager_still_owns_is_not_removed() {
-        let applied = apply(None, &cm(json!({"x": "1"})), "ci", "v1", false).expect("applies");
+        let applied = apply(None, &cm(json!({"x": "1"})), &main("ci"), false).expect("applies");
         let shared =
-            apply(Some(&applied), &cm(json!({"x": "1"})), "ops", "v1", false).expect("shares x");
+            apply(Some(&applied), &cm(json!({"x": "1"})), &main("ops"), false).expect("shares x");
         let without_data =
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}});
-        let dropped = apply(Some(&shared), &without_data, "ci", "v1", false).expect("applies");
+        let dropped = apply(Some(&shared), &without_data, &main("ci"), false).expect("applies");
         assert_eq!(dropped["data"]["x"], "1", "ops still applies it");
     }
 
