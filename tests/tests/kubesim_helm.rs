@@ -1,8 +1,9 @@
 //! Helm against kubesim: the Helm v4 engine from PyPI's `helm-python-sdk` (Go's Helm SDK in a
 //! shared library, driven by `tests/helm/driver.py`) lints, renders, installs, upgrades and
 //! uninstalls the sample chart in `tests/helm/sample` (a CRD in `crds/`, a ConfigMap, a Service,
-//! a ServiceAccount and a custom resource of the CRD). Skips (with a message) when python3 or
-//! the SDK is absent, but fails when `CI=true` (`scripts/install-deps.sh` installs it).
+//! a ServiceAccount the upgrade turns off, and a custom resource of the CRD). Skips (with a
+//! message) when python3 or the SDK is absent, but fails when `CI=true`
+//! (`scripts/install-deps.sh` installs it).
 
 use std::path::PathBuf;
 
@@ -169,7 +170,10 @@ async fn helm_installs_upgrades_and_uninstalls_a_chart_with_a_crd() {
     assert_eq!(releases(&sim).await, vec![release("v1", "deployed")]);
 
     let upgraded = helm
-        .ok("upgrade", json!({"greeting": "bonjour", "size": 5}))
+        .ok(
+            "upgrade",
+            json!({"greeting": "bonjour", "size": 5, "runner": {"enabled": false}}),
+        )
         .await;
     assert_eq!(upgraded["revision"], 2, "{upgraded}");
     let config_map = get(&sim, CONFIG_MAP).await.expect("the ConfigMap stays");
@@ -184,6 +188,11 @@ async fn helm_installs_upgrades_and_uninstalls_a_chart_with_a_crd() {
         "a spec change bumps it"
     );
     assert_eq!(
+        get(&sim, SERVICE_ACCOUNT).await,
+        None,
+        "the object the new revision no longer renders is deleted"
+    );
+    assert_eq!(
         releases(&sim).await,
         vec![release("v1", "superseded"), release("v2", "deployed")]
     );
@@ -196,7 +205,7 @@ async fn helm_installs_upgrades_and_uninstalls_a_chart_with_a_crd() {
         uninstalled["release"]["status"], "uninstalled",
         "{uninstalled}"
     );
-    for path in [CONFIG_MAP, SERVICE, SERVICE_ACCOUNT, WIDGET] {
+    for path in [CONFIG_MAP, SERVICE, WIDGET] {
         assert_eq!(get(&sim, path).await, None, "{path} is deleted");
     }
     assert_eq!(
