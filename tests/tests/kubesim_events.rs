@@ -96,6 +96,11 @@ async fn a_core_event_is_listed_through_events_k8s_io() {
     let sim = KubeSim::start().await.expect("kubesim starts");
     let client = sim.client();
     service(&client, "db").await;
+    let mut watch = Api::<Event>::default_namespaced(client.clone())
+        .watch(&WatchParams::default().fields("regarding.name=db"), "0")
+        .await
+        .expect("an events.k8s.io watch selected on regarding")
+        .boxed();
     let core_event = serde_json::from_value(json!({
         "metadata": {"name": "db.legacy"},
         "involvedObject": {"kind": "Service", "name": "db", "namespace": "default"},
@@ -137,6 +142,16 @@ async fn a_core_event_is_listed_through_events_k8s_io() {
         Some("legacy-controller")
     );
     assert_eq!(Event::api_version(&()), "events.k8s.io/v1");
+    let added = tokio::time::timeout(Duration::from_secs(5), watch.try_next())
+        .await
+        .expect("the watch sees it")
+        .expect("the watch stays healthy");
+    match added {
+        Some(WatchEvent::Added(e)) => {
+            assert_eq!(e.note.as_deref(), Some("written by an old client"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
     assert!(
         events
             .list(&ListParams::default().fields("regarding.name=other"))
