@@ -161,3 +161,48 @@ async fn a_core_event_is_listed_through_events_k8s_io() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn an_events_k8s_io_event_without_the_new_fields_is_invalid() {
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    let reply = sim
+        .raw(
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/default/events",
+            Some("application/json"),
+            None,
+            Some(&json!({
+                "metadata": {"name": "bare"},
+                "regarding": {"kind": "Service", "name": "web", "namespace": "default"},
+                "note": "no reporter",
+                "type": "Normal",
+                "deprecatedCount": 1,
+            })),
+        )
+        .await
+        .expect("request");
+    assert_eq!(reply.status, 422, "{}", reply.text());
+    let status = reply.json();
+    let fields: Vec<&str> = status["details"]["causes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["field"].as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            "eventTime",
+            "reportingController",
+            "reportingInstance",
+            "action",
+            "reason",
+            "count"
+        ]
+    );
+    assert!(
+        status["message"].as_str().is_some_and(|m| m
+            .starts_with("Event.events.k8s.io \"bare\" is invalid: [eventTime: Required value")),
+        "{status}"
+    );
+}

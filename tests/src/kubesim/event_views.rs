@@ -8,6 +8,9 @@
 
 use serde_json::{Map, Value};
 
+use super::error::Cause;
+use super::validation::is_qualified_name;
+
 /// `(events.k8s.io/v1 field, core/v1 field)` for the fields whose names differ. `metadata`,
 /// `reason`, `type`, `action`, `related`, `eventTime`, `series` and `reportingInstance` keep
 /// their names.
@@ -64,6 +67,86 @@ pub fn to_events(event: &Value) -> Value {
     rename(event, false)
 }
 
+/// The longest `reportingInstance`, `action` and `reason` the API server accepts.
+const FIELD_LIMIT: usize = 128;
+/// The longest `note`.
+const NOTE_LIMIT: usize = 1024;
+
+fn required(field: &str) -> Cause {
+    Cause {
+        reason: "FieldValueRequired",
+        message: "Required value".into(),
+        field: field.to_owned(),
+    }
+}
+
+fn invalid(field: &str, why: String) -> Cause {
+    Cause {
+        reason: "FieldValueInvalid",
+        message: format!("Invalid value: \"\": {why}"),
+        field: field.to_owned(),
+    }
+}
+
+/// The checks the API server makes on an Event created through `events.k8s.io/v1`, given in
+/// its stored (core) shape; field names are the server's (kubernetes
+/// `pkg/apis/core/validation/events.go`). Core/v1 creates keep the legacy, looser rules.
+pub fn validate_create(core: &Value) -> Vec<Cause> {
+    let text = |field: &str| core.get(field).and_then(Value::as_str).unwrap_or("");
+    let mut causes = Vec::new();
+    if text("eventTime").is_empty() {
+        causes.push(required("eventTime"));
+    }
+    if !matches!(text("type"), "Normal" | "Warning") {
+        causes.push(invalid(
+            "type",
+            format!("has invalid value: {}", text("type")),
+        ));
+    }
+    let controller = text("reportingComponent");
+    if controller.is_empty() {
+        causes.push(required("reportingController"));
+    } else if !is_qualified_name(controller) {
+        causes.push(invalid(
+            "reportingController",
+            "must be a qualified name".into(),
+        ));
+    }
+    for field in ["reportingInstance", "action", "reason"] {
+        if text(field).is_empty() {
+            causes.push(required(field));
+        } else if text(field).len() > FIELD_LIMIT {
+            causes.push(invalid(
+                field,
+                format!("can have at most {FIELD_LIMIT} characters"),
+            ));
+        }
+    }
+    if text("message").len() > NOTE_LIMIT {
+        causes.push(invalid(
+            "message",
+            format!("can have at most {NOTE_LIMIT} characters"),
+        ));
+    }
+    for deprecated in ["firstTimestamp", "lastTimestamp", "count", "source"] {
+        let set = core.get(deprecated).is_some_and(|v| {
+            !v.is_null() && v != &Value::from(0) && v != &Value::Object(Map::new())
+        });
+        if set {
+            causes.push(invalid(deprecated, "needs to be unset".into()));
+        }
+    }
+    if let Some(series) = core.get("series").filter(|s| !s.is_null()) {
+        if series.get("count").and_then(Value::as_i64).unwrap_or(0) < 2 {
+            causes.push(invalid("series.count", "should be at least 2".into()));
+        }
+        if series.get("lastObservedTime").is_none_or(Value::is_null) {
+            causes.push(required("series.lastObservedTime"));
+        }
+    }
+    causes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +186,33 @@ mod tests {
         assert_eq!(
             to_events(&core),
             json!({"deprecatedSource": {"component": "kubelet", "host": "n1"}, "deprecatedFirstTimestamp": "t"})
+        );
+    }
+
+    #[test]
+    fn an_events_k8s_io_create_needs_the_new_fields_and_no_deprecated_ones() {
+        let mut valid = events_view();
+        if let Some(map) = valid.as_object_mut() {
+            map.remove("deprecatedCount");
+        }
+        assert_eq!(validate_create(&to_core(&valid)), vec![]);
+        let legacy =
+            json!({"message": "m", "type": "Normal", "count": 1, "source": {"component": "x"}});
+        let fields: Vec<String> = validate_create(&legacy)
+            .into_iter()
+            .map(|c| c.field)
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                "eventTime",
+                "reportingController",
+                "reportingInstance",
+                "action",
+                "reason",
+                "count",
+                "source",
+            ]
         );
     }
 
