@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use ferrolb_tests::kubesim::KubeSim;
+use ferrolb_tests::kubesim::{KubeSim, Options};
 use serde_json::{Value, json};
 
 fn helm_dir() -> PathBuf {
@@ -37,9 +37,9 @@ struct Helm {
 }
 
 impl Helm {
-    /// Runs one driver action and returns its JSON answer; fails the test with Helm's message
-    /// and log when the action fails.
-    async fn ok(&self, action: &str, values: Value) -> Value {
+    /// Runs one driver action: whether it succeeded, its JSON answer (Helm's error on failure)
+    /// and Helm's log.
+    async fn run(&self, action: &str, values: Value) -> (bool, Value, String) {
         let helm = helm_dir();
         let out = tokio::process::Command::new("python3")
             .arg(helm.join("driver.py"))
@@ -55,12 +55,18 @@ impl Helm {
             .await
             .expect("python3 runs");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success(),
-            "helm {action} failed:\n{stdout}\n{stderr}"
-        );
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("helm {action}: {e}: {stdout}"))
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let answer = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("helm {action}: {e}: {stdout}\n{stderr}"));
+        (out.status.success(), answer, stderr)
+    }
+
+    /// Runs one driver action and returns its JSON answer; fails the test with Helm's message
+    /// and log when the action fails.
+    async fn ok(&self, action: &str, values: Value) -> Value {
+        let (ok, answer, log) = self.run(action, values).await;
+        assert!(ok, "helm {action} failed:\n{answer}\n{log}");
+        answer
     }
 }
 
@@ -222,4 +228,81 @@ async fn helm_installs_upgrades_and_uninstalls_a_chart_with_a_crd() {
         .map(|r| format!("{} {} {}?{}", r.status, r.method, r.path, r.query))
         .collect();
     assert!(failures.is_empty(), "requests Helm saw fail: {failures:#?}");
+}
+
+/// With RBAC on (HTTPS and tokens), a ServiceAccount that may write only in its namespace cannot
+/// install a chart with a CRD: Helm fails with the API server's Forbidden message, as in a
+/// cluster. Granting the CRD permission is enough for the install to succeed.
+#[tokio::test]
+async fn helm_as_a_namespaced_deployer_is_refused_the_crd_until_granted() {
+    if !sdk_available().await {
+        return;
+    }
+    let options = Options {
+        rbac: true,
+        ..Options::default()
+    };
+    let sim = KubeSim::start_with(options).await.expect("kubesim starts");
+    let rbac = |kind: &str, name: &str, namespace: Option<&str>, rest: Value| {
+        let mut object = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
+            "metadata": {"name": name}});
+        if let Some(ns) = namespace {
+            object["metadata"]["namespace"] = json!(ns);
+        }
+        if let (Some(map), Some(rest)) = (object.as_object_mut(), rest.as_object()) {
+            map.extend(rest.clone());
+        }
+        sim.create_object(object).expect("RBAC object stored");
+    };
+    let subject = json!([{"kind": "ServiceAccount", "name": "deployer", "namespace": "default"}]);
+    rbac(
+        "Role",
+        "deployer",
+        Some("default"),
+        json!({"rules": [
+            {"apiGroups": [""], "resources": ["configmaps", "services", "serviceaccounts", "secrets"], "verbs": ["*"]},
+            {"apiGroups": ["sample.ferrolb.test"], "resources": ["widgets"], "verbs": ["*"]},
+        ]}),
+    );
+    rbac(
+        "RoleBinding",
+        "deployer",
+        Some("default"),
+        json!({"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
+               "subjects": subject}),
+    );
+    let helm = Helm {
+        kubeconfig: sim
+            .service_account_kubeconfig("default", "deployer")
+            .expect("a kubeconfig for the deployer"),
+        home: tempfile::tempdir().expect("a temporary HOME"),
+    };
+
+    let (ok, refused, _) = helm.run("install", json!({})).await;
+    assert!(!ok, "the install must fail: {refused}");
+    let message = refused["error"].as_str().unwrap_or("");
+    assert!(
+        message.contains("customresourcedefinitions")
+            && message.contains("forbidden")
+            && message.contains("system:serviceaccount:default:deployer"),
+        "{refused}"
+    );
+    assert_eq!(get(&sim, CONFIG_MAP).await, None, "nothing was installed");
+
+    rbac(
+        "ClusterRole",
+        "crd-installer",
+        None,
+        json!({"rules": [{"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["*"]}]}),
+    );
+    rbac(
+        "ClusterRoleBinding",
+        "crd-installer",
+        None,
+        json!({"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "crd-installer"},
+               "subjects": subject}),
+    );
+    let installed = helm.ok("install", json!({})).await;
+    assert_eq!(installed["status"], "deployed", "{installed}");
+    assert!(get(&sim, WIDGET).await.is_some());
 }
