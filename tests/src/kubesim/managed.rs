@@ -4,13 +4,19 @@
 //! owns, unless forced (the other manager then loses the field). Other writes (create, update,
 //! merge/JSON/strategic patches) record an `Update` entry for their manager (`fieldManager`, else
 //! the User-Agent's product) and take the fields they change from everyone, never conflicting.
+//! Entries are per (manager, operation, subresource), as the real server's `subresource: status`.
 //!
-//! Simplified against the real structured-merge-diff: every list is atomic (one field, replaced
-//! whole; real built-in lists such as `ports` are maps keyed by merge keys), ownership is of
-//! leaves only (no `.` entries for maps), a manager is its name (its `Apply` and `Update`
-//! entries are one manager for conflicts; entries for the status subresource are kept apart, as
-//! the real server's `subresource: status`), and
-//! `null` in an applied configuration is a value rather than a removal. Pure.
+//! Simplified against the real structured-merge-diff:
+//! - every list is atomic (one field, replaced whole; real built-in lists such as `ports` are
+//!   maps keyed by merge keys), and values the server defaulted inside an applied list do not
+//!   count as a change;
+//! - ownership is of leaves only (no `.` entries for maps);
+//! - a manager is its name for conflicts (its `Apply` and `Update` entries never conflict);
+//! - `null` in an applied configuration is a value rather than a removal;
+//! - an Event applied through events.k8s.io records that view's field names, which a later
+//!   core/v1 write does not recognise.
+//!
+//! Pure.
 
 use std::collections::BTreeSet;
 
