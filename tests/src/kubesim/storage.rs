@@ -1,7 +1,7 @@
 //! The object store: every object of every kind, one global resourceVersion counter, the
-//! metadata the server owns (uid, creationTimestamp, generation, resourceVersion,
-//! deletionTimestamp), optimistic concurrency, finalizer-aware deletion, namespace lifecycle,
-//! and the window of recent change events that watches replay from.
+//! metadata the server owns (uid, creationTimestamp, generation where the kind has one,
+//! resourceVersion, deletionTimestamp), optimistic concurrency, finalizer-aware deletion,
+//! namespace lifecycle, and the window of recent change events that watches replay from.
 //!
 //! It knows nothing about HTTP, schemas or patches: callers hand it finished objects (or a closure
 //! that computes one from the current object under the store's lock).
@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
+use super::builtin;
 use super::error::ApiError;
 use super::meta::{IdGen, has_finalizers, meta_mut, meta_str, now_rfc3339};
 
@@ -248,7 +249,9 @@ impl Store {
         meta.insert("uid".into(), json!(uid));
         meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
         meta.insert("resourceVersion".into(), json!(rv.to_string()));
-        meta.insert("generation".into(), json!(1));
+        if builtin::has_generation(group, resource) {
+            meta.insert("generation".into(), json!(1));
+        }
         for owned in [
             "deletionTimestamp",
             "deletionGracePeriodSeconds",
@@ -311,7 +314,9 @@ impl Store {
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)
             .unwrap_or(1);
-        if spec_part(&next) != spec_part(&current) {
+        if builtin::has_generation(&key.group, &key.resource)
+            && spec_part(&next) != spec_part(&current)
+        {
             meta_mut(&mut next).insert("generation".into(), json!(generation + 1));
         }
         if dry_run {
@@ -500,7 +505,7 @@ impl Inner {
         meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
         meta.insert("deletionGracePeriodSeconds".into(), json!(0));
         meta.insert("resourceVersion".into(), json!(rv.to_string()));
-        if !namespace {
+        if builtin::has_generation(&key.group, &key.resource) {
             meta.insert("generation".into(), json!(generation + 1));
         }
         if namespace && let Some(map) = next.as_object_mut() {
