@@ -313,15 +313,25 @@ async fn kubectl_describe_svc_shows_events_from_both_event_apis() {
         return;
     };
     let client = sim.client();
-    let svc: Service = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "web"},
-        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
-    }))
-    .expect("a valid Service");
+    // Typed client-go creates send protobuf: kubectl create service must be decoded.
+    let created = kubectl
+        .ok(&["create", "service", "loadbalancer", "web", "--tcp=80:8080"])
+        .await;
+    assert!(created.contains("service/web created"), "{created}");
     let svc = Api::<Service>::default_namespaced(client.clone())
-        .create(&PostParams::default(), &svc)
+        .get("web")
         .await
-        .expect("the Service is created");
+        .expect("the Service exists");
+    let spec = svc.spec.clone().unwrap_or_default();
+    assert_eq!(spec.type_.as_deref(), Some("LoadBalancer"));
+    let port = spec.ports.unwrap_or_default().into_iter().next();
+    assert_eq!(
+        port.map(|p| (p.port, p.target_port)),
+        Some((
+            80,
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080))
+        ))
+    );
     let reference = kube::Resource::object_ref(&svc, &());
     Recorder::new(client.clone(), Reporter::from("ferrolb-controller"))
         .publish(
