@@ -1,7 +1,8 @@
 //! Decoding of the Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`)
-//! that client-go's typed clients send — `kubectl create namespace|secret|configmap|service`, Helm's
-//! release storage and its deletes — into the JSON object kubesim stores. Only the kinds in `MESSAGES` are
-//! known; their unknown fields are skipped. Responses stay JSON (clients accept it). Pure.
+//! that client-go's typed clients send — `kubectl create namespace|secret|configmap|service`,
+//! Helm's release storage and its deletes — into the JSON object kubesim stores. Only the kinds
+//! in `MESSAGES` (and `DeleteOptions`) are known; their unknown fields are skipped. Responses
+//! stay JSON (clients accept it). Pure.
 //!
 //! Wire layout of a body:
 //! ```text
