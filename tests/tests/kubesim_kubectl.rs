@@ -416,6 +416,9 @@ async fn kubectl_uses_aggregated_discovery_and_openapi_without_failed_requests()
         .ok(&["get", "cm", "settings", "-o", "jsonpath={.data.k}"])
         .await;
     assert_eq!(value, "two");
+    // `get all` expands the `all` category that Pods and Services are in.
+    let all = kubectl.ok(&["get", "all"]).await;
+    assert!(all.contains("service/web"), "{all}");
 
     let requests = sim.requests();
     let per_group_version: Vec<&str> = requests

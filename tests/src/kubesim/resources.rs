@@ -151,6 +151,15 @@ impl Default for Registry {
     }
 }
 
+/// The categories a built-in kind is listed under: `kubectl get all` asks for `all`, which the
+/// real server gives Pods and Services (and workloads kubesim does not serve).
+fn builtin_categories(group: &str, plural: &str) -> Vec<String> {
+    match (group, plural) {
+        ("", "pods" | "services") => vec!["all".to_owned()],
+        _ => Vec::new(),
+    }
+}
+
 impl Registry {
     /// The built-in kinds only.
     pub fn with_builtins() -> Self {
@@ -166,7 +175,7 @@ impl Registry {
                     kind: b.kind.into(),
                     namespaced: b.namespaced,
                     short_names: b.short_names.iter().map(|s| (*s).to_owned()).collect(),
-                    categories: Vec::new(),
+                    categories: builtin_categories(b.group, b.plural),
                     versions: vec![VersionInfo {
                         name: b.version.into(),
                         has_status: b.has_status,
