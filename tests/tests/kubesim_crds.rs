@@ -256,12 +256,14 @@ async fn unknown_fields_are_pruned_and_rejected_under_strict_field_validation() 
 async fn the_status_subresource_of_a_custom_resource_is_separate_from_its_spec() {
     let sim = sim_with_crds().await;
     let api = pools(&sim);
-    api.create(
-        &PostParams::default(),
-        &pool("a", json!({"addresses": ["192.0.2.0/28"]})),
-    )
-    .await
-    .expect("pool created");
+    let created = api
+        .create(
+            &PostParams::default(),
+            &pool("a", json!({"addresses": ["192.0.2.0/28"]})),
+        )
+        .await
+        .expect("pool created");
+    assert_eq!(created.metadata.generation, Some(1));
     let counters =
         json!({"assignedIPv4": 1, "assignedIPv6": 0, "availableIPv4": 15, "availableIPv6": 0});
     let with_status = api
@@ -277,6 +279,11 @@ async fn the_status_subresource_of_a_custom_resource_is_separate_from_its_spec()
         with_status.data["spec"]["autoAssign"], true,
         "spec untouched by /status"
     );
+    assert_eq!(
+        with_status.metadata.generation,
+        Some(1),
+        "a status change keeps the generation"
+    );
     let main = api
         .patch(
             "a",
@@ -288,6 +295,32 @@ async fn the_status_subresource_of_a_custom_resource_is_separate_from_its_spec()
     assert_eq!(
         main.data["status"]["assignedIPv4"], 1,
         "status untouched by the main endpoint"
+    );
+    let labelled = api
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"tier": "edge"}}})),
+        )
+        .await
+        .expect("labels patched");
+    assert_eq!(
+        labelled.metadata.generation,
+        Some(1),
+        "a label change keeps it"
+    );
+    let respecced = api
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"autoAssign": false}})),
+        )
+        .await
+        .expect("spec patched");
+    assert_eq!(
+        respecced.metadata.generation,
+        Some(2),
+        "a spec change bumps it"
     );
     let invalid = api_error(
         api.patch_status(

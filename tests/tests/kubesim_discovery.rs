@@ -49,6 +49,108 @@ async fn kube_discovery_finds_every_built_in_kind_with_its_scope() {
     }
 }
 
+/// What kubectl and client-go send to `/api` and `/apis`.
+const AGGREGATED_ACCEPT: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+
+#[tokio::test]
+async fn kube_aggregated_discovery_finds_the_kinds_and_a_new_crd() {
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    sim.create_object(json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.test"},
+        "spec": {
+            "group": "example.test",
+            "scope": "Cluster",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"]},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}],
+        },
+    }))
+    .expect("the CRD is created");
+    let discovery = Discovery::new(sim.client())
+        .run_aggregated()
+        .await
+        .expect("aggregated discovery runs");
+    let mut found = Vec::new();
+    for group in discovery.groups() {
+        for (resource, caps) in group.recommended_resources() {
+            found.push((
+                resource.group.clone(),
+                resource.plural.clone(),
+                caps.scope == Scope::Namespaced,
+                caps.subresources.iter().any(|(s, _)| s.plural == "status"),
+            ));
+        }
+    }
+    for expected in [
+        ("", "services", true, true),
+        ("", "configmaps", true, false),
+        ("events.k8s.io", "events", true, false),
+        ("example.test", "widgets", false, true),
+    ] {
+        let expected = (
+            expected.0.to_owned(),
+            expected.1.to_owned(),
+            expected.2,
+            expected.3,
+        );
+        assert!(
+            found.contains(&expected),
+            "missing {expected:?} in {found:?}"
+        );
+    }
+    let requested: Vec<String> = sim.requests().into_iter().map(|r| r.path).collect();
+    assert!(
+        !requested
+            .iter()
+            .any(|p| p == "/api/v1" || p.starts_with("/apis/")),
+        "no per-group-version request: {requested:?}"
+    );
+}
+
+#[tokio::test]
+async fn api_and_apis_answer_the_aggregated_form_when_asked_first() {
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    for (path, named) in [("/api", false), ("/apis", true)] {
+        let reply = sim
+            .raw("GET", path, None, Some(AGGREGATED_ACCEPT), None)
+            .await
+            .expect("request");
+        assert_eq!(
+            reply.content_type,
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+        );
+        let doc = reply.json();
+        assert_eq!(
+            (&doc["kind"], &doc["apiVersion"]),
+            (
+                &json!("APIGroupDiscoveryList"),
+                &json!("apidiscovery.k8s.io/v2")
+            )
+        );
+        let items = doc["items"].as_array().expect("items");
+        assert!(
+            items
+                .iter()
+                .all(|g| g["metadata"].get("name").is_some() == named),
+            "{doc}"
+        );
+    }
+    let beta = sim
+        .raw(
+            "GET",
+            "/apis",
+            None,
+            Some("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"),
+            None,
+        )
+        .await
+        .expect("request");
+    assert_eq!(beta.json()["apiVersion"], "apidiscovery.k8s.io/v2beta1");
+}
+
 #[tokio::test]
 async fn version_api_and_apis_documents_have_the_legacy_shape() {
     let sim = KubeSim::start().await.expect("kubesim starts");
@@ -67,11 +169,11 @@ async fn version_api_and_apis_documents_have_the_legacy_shape() {
         (api["kind"].clone(), api["versions"].clone()),
         (json!("APIVersions"), json!(["v1"]))
     );
-    // kubectl asks for the aggregated form first and accepts plain JSON as the fallback.
-    let aggregated_accept =
-        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+    // A client that asks for plain JSON first gets the legacy form.
+    let legacy_accept =
+        "application/json, application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
     let apis = sim
-        .raw("GET", "/apis", None, Some(aggregated_accept), None)
+        .raw("GET", "/apis", None, Some(legacy_accept), None)
         .await
         .expect("request");
     assert_eq!(apis.content_type, "application/json");

@@ -1,5 +1,6 @@
 //! Step 5 of kubesim: conformance with the real `kubectl` — apply FerroLB's CRDs and examples,
-//! get with printer columns, merge and JSON patches, server-side field validation, delete.
+//! get with printer columns, merge and JSON patches, server-side field validation, delete, and
+//! `describe svc` showing Events written through events.k8s.io/v1 and core/v1.
 //! Skips (with a message) when kubectl is absent, but fails when `CI=true`.
 
 use std::path::{Path, PathBuf};
@@ -297,4 +298,156 @@ async fn kubectl_applies_gets_patches_and_deletes_ferrolb_resources() {
         .run(&["get", "ipaddresspools", "-n", "ferrolb-system"])
         .await;
     assert!(String::from_utf8_lossy(&empty.stderr).contains("No resources found"));
+}
+
+/// `kubectl describe` reads core/v1 Events selected on `involvedObject`; kube-rs's Recorder
+/// writes events.k8s.io/v1 ones. Both must show under the Service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_describe_svc_shows_events_from_both_event_apis() {
+    use k8s_openapi::api::core::v1::{Event as CoreEvent, Service};
+    use kube::api::{Api, PostParams};
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    let Some(kubectl) = kubectl_against(&sim).await else {
+        return;
+    };
+    let client = sim.client();
+    // Typed client-go creates send protobuf: kubectl create service must be decoded.
+    let created = kubectl
+        .ok(&["create", "service", "loadbalancer", "web", "--tcp=80:8080"])
+        .await;
+    assert!(created.contains("service/web created"), "{created}");
+    let svc = Api::<Service>::default_namespaced(client.clone())
+        .get("web")
+        .await
+        .expect("the Service exists");
+    let spec = svc.spec.clone().unwrap_or_default();
+    assert_eq!(spec.type_.as_deref(), Some("LoadBalancer"));
+    let port = spec.ports.unwrap_or_default().into_iter().next();
+    assert_eq!(
+        port.map(|p| (p.port, p.target_port)),
+        Some((
+            80,
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080))
+        ))
+    );
+    let reference = kube::Resource::object_ref(&svc, &());
+    Recorder::new(client.clone(), Reporter::from("ferrolb-controller"))
+        .publish(
+            &Event {
+                type_: EventType::Normal,
+                reason: "IPAllocated".into(),
+                note: Some("Assigned IP 192.0.2.10 from pool lan".into()),
+                action: "Allocate".into(),
+                secondary: None,
+            },
+            &reference,
+        )
+        .await
+        .expect("the Recorder publishes");
+    let legacy: CoreEvent = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web.legacy"},
+        "involvedObject": reference,
+        "reason": "NodeAnnounce",
+        "message": "announcing from node n1",
+        "type": "Normal",
+        "source": {"component": "ferrolb-speaker"},
+        "count": 1,
+        "firstTimestamp": "2026-01-01T00:00:00Z",
+        "lastTimestamp": "2026-01-01T00:00:00Z",
+    }))
+    .expect("a valid core Event");
+    Api::<CoreEvent>::default_namespaced(client)
+        .create(&PostParams::default(), &legacy)
+        .await
+        .expect("the core Event is created");
+
+    let described = kubectl.ok(&["describe", "svc", "web"]).await;
+    let events = described
+        .split_once("Events:")
+        .map(|(_, events)| events)
+        .unwrap_or_else(|| panic!("no Events section: {described}"));
+    for expected in [
+        "IPAllocated",
+        "Assigned IP 192.0.2.10 from pool lan",
+        "ferrolb-controller",
+        "NodeAnnounce",
+        "announcing from node n1",
+        "ferrolb-speaker",
+    ] {
+        assert!(
+            events.contains(expected),
+            "{expected:?} missing: {described}"
+        );
+    }
+}
+
+/// kubectl discovers through aggregated discovery (`/api` and `/apis` only), and client-side
+/// apply, which asks for `/openapi/v2` when v3 declares no strategic merge patch for a built-in,
+/// gets a valid document: at `-v=6` no request fails but the expected first-GET 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_uses_aggregated_discovery_and_openapi_without_failed_requests() {
+    let sim = KubeSim::start().await.expect("kubesim starts");
+    let Some(kubectl) = kubectl_against(&sim).await else {
+        return;
+    };
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let manifest = |value: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings}}\ndata: {{k: {value}}}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec: {{ports: [{{port: 80}}]}}\n"
+        )
+    };
+    let first = write(scratch.path(), "a.yaml", &manifest("one"));
+    let second = write(scratch.path(), "b.yaml", &manifest("two"));
+    let mut logs = String::new();
+    for args in [
+        vec!["get", "svc,cm", "-v=6"],
+        vec!["apply", "-f", &first, "-v=6"],
+        vec!["apply", "-f", &second, "-v=6"],
+    ] {
+        let out = kubectl.run(&args).await;
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "kubectl {args:?}: {stderr}");
+        logs.push_str(&stderr);
+    }
+    let value = kubectl
+        .ok(&["get", "cm", "settings", "-o", "jsonpath={.data.k}"])
+        .await;
+    assert_eq!(value, "two");
+    // `get all` expands the `all` category that Pods and Services are in.
+    let all = kubectl.ok(&["get", "all"]).await;
+    assert!(all.contains("service/web"), "{all}");
+
+    let requests = sim.requests();
+    let per_group_version: Vec<&str> = requests
+        .iter()
+        .map(|r| r.path.as_str())
+        .filter(|p| *p == "/api/v1" || (p.starts_with("/apis/") && p.matches('/').count() == 3))
+        .collect();
+    assert!(
+        per_group_version.is_empty(),
+        "legacy discovery used: {per_group_version:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path == "/openapi/v2" && r.status == 200),
+        "client-side apply asked for /openapi/v2"
+    );
+    let failed: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("status=\"") && !l.contains("status=\"2"))
+        .filter(|l| {
+            !(l.contains("status=\"404")
+                && l.contains("verb=\"GET\"")
+                && l.contains("/namespaces/default/"))
+        })
+        .collect();
+    assert!(failed.is_empty(), "failed requests: {failed:#?}");
+    assert!(
+        !logs.contains("falling back") && !logs.contains("memcache") && !logs.contains("E1"),
+        "{logs}"
+    );
 }

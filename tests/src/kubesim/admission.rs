@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::builtin;
 use super::error::ApiError;
+use super::event_views;
 use super::meta::{meta_mut, meta_str, now_rfc3339};
 use super::resources::Resolved;
 use super::routing::Query;
@@ -38,7 +39,10 @@ pub fn admit(
         map.insert("kind".into(), json!(res.info.kind));
     }
     let name = meta_str(object, "name").to_owned();
-    let causes = validation::check_metadata(&res.info.group, &res.info.plural, object);
+    let mut causes = validation::check_metadata(&res.info.group, &res.info.plural, object);
+    if old.is_none() && event_views::is_events_view(&res.info.group, &res.info.plural) {
+        causes.extend(event_views::validate_create(object));
+    }
     if !causes.is_empty() {
         return Err(ApiError::invalid(
             &res.info.group,

@@ -13,12 +13,17 @@ use tokio::sync::mpsc;
 
 use super::admission;
 use super::auth::Tokens;
-use super::error::{ApiError, Cause};
+use super::error::{ApiError, Cause, qualified};
 use super::faults::Faults;
+use super::gc::{self, Propagation};
+use super::managed;
 use super::meta::{meta_mut, meta_str};
 pub use super::options::Options;
 use super::patch::{self, PatchKind};
-use super::protobuf;
+use super::request::{
+    ResourceRequest, decode_continue, delete_options, encode_continue, is_dry_run, parse_body,
+    preconditions,
+};
 use super::resources::{self, Registry, Resolved};
 use super::routing::{Query, Target};
 use super::selectors::{FieldSelector, LabelSelector, Selectors};
@@ -66,81 +71,30 @@ pub struct ApiState {
     requests: Mutex<VecDeque<RequestRecord>>,
 }
 
-/// A request on a resource path, already parsed.
-#[derive(Debug)]
-pub struct ResourceRequest<'a> {
-    pub method: &'a str,
-    pub target: Target,
-    pub query: Query,
-    pub accept: &'a str,
-    pub content_type: &'a str,
-    pub body: Bytes,
+/// What a PATCH asks for beyond its body.
+#[derive(Debug, Clone, Copy)]
+struct PatchWrite<'a> {
+    kind: PatchKind,
+    /// Sent to the status subresource.
+    status: bool,
+    manager: &'a str,
 }
 
-/// Decodes a create/update body: JSON, or the protobuf that typed client-go clients send.
-pub fn parse_body(content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
-    if content_type.split(';').next().map(str::trim) == Some(protobuf::MEDIA_TYPE) {
-        return protobuf::decode(body).map_err(|e| match e {
-            protobuf::ProtoError::UnknownKind(_) => {
-                ApiError::UnsupportedMediaType("application/json".into())
-            }
-            other => ApiError::BadRequest(format!("error decoding request body: {other}")),
-        });
-    }
-    parse_json(body)
-}
-
-fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("error decoding request body: {e}")))?;
-    if value.is_object() {
-        Ok(value)
-    } else {
-        Err(ApiError::BadRequest(
-            "the request body must be a JSON object".into(),
-        ))
-    }
-}
-
-/// `dryRun=All`: validate and answer, but write nothing.
-fn is_dry_run(query: &Query) -> bool {
-    query.get("dryRun") == Some("All")
+/// Who a create writes as: a manager whose fields are recorded after defaults, or an apply whose
+/// `managedFields` are already computed.
+#[derive(Debug, Clone, Copy)]
+pub enum Writer<'a> {
+    Update(&'a str),
+    Applied,
 }
 
 fn present(res: &Resolved, object: &Value) -> Value {
-    let mut out = object.clone();
+    let mut out = res.info.from_storage(object).into_owned();
     if let Some(map) = out.as_object_mut() {
         map.insert("apiVersion".into(), json!(res.api_version()));
         map.insert("kind".into(), json!(res.info.kind));
     }
     out
-}
-
-/// Opaque `continue` token: the hex of `namespace\0name` of the last item sent.
-fn encode_continue(object: &Value) -> String {
-    format!(
-        "{}\0{}",
-        meta_str(object, "namespace"),
-        meta_str(object, "name")
-    )
-    .bytes()
-    .map(|b| format!("{b:02x}"))
-    .collect()
-}
-
-fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
-    let bad = || ApiError::BadRequest(format!("continue key is not valid: {token:?}"));
-    if !token.len().is_multiple_of(2) {
-        return Err(bad());
-    }
-    let bytes: Vec<u8> = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(token.get(i..i + 2).unwrap_or("zz"), 16))
-        .collect::<Result<_, _>>()
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let (ns, name) = text.split_once('\0').ok_or_else(bad)?;
-    Ok((ns.to_owned(), name.to_owned()))
 }
 
 impl ApiState {
@@ -238,12 +192,19 @@ impl ApiState {
             }
             ("POST", None) => {
                 let body = parse_body(req.content_type, &req.body)?;
-                let created = self.create(&t.res, t.namespace.as_deref(), body, &req.query)?;
+                let manager = req.manager();
+                let created = self.create_as(
+                    &t.res,
+                    t.namespace.as_deref(),
+                    body,
+                    &req.query,
+                    Writer::Update(&manager),
+                )?;
                 Ok(Reply::Json(201, created))
             }
             ("PUT", Some(name)) => {
                 let body = parse_body(req.content_type, &req.body)?;
-                let updated = self.update(t, name, body, status, &req.query)?;
+                let updated = self.update(t, name, body, status, &req.query, &req.manager())?;
                 Ok(Reply::Json(200, updated))
             }
             ("PATCH", Some(name)) => {
@@ -254,25 +215,18 @@ impl ApiState {
                     ));
                 }
                 let patch_body = patch::parse_body(kind, &req.body)?;
-                let (code, object) = self.patch(t, name, kind, &patch_body, status, &req.query)?;
+                let write = PatchWrite {
+                    kind,
+                    status,
+                    manager: &req.manager(),
+                };
+                let (code, object) = self.patch(t, name, &write, &patch_body, &req.query)?;
                 Ok(Reply::Json(code, object))
             }
             ("DELETE", Some(name)) => {
-                let options = if req.body.is_empty() {
-                    json!({})
-                } else {
-                    parse_json(&req.body)?
-                };
-                let preconditions = Preconditions {
-                    uid: options
-                        .pointer("/preconditions/uid")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    resource_version: options
-                        .pointer("/preconditions/resourceVersion")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                };
+                let options = delete_options(&req)?;
+                let propagation = Propagation::requested(&options, &req.query)?;
+                let preconditions = preconditions(&options);
                 let dry_run_in_body = options
                     .get("dryRun")
                     .and_then(Value::as_array)
@@ -285,7 +239,13 @@ impl ApiState {
                 }
                 Ok(Reply::Json(
                     200,
-                    self.delete(&t.res, t.namespace.as_deref(), name, &preconditions)?,
+                    self.delete(
+                        &t.res,
+                        t.namespace.as_deref(),
+                        name,
+                        &preconditions,
+                        propagation,
+                    )?,
                 ))
             }
             ("DELETE", None) => self.delete_collection(&req),
@@ -295,7 +255,7 @@ impl ApiState {
 
     fn key(res: &Resolved, namespace: Option<&str>, name: &str) -> ObjectKey {
         ObjectKey::new(
-            &res.info.group,
+            res.info.storage_group(),
             &res.info.plural,
             namespace.unwrap_or(""),
             name,
@@ -325,11 +285,14 @@ impl ApiState {
         let res = &req.target.res;
         let selectors = Self::selectors(&req.query)?;
         let (rv, items) = self.store.list(
-            &res.info.group,
+            res.info.storage_group(),
             &res.info.plural,
             req.target.namespace.as_deref(),
         );
-        let mut items: Vec<Value> = items.into_iter().filter(|o| selectors.matches(o)).collect();
+        let mut items: Vec<Value> = items
+            .into_iter()
+            .filter(|o| selectors.matches(&res.info.from_storage(o)))
+            .collect();
         if let Some(token) = req.query.get("continue") {
             let after = decode_continue(token)?;
             items.retain(|o| {
@@ -391,7 +354,7 @@ impl ApiState {
                 })?),
             };
         let feed = match self.store.watch(
-            &res.info.group,
+            res.info.storage_group(),
             &res.info.plural,
             req.target.namespace.as_deref(),
             after,
@@ -407,7 +370,7 @@ impl ApiState {
             .map(Duration::from_secs)
             .unwrap_or(self.options.default_watch_timeout);
         let request = WatchRequest {
-            group: res.info.group.clone(),
+            group: res.info.storage_group().to_owned(),
             resource: res.info.plural.clone(),
             namespace: req.target.namespace.clone(),
             selectors: Self::selectors(q)?,
@@ -433,13 +396,26 @@ impl ApiState {
         }
     }
 
+    /// Creates an object as kubesim's own manager (bootstrap and fixtures).
     pub fn create(
         &self,
         res: &Resolved,
         namespace: Option<&str>,
-        mut object: Value,
+        object: Value,
         query: &Query,
     ) -> Result<Value, ApiError> {
+        self.create_as(res, namespace, object, query, Writer::Update("kubesim"))
+    }
+
+    fn create_as(
+        &self,
+        res: &Resolved,
+        namespace: Option<&str>,
+        object: Value,
+        query: &Query,
+        writer: Writer<'_>,
+    ) -> Result<Value, ApiError> {
+        let mut object = res.info.to_storage(object);
         admission::check_namespace(res, namespace, &object)?;
         if meta_str(&object, "name").is_empty() && meta_str(&object, "generateName").is_empty() {
             return Err(ApiError::invalid(
@@ -466,11 +442,20 @@ impl ApiState {
             meta_mut(&mut object).insert("namespace".into(), json!(ns));
         }
         admission::admit(res, &mut object, None, query)?;
+        if let Writer::Update(manager) = writer {
+            let api_version = res.api_version();
+            let manager = managed::Manager {
+                name: manager,
+                api_version: &api_version,
+                subresource: "",
+            };
+            managed::record_update(None, &mut object, &manager);
+        }
         if is_dry_run(query) {
             return Ok(present(res, &object));
         }
         let created = self.store.create(
-            &res.info.group,
+            res.info.storage_group(),
             &res.info.plural,
             namespace.unwrap_or(""),
             object,
@@ -486,6 +471,7 @@ impl ApiState {
         body: Value,
         status: bool,
         query: &Query,
+        manager: &str,
     ) -> Result<Value, ApiError> {
         let res = &t.res;
         admission::check_namespace(res, t.namespace.as_deref(), &body)?;
@@ -496,9 +482,17 @@ impl ApiState {
             )));
         }
         let key = Self::key(res, t.namespace.as_deref(), name);
+        let body = res.info.to_storage(body);
         let updated = self.store.update(&key, is_dry_run(query), |current| {
             let mut next = admission::merge_for_endpoint(res, current, body, status);
             admission::admit(res, &mut next, Some(current), query)?;
+            let api_version = res.api_version();
+            let manager = managed::Manager {
+                name: manager,
+                api_version: &api_version,
+                subresource: if status { "status" } else { "" },
+            };
+            managed::record_update(Some(current), &mut next, &manager);
             Ok(next)
         })?;
         if !is_dry_run(query) {
@@ -511,37 +505,62 @@ impl ApiState {
         &self,
         t: &Target,
         name: &str,
-        kind: PatchKind,
+        write: &PatchWrite<'_>,
         patch_body: &Value,
-        status: bool,
         query: &Query,
     ) -> Result<(u16, Value), ApiError> {
         let res = &t.res;
+        let (kind, status) = (write.kind, write.status);
         let key = Self::key(res, t.namespace.as_deref(), name);
         if kind == PatchKind::Apply && query.get("fieldManager").is_none() {
             return Err(ApiError::BadRequest(
                 "PATCH requests with an apply content type must specify a fieldManager".into(),
             ));
         }
+        let api_version = res.api_version();
+        let manager = managed::Manager {
+            name: write.manager,
+            api_version: &api_version,
+            subresource: if status { "status" } else { "" },
+        };
+        let apply = |current: Option<&Value>| {
+            let current = current.map(|c| present(res, c));
+            let force = query.get("force") == Some("true");
+            managed::apply(current.as_ref(), patch_body, &manager, force).map_err(|causes| {
+                ApiError::ApplyConflict {
+                    group: res.info.group.clone(),
+                    resource: qualified(&res.info.group, &res.info.plural),
+                    name: name.to_owned(),
+                    causes,
+                }
+            })
+        };
         if kind == PatchKind::Apply && !status && self.store.get(&key).is_none() {
-            let mut object = patch_body.clone();
+            let mut object = apply(None)?;
             meta_mut(&mut object).insert("name".into(), json!(name));
-            return Ok((
-                201,
-                self.create(res, t.namespace.as_deref(), object, query)?,
-            ));
+            let created =
+                self.create_as(res, t.namespace.as_deref(), object, query, Writer::Applied)?;
+            return Ok((201, created));
         }
         let updated = self.store.update(&key, is_dry_run(query), |current| {
             let mut doc = present(res, current);
-            patch::apply(kind, &mut doc, patch_body)?;
+            if kind == PatchKind::Apply {
+                doc = apply(Some(current))?;
+            } else {
+                patch::apply(kind, &mut doc, patch_body)?;
+            }
             if meta_str(&doc, "name") != name {
                 return Err(ApiError::BadRequest(format!(
                     "the name of the object ({}) does not match the name on the URL ({name})",
                     meta_str(&doc, "name")
                 )));
             }
+            let doc = res.info.to_storage(doc);
             let mut next = admission::merge_for_endpoint(res, current, doc, status);
             admission::admit(res, &mut next, Some(current), query)?;
+            if kind != PatchKind::Apply {
+                managed::record_update(Some(current), &mut next, &manager);
+            }
             Ok(next)
         })?;
         if !is_dry_run(query) {
@@ -556,9 +575,10 @@ impl ApiState {
         namespace: Option<&str>,
         name: &str,
         preconditions: &Preconditions,
+        propagation: Propagation,
     ) -> Result<Value, ApiError> {
         let key = Self::key(res, namespace, name);
-        let last = self.store.delete(&key, preconditions)?;
+        let last = gc::delete(&self.store, &key, preconditions, propagation)?;
         let is_crd = res.info.group == "apiextensions.k8s.io"
             && res.info.plural == "customresourcedefinitions";
         if is_crd
@@ -573,17 +593,22 @@ impl ApiState {
 
     fn delete_collection(&self, req: &ResourceRequest<'_>) -> Result<Reply, ApiError> {
         let res = &req.target.res;
+        let propagation = Propagation::requested(&delete_options(req)?, &req.query)?;
         let selectors = Self::selectors(&req.query)?;
         let (rv, items) = self.store.list(
-            &res.info.group,
+            res.info.storage_group(),
             &res.info.plural,
             req.target.namespace.as_deref(),
         );
         let mut deleted = Vec::new();
-        for item in items.iter().filter(|o| selectors.matches(o)) {
+        for item in items
+            .iter()
+            .filter(|o| selectors.matches(&res.info.from_storage(o)))
+        {
             let ns = meta_str(item, "namespace");
             let ns = (!ns.is_empty()).then_some(ns);
-            match self.delete(res, ns, meta_str(item, "name"), &Preconditions::default()) {
+            let name = meta_str(item, "name");
+            match self.delete(res, ns, name, &Preconditions::default(), propagation) {
                 Ok(last) => deleted.push(last),
                 Err(ApiError::NotFound { .. }) => {}
                 Err(other) => return Err(other),

@@ -15,6 +15,21 @@ fn hash(text: &str) -> u64 {
     })
 }
 
+/// Whether objects of a kind carry `metadata.generation`. The real server sets it only where the
+/// kind's strategy does (EndpointSlices, webhook configurations, Pods, workloads, CRDs and
+/// custom resources); ConfigMaps, Services, Secrets, Namespaces, Nodes, ServiceAccounts, RBAC
+/// objects, Leases and Events have none.
+pub fn has_generation(group: &str, plural: &str) -> bool {
+    match group {
+        "" => plural == "pods",
+        "coordination.k8s.io"
+        | "events.k8s.io"
+        | "rbac.authorization.k8s.io"
+        | "authorization.k8s.io" => false,
+        _ => true,
+    }
+}
+
 /// Applies the built-in kind's write-time defaults. `old` is the stored object on update.
 pub fn default_object(group: &str, plural: &str, object: &mut Value, old: Option<&Value>) {
     match (group, plural) {

@@ -67,7 +67,8 @@ pub fn group(registry: &Registry, name: &str) -> Option<Value> {
     Some(doc)
 }
 
-const VERBS: &[&str] = &[
+/// The verbs every served resource lists (legacy and aggregated discovery alike).
+pub const VERBS: &[&str] = &[
     "create",
     "delete",
     "deletecollection",

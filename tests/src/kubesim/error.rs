@@ -55,6 +55,15 @@ pub enum ApiError {
         name: String,
         causes: Vec<Cause>,
     },
+    /// A server-side apply that would change fields other managers own (409, reason Conflict,
+    /// one `FieldManagerConflict` cause per field).
+    #[error("Apply failed with {} conflict{}: {}", .causes.len(), if .causes.len() == 1 { "" } else { "s" }, join_conflicts(.causes))]
+    ApplyConflict {
+        group: String,
+        resource: String,
+        name: String,
+        causes: Vec<Cause>,
+    },
     #[error("{0}")]
     BadRequest(String),
     /// A JSON patch whose operations do not apply to the object (422, reason Invalid).
@@ -106,6 +115,15 @@ fn join_causes(causes: &[Cause]) -> String {
     }
 }
 
+/// `conflict with "m" using v1: .data.x`, as the real server words each conflict.
+fn join_conflicts(causes: &[Cause]) -> String {
+    causes
+        .iter()
+        .map(|c| format!("{}: {}", c.message, c.field))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `resource.group`, or the bare resource for the core group.
 pub fn qualified(group: &str, resource: &str) -> String {
     if group.is_empty() {
@@ -120,7 +138,7 @@ impl ApiError {
     pub fn code(&self) -> u16 {
         match self {
             Self::NotFound { .. } | Self::NoSuchPath => 404,
-            Self::AlreadyExists { .. } | Self::Conflict { .. } => 409,
+            Self::AlreadyExists { .. } | Self::Conflict { .. } | Self::ApplyConflict { .. } => 409,
             Self::Invalid { .. } | Self::UnprocessablePatch(_) => 422,
             Self::BadRequest(_) => 400,
             Self::Forbidden(_) => 403,
@@ -139,7 +157,7 @@ impl ApiError {
         match self {
             Self::NotFound { .. } | Self::NoSuchPath => "NotFound",
             Self::AlreadyExists { .. } => "AlreadyExists",
-            Self::Conflict { .. } => "Conflict",
+            Self::Conflict { .. } | Self::ApplyConflict { .. } => "Conflict",
             Self::Invalid { .. } | Self::UnprocessablePatch(_) => "Invalid",
             Self::BadRequest(_) => "BadRequest",
             Self::Forbidden(_) => "Forbidden",
@@ -171,6 +189,17 @@ impl ApiError {
                 resource,
                 name,
             } => Some(json!({"name": name, "group": group, "kind": resource})),
+            Self::ApplyConflict {
+                group,
+                resource,
+                name,
+                causes,
+            } => Some(
+                json!({"name": name, "group": group, "kind": resource, "causes": causes
+                .iter()
+                .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                .collect::<Vec<_>>()}),
+            ),
             Self::Invalid {
                 group,
                 kind,

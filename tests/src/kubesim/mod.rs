@@ -5,6 +5,7 @@
 //! Module map:
 //! - [`server`]: HTTP shell — accept loop, routing to the modules below, response bodies.
 //! - [`routing`]: which endpoint a path names; query parameters.
+//! - [`request`]: a parsed resource request, its body, field manager and `continue` tokens.
 //! - [`api`]: the verbs on a resource (get/list/create/update/patch/delete/watch), status
 //!   subresource rules, pagination, CRD registration.
 //! - [`accounts`]: tokens, clients and kubeconfigs for ServiceAccounts and users (RBAC tests).
@@ -13,16 +14,20 @@
 //! - [`auth`]: bearer tokens, RBAC authorisation, SelfSubjectAccessReviews (with `Options::rbac`).
 //! - [`storage`]: objects, the global resourceVersion, server-owned metadata, finalizers,
 //!   namespace lifecycle, the event window.
+//! - [`gc`]: deletion propagation to dependents (ownerReferences), synchronously.
 //! - [`watch`]: watch event streams, bookmarks, selector transitions, timeouts.
 //! - [`webhooks`]: validating admission webhooks called over HTTPS.
 //! - [`resources`]: the registry of served types (built-ins and CRD-defined).
+//! - [`aggregated`]: aggregated discovery (`APIGroupDiscoveryList`) for `/api` and `/apis`.
 //! - [`discovery`]: `/version`, `/api`, `/apis`, resource lists, OpenAPI v3.
+//! - [`openapi_v2`]: `/openapi/v2`, valid and empty (kinds are described in v3 only).
 //! - [`schema`]: CR structural schemas — prune, default, validate.
 //! - [`tls`]: the serving certificate for HTTPS when RBAC is on.
 //! - [`tables`]: server-side `Table`s and printer columns.
 //! - [`validation`]: metadata checks for every kind (name format, labels).
 //! - [`builtin`]: write-time behaviour of built-in kinds (Service defaults, CRD status, ...).
-//! - [`patch`]: merge, JSON, strategic merge and (approximate) apply patches.
+//! - [`patch`]: merge, JSON and strategic merge patches.
+//! - [`managed`]: server-side apply's field ownership (`managedFields`, conflicts), simplified.
 //! - [`smp`]: strategic merge patch with a fixed table of merge keys.
 //! - [`cel`]: a small evaluator for CRD `x-kubernetes-validations` rules.
 //! - [`protobuf`]: decoding the protobuf bodies typed client-go clients send.
@@ -30,6 +35,7 @@
 //! - [`options`]: the tunables ([`Options`]).
 //! - [`meta`]: metadata helpers, timestamps, uid generation.
 //! - [`error`]: API errors as `metav1.Status`.
+//! - [`event_views`]: core/v1 and events.k8s.io/v1 Events as two views of one stored object.
 //! - [`faults`]: injected faults for tests (pause, error answers, dropped watches).
 //! - [`load`]: the watch load run shared by the soak test and the watch bench.
 //! - [`kubeconfig`]: the kubeconfig file for clients.
@@ -45,20 +51,26 @@
 
 pub mod accounts;
 pub mod admission;
+pub mod aggregated;
 pub mod api;
 pub mod auth;
 pub mod builtin;
 pub mod cel;
 pub mod discovery;
 pub mod error;
+pub mod event_views;
 pub mod faults;
 pub mod fixtures;
+pub mod gc;
 pub mod kubeconfig;
 pub mod load;
+pub mod managed;
 pub mod meta;
+pub mod openapi_v2;
 pub mod options;
 pub mod patch;
 pub mod protobuf;
+pub mod request;
 pub mod resources;
 pub mod routing;
 pub mod schema;

@@ -1,5 +1,6 @@
 //! PATCH bodies: JSON merge patch (RFC 7386), JSON patch (RFC 6902), strategic merge patch for
-//! built-in kinds ([`smp`]), and an approximation of server-side apply. Pure.
+//! built-in kinds ([`smp`]); server-side apply bodies are parsed here and merged by
+//! [`super::managed`]. Pure.
 
 use serde_json::Value;
 
@@ -13,7 +14,8 @@ pub enum PatchKind {
     Json,
     /// Strategic merge patch, built-in kinds only (see [`smp`]).
     StrategicMerge,
-    /// Server-side apply without field ownership: the applied configuration is merged in.
+    /// Server-side apply. The API merges it with field ownership ([`super::managed`]); here it
+    /// is a plain merge.
     Apply,
 }
 

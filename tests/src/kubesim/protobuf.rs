@@ -1,7 +1,8 @@
 //! Decoding of the Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`)
-//! that client-go's typed clients send — `kubectl create namespace|secret|configmap`, Helm's
-//! release storage — into the JSON object kubesim stores. Only the kinds in `MESSAGES` are
-//! known; their unknown fields are skipped. Responses stay JSON (clients accept it). Pure.
+//! that client-go's typed clients send — `kubectl create namespace|secret|configmap|service`,
+//! Helm's release storage and its deletes — into the JSON object kubesim stores. Only the kinds
+//! in `MESSAGES` (and `DeleteOptions`) are known; their unknown fields are skipped. Responses
+//! stay JSON (clients accept it). Pure.
 //!
 //! Wire layout of a body:
 //! ```text
@@ -42,6 +43,10 @@ impl ProtoError {
 enum Kind {
     Str,
     Int,
+    /// A Go non-pointer integer: typed clients write 0 where JSON omits the field.
+    IntOrUnset,
+    /// `intstr.IntOrString { type = 1; intVal = 2; strVal = 3 }`: a JSON number or string.
+    IntOrString,
     Bool,
     Time,
     StrMap,
@@ -122,6 +127,34 @@ const SECRET: &[Field] = &[
     f(5, "immutable", Kind::Bool),
 ];
 
+/// `kubectl create service ...` (core/v1 generated.proto): the fields it sets, and the
+/// ones whose numbers are certain.
+const SERVICE: &[Field] = &[
+    f(1, "metadata", Kind::Message(OBJECT_META)),
+    f(
+        2,
+        "spec",
+        Kind::Message(&[
+            list(
+                1,
+                "ports",
+                Kind::Message(&[
+                    f(1, "name", Kind::Str),
+                    f(2, "protocol", Kind::Str),
+                    f(3, "port", Kind::IntOrUnset),
+                    f(4, "targetPort", Kind::IntOrString),
+                    f(5, "nodePort", Kind::IntOrUnset),
+                    f(6, "appProtocol", Kind::Str),
+                ]),
+            ),
+            f(2, "selector", Kind::StrMap),
+            f(3, "clusterIP", Kind::Str),
+            f(4, "type", Kind::Str),
+            f(10, "externalName", Kind::Str),
+        ]),
+    ),
+];
+
 const SERVICE_ACCOUNT: &[Field] = &[
     f(1, "metadata", Kind::Message(OBJECT_META)),
     f(4, "automountServiceAccountToken", Kind::Bool),
@@ -171,11 +204,26 @@ const SELF_SUBJECT_ACCESS_REVIEW: &[Field] = &[
     ),
 ];
 
+/// The body of a typed client's delete (meta/v1 generated.proto); Helm's release storage
+/// sends one when it purges a release.
+const DELETE_OPTIONS: &[Field] = &[
+    f(1, "gracePeriodSeconds", Kind::Int),
+    f(
+        2,
+        "preconditions",
+        Kind::Message(&[f(1, "uid", Kind::Str), f(2, "resourceVersion", Kind::Str)]),
+    ),
+    f(3, "orphanDependents", Kind::Bool),
+    f(4, "propagationPolicy", Kind::Str),
+    list(5, "dryRun", Kind::Str),
+];
+
 /// The kinds whose protobuf bodies kubesim decodes: (apiVersion, kind, message).
 const MESSAGES: &[(&str, &str, &[Field])] = &[
     ("v1", "Namespace", NAMESPACE),
     ("v1", "ConfigMap", CONFIG_MAP),
     ("v1", "Secret", SECRET),
+    ("v1", "Service", SERVICE),
     ("v1", "ServiceAccount", SERVICE_ACCOUNT),
     ("coordination.k8s.io/v1", "Lease", LEASE),
     (
@@ -259,6 +307,19 @@ fn map_entry(bytes: &[u8], binary: bool) -> Result<(String, Value), ProtoError> 
     Ok((key, value))
 }
 
+fn int_or_string(bytes: &[u8]) -> Result<Value, ProtoError> {
+    let (mut is_string, mut int, mut text) = (false, 0i64, String::new());
+    for (number, wire) in read_fields(bytes)? {
+        match (number, wire) {
+            (1, Wire::Varint(t)) => is_string = t == 1,
+            (2, Wire::Varint(v)) => int = i64::from(v as i32),
+            (3, Wire::Bytes(b)) => text = self::text(b)?,
+            _ => {}
+        }
+    }
+    Ok(if is_string { json!(text) } else { json!(int) })
+}
+
 fn time(bytes: &[u8]) -> Result<Value, ProtoError> {
     let mut seconds = 0i64;
     for (number, wire) in read_fields(bytes)? {
@@ -281,6 +342,9 @@ fn decode_message(fields: &[Field], buf: &[u8]) -> Result<Value, ProtoError> {
             (Kind::Str, Wire::Bytes([])) if !field.repeated => continue,
             (Kind::Str, Wire::Bytes(b)) => json!(text(b)?),
             (Kind::Int, Wire::Varint(v)) => json!(v as i64),
+            (Kind::IntOrUnset, Wire::Varint(0)) => continue,
+            (Kind::IntOrUnset, Wire::Varint(v)) => json!(v as i64),
+            (Kind::IntOrString, Wire::Bytes(b)) => int_or_string(b)?,
             (Kind::Bool, Wire::Varint(v)) => json!(v != 0),
             (Kind::Time, Wire::Bytes(b)) => time(b)?,
             (Kind::Message(inner), Wire::Bytes(b)) => decode_message(inner, b)?,
@@ -327,10 +391,16 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
             _ => {}
         }
     }
-    let (_, _, fields) = MESSAGES
-        .iter()
-        .find(|(v, k, _)| *v == api_version && *k == kind)
-        .ok_or_else(|| ProtoError::UnknownKind(format!("{api_version} {kind}")))?;
+    // DeleteOptions is registered in every group version, so it comes with the client's own.
+    let fields = if kind == "DeleteOptions" {
+        DELETE_OPTIONS
+    } else {
+        MESSAGES
+            .iter()
+            .find(|(v, k, _)| *v == api_version && *k == kind)
+            .map(|(_, _, fields)| *fields)
+            .ok_or_else(|| ProtoError::UnknownKind(format!("{api_version} {kind}")))?
+    };
     let mut object = decode_message(fields, raw)?;
     if let Some(map) = object.as_object_mut() {
         map.insert("apiVersion".into(), json!(api_version));
@@ -378,6 +448,85 @@ mod tests {
                 "data": {"password": "YWJj"},
                 "type": "Opaque",
             })
+        );
+    }
+
+    #[test]
+    fn a_service_body_keeps_ports_with_int_or_string_target_ports() {
+        let int_target = [vec![0x08, 0], vec![0x10, 80]].concat();
+        let named_target = [vec![0x08, 1], field_bytes(3, b"http")].concat();
+        let port = |name: &[u8], number: u8, target: &[u8]| {
+            [
+                field_bytes(1, name),
+                field_bytes(2, b"TCP"),
+                vec![0x18, number],
+                field_bytes(4, target),
+                vec![0x28, 0],
+            ]
+            .concat()
+        };
+        let spec = [
+            field_bytes(1, &port(b"web", 80, &int_target)),
+            field_bytes(1, &port(b"alt", 81, &named_target)),
+            field_bytes(
+                2,
+                &[field_bytes(1, b"app"), field_bytes(2, b"web")].concat(),
+            ),
+            field_bytes(3, b""),
+            field_bytes(4, b"LoadBalancer"),
+        ]
+        .concat();
+        let service = [
+            field_bytes(1, &field_bytes(1, b"web")),
+            field_bytes(2, &spec),
+        ]
+        .concat();
+        let type_meta = [field_bytes(1, b"v1"), field_bytes(2, b"Service")].concat();
+        let body = [
+            MAGIC.to_vec(),
+            field_bytes(1, &type_meta),
+            field_bytes(2, &service),
+        ]
+        .concat();
+        assert_eq!(
+            decode(&body),
+            Ok(json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "web"},
+                "spec": {
+                    "ports": [
+                        {"name": "web", "protocol": "TCP", "port": 80, "targetPort": 80},
+                        {"name": "alt", "protocol": "TCP", "port": 81, "targetPort": "http"},
+                    ],
+                    "selector": {"app": "web"},
+                    "type": "LoadBalancer",
+                },
+            }))
+        );
+    }
+
+    #[test]
+    fn delete_options_decode_under_any_group_version() {
+        let preconditions = field_bytes(2, b"7");
+        let options = [
+            field_bytes(2, &preconditions),
+            field_bytes(4, b"Background"),
+        ]
+        .concat();
+        let type_meta = [field_bytes(1, b"apps/v1"), field_bytes(2, b"DeleteOptions")].concat();
+        let body = [
+            MAGIC.to_vec(),
+            field_bytes(1, &type_meta),
+            field_bytes(2, &options),
+        ]
+        .concat();
+        assert_eq!(
+            decode(&body),
+            Ok(json!({
+                "apiVersion": "apps/v1", "kind": "DeleteOptions",
+                "preconditions": {"resourceVersion": "7"},
+                "propagationPolicy": "Background",
+            }))
         );
     }
 

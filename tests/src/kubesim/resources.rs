@@ -2,10 +2,13 @@
 //! CustomResourceDefinitions add. Owns names, scope, versions, subresources, schemas and printer
 //! columns; stores no objects and does no I/O.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value;
+
+use super::event_views;
 
 /// One served version of a resource type.
 #[derive(Debug, Clone)]
@@ -50,6 +53,29 @@ impl ResourceInfo {
 
     pub fn list_kind(&self) -> String {
         format!("{}List", self.kind)
+    }
+
+    /// The group its objects are stored under: both Event APIs share core's.
+    pub fn storage_group(&self) -> &str {
+        event_views::storage_group(&self.group, &self.plural)
+    }
+
+    /// A stored object as this type shows it (only `events.k8s.io` Events differ).
+    pub fn from_storage<'a>(&self, stored: &'a Value) -> Cow<'a, Value> {
+        if event_views::is_events_view(&self.group, &self.plural) {
+            Cow::Owned(event_views::to_events(stored))
+        } else {
+            Cow::Borrowed(stored)
+        }
+    }
+
+    /// An object of this type in its stored shape.
+    pub fn to_storage(&self, object: Value) -> Value {
+        if event_views::is_events_view(&self.group, &self.plural) {
+            event_views::to_core(&object)
+        } else {
+            object
+        }
     }
 }
 
@@ -125,6 +151,15 @@ impl Default for Registry {
     }
 }
 
+/// The categories a built-in kind is listed under: `kubectl get all` asks for `all`, which the
+/// real server gives Pods and Services (and workloads kubesim does not serve).
+fn builtin_categories(group: &str, plural: &str) -> Vec<String> {
+    match (group, plural) {
+        ("", "pods" | "services") => vec!["all".to_owned()],
+        _ => Vec::new(),
+    }
+}
+
 impl Registry {
     /// The built-in kinds only.
     pub fn with_builtins() -> Self {
@@ -140,7 +175,7 @@ impl Registry {
                     kind: b.kind.into(),
                     namespaced: b.namespaced,
                     short_names: b.short_names.iter().map(|s| (*s).to_owned()).collect(),
-                    categories: Vec::new(),
+                    categories: builtin_categories(b.group, b.plural),
                     versions: vec![VersionInfo {
                         name: b.version.into(),
                         has_status: b.has_status,

@@ -16,7 +16,8 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WARNING,
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT,
+    WARNING,
 };
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -26,13 +27,14 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::api::{ApiState, Reply, RequestRecord, ResourceRequest};
+use super::api::{ApiState, Reply, RequestRecord};
 use super::auth;
-use super::discovery;
 use super::error::ApiError;
 use super::faults::FaultStatus;
+use super::request::{self, ResourceRequest};
 use super::routing::{self, Query, Route};
 use super::webhooks;
+use super::{aggregated, discovery, openapi_v2};
 
 /// The response body type: a whole JSON document or a watch stream.
 pub type Body = BoxBody<Bytes, Infallible>;
@@ -46,6 +48,14 @@ fn json_response(code: u16, value: &Value) -> Response<Body> {
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// `response` with another `Content-Type` (a media type with parameters, for discovery).
+fn with_content_type(mut response: Response<Body>, content_type: &str) -> Response<Body> {
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(CONTENT_TYPE, value);
+    }
     response
 }
 
@@ -190,7 +200,8 @@ async fn answer(
         Some(doc) => json_response(200, &doc),
         None => error_response(&ApiError::NoSuchPath),
     };
-    let response = match routing::route(path) {
+    let route = routing::route(path);
+    let response = match route {
         Route::Version => json_response(200, &discovery::version()),
         Route::Health => {
             let mut response = Response::new(Full::new(Bytes::from_static(b"ok")).boxed());
@@ -198,6 +209,13 @@ async fn answer(
                 .headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
             response
+        }
+        Route::CoreVersions | Route::Groups
+            if let Some(version) = aggregated::negotiate(header(&parts, ACCEPT)) =>
+        {
+            let core = matches!(route, Route::CoreVersions);
+            let doc = aggregated::document(&registry, core, version);
+            with_content_type(json_response(200, &doc), &aggregated::content_type(version))
         }
         Route::CoreVersions => json_response(200, &discovery::core_versions(&address)),
         Route::Groups => json_response(200, &discovery::group_list(&registry)),
@@ -209,8 +227,12 @@ async fn answer(
         Route::OpenApiV3 { group, version } => {
             found(discovery::openapi_v3_document(&registry, &group, &version))
         }
-        // The v2 document is protobuf-only for kubectl; without it kubectl uses v3.
-        Route::OpenApiV2 | Route::Unknown => error_response(&ApiError::NoSuchPath),
+        Route::OpenApiV2 if openapi_v2::wants_protobuf(header(&parts, ACCEPT)) => {
+            let body = Full::new(Bytes::from(openapi_v2::protobuf_document())).boxed();
+            with_content_type(Response::new(body), openapi_v2::PROTOBUF_CONTENT_TYPE)
+        }
+        Route::OpenApiV2 => json_response(200, &openapi_v2::json_document()),
+        Route::Unknown => error_response(&ApiError::NoSuchPath),
         Route::Object {
             group,
             version,
@@ -226,6 +248,7 @@ async fn answer(
                 query,
                 accept: header(&parts, ACCEPT),
                 content_type: header(&parts, CONTENT_TYPE),
+                user_agent: header(&parts, USER_AGENT),
                 body,
             };
             match access(&state, user.as_ref(), &request) {
@@ -293,7 +316,7 @@ fn access(
         return Err(ApiError::MethodNotAllowed);
     }
     // kubectl sends protobuf first; the 415 for a kind the decoder lacks makes it resend JSON.
-    let review = super::api::parse_body(request.content_type, &request.body)?;
+    let review = request::parse_body(request.content_type, &request.body)?;
     let admin = auth::UserInfo::admin();
     Ok(Some(auth::self_subject_access_review(
         &state.store,

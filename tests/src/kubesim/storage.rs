@@ -1,7 +1,7 @@
 //! The object store: every object of every kind, one global resourceVersion counter, the
-//! metadata the server owns (uid, creationTimestamp, generation, resourceVersion,
-//! deletionTimestamp), optimistic concurrency, finalizer-aware deletion, namespace lifecycle,
-//! and the window of recent change events that watches replay from.
+//! metadata the server owns (uid, creationTimestamp, generation where the kind has one,
+//! resourceVersion, deletionTimestamp), optimistic concurrency, finalizer-aware deletion,
+//! namespace lifecycle, and the window of recent change events that watches replay from.
 //!
 //! It knows nothing about HTTP, schemas or patches: callers hand it finished objects (or a closure
 //! that computes one from the current object under the store's lock).
@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
+use super::builtin;
 use super::error::ApiError;
 use super::meta::{IdGen, has_finalizers, meta_mut, meta_str, now_rfc3339};
 
@@ -94,6 +95,20 @@ pub struct Preconditions {
     pub resource_version: Option<String>,
 }
 
+impl Preconditions {
+    /// 409 Conflict when `current` (stored at `key`) is not the object the request meant.
+    pub fn check(&self, key: &ObjectKey, current: &Value) -> Result<(), ApiError> {
+        let mismatch = |want: &Option<String>, field: &str| {
+            want.as_deref()
+                .is_some_and(|w| !w.is_empty() && w != meta_str(current, field))
+        };
+        if mismatch(&self.uid, "uid") || mismatch(&self.resource_version, "resourceVersion") {
+            return Err(ApiError::conflict(&key.group, &key.resource, &key.name));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     /// The last resourceVersion handed out; every write takes the next one.
@@ -162,6 +177,18 @@ impl Store {
         self.lock().objects.get(key).cloned()
     }
 
+    /// Every object `keep` accepts, with its key (a full scan: for the rare cross-resource
+    /// questions, such as which objects an owner has).
+    pub fn find(&self, keep: impl Fn(&Value) -> bool) -> Vec<(ObjectKey, Value)> {
+        let inner = self.lock();
+        inner
+            .objects
+            .iter()
+            .filter(|(_, object)| keep(object))
+            .map(|(key, object)| (key.clone(), object.clone()))
+            .collect()
+    }
+
     /// All objects of a resource (in one namespace, or all), ordered by namespace and name, with
     /// the RV they are a snapshot of.
     pub fn list(&self, group: &str, resource: &str, namespace: Option<&str>) -> (u64, Vec<Value>) {
@@ -222,11 +249,12 @@ impl Store {
         meta.insert("uid".into(), json!(uid));
         meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
         meta.insert("resourceVersion".into(), json!(rv.to_string()));
-        meta.insert("generation".into(), json!(1));
+        if builtin::has_generation(group, resource) {
+            meta.insert("generation".into(), json!(1));
+        }
         for owned in [
             "deletionTimestamp",
             "deletionGracePeriodSeconds",
-            "managedFields",
             "selfLink",
         ] {
             meta.remove(owned);
@@ -281,13 +309,14 @@ impl Store {
                     None => meta.remove(owned),
                 };
             }
-            meta.remove("managedFields");
         }
         let generation = current
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)
             .unwrap_or(1);
-        if spec_part(&next) != spec_part(&current) {
+        if builtin::has_generation(&key.group, &key.resource)
+            && spec_part(&next) != spec_part(&current)
+        {
             meta_mut(&mut next).insert("generation".into(), json!(generation + 1));
         }
         if dry_run {
@@ -327,15 +356,7 @@ impl Store {
             .get(key)
             .cloned()
             .ok_or_else(|| ApiError::not_found(&key.group, &key.resource, &key.name))?;
-        let mismatch = |want: &Option<String>, field: &str| {
-            want.as_deref()
-                .is_some_and(|w| !w.is_empty() && w != meta_str(&current, field))
-        };
-        if mismatch(&preconditions.uid, "uid")
-            || mismatch(&preconditions.resource_version, "resourceVersion")
-        {
-            return Err(ApiError::conflict(&key.group, &key.resource, &key.name));
-        }
+        preconditions.check(key, &current)?;
         let is_namespace = key.group.is_empty() && key.resource == "namespaces";
         if is_namespace {
             let content: Vec<ObjectKey> = inner
@@ -484,7 +505,7 @@ impl Inner {
         meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
         meta.insert("deletionGracePeriodSeconds".into(), json!(0));
         meta.insert("resourceVersion".into(), json!(rv.to_string()));
-        if !namespace {
+        if builtin::has_generation(&key.group, &key.resource) {
             meta.insert("generation".into(), json!(generation + 1));
         }
         if namespace && let Some(map) = next.as_object_mut() {

@@ -45,6 +45,15 @@ fn is_qualified_part(text: &str) -> bool {
         && text.ends_with(alnum)
 }
 
+/// A qualified name (label keys, Event `reportingController`): an optional DNS subdomain
+/// prefix and `/`, then a name part.
+pub fn is_qualified_name(text: &str) -> bool {
+    match text.rsplit_once('/') {
+        Some((prefix, part)) => is_dns_subdomain(prefix) && is_qualified_part(part),
+        None => is_qualified_part(text),
+    }
+}
+
 fn invalid(field: &str, value: &str, why: &str) -> Cause {
     Cause {
         reason: "FieldValueInvalid",
@@ -78,11 +87,7 @@ pub fn check_metadata(group: &str, plural: &str, object: &Value) -> Vec<Cause> {
         .and_then(Value::as_object)
     {
         for (key, value) in labels {
-            let (prefix, part) = match key.rsplit_once('/') {
-                Some((p, n)) => (Some(p), n),
-                None => (None, key.as_str()),
-            };
-            if !is_qualified_part(part) || prefix.is_some_and(|p| !is_dns_subdomain(p)) {
+            if !is_qualified_name(key) {
                 causes.push(invalid("metadata.labels", key, QUALIFIED_NAME));
             }
             let text = value.as_str().unwrap_or("");

@@ -56,8 +56,9 @@ pub fn error_line(error: &ApiError) -> Bytes {
 }
 
 impl WatchRequest {
-    fn present(&self, object: &Value) -> Value {
-        let mut out = object.clone();
+    /// `stored` as this watch's client sees it.
+    fn present(&self, stored: &Value) -> Value {
+        let mut out = self.resolved.info.from_storage(stored).into_owned();
         if let Some(map) = out.as_object_mut() {
             map.insert("apiVersion".into(), json!(self.api_version));
             map.insert("kind".into(), json!(self.kind));
@@ -72,11 +73,14 @@ impl WatchRequest {
         }
     }
 
-    fn selects(&self, object: &Value) -> bool {
+    /// Whether `stored` is in this watch's selection (selectors see the client's view).
+    fn selects(&self, stored: &Value) -> bool {
         self.namespace
             .as_deref()
-            .is_none_or(|ns| meta_str(object, "namespace") == ns)
-            && self.selectors.matches(object)
+            .is_none_or(|ns| meta_str(stored, "namespace") == ns)
+            && self
+                .selectors
+                .matches(&self.resolved.info.from_storage(stored))
     }
 
     fn bookmark(&self, rv: u64, initial_events_end: bool) -> Bytes {

@@ -25,10 +25,11 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
-use super::api::{ApiState, Options, Reply, ResourceRequest};
+use super::api::{ApiState, Options, Reply};
 use super::auth::UserInfo;
 use super::error::ApiError;
 use super::meta::meta_str;
+use super::request::ResourceRequest;
 
 const GROUP: &str = "admissionregistration.k8s.io";
 
@@ -358,6 +359,7 @@ pub async fn admit(
         query,
         accept: "application/json",
         content_type: req.content_type,
+        user_agent: req.user_agent,
         body: req.body.clone(),
     };
     let object = match state.handle(dry)? {
