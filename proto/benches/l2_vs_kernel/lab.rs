@@ -18,7 +18,9 @@ pub fn ip(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `[cli] cli0 ──veth── spk0 [spk]`; the kernel owns .2 / ::2 on spk0.
+/// `[cli] cli0 ──veth── spk0 [spk]` (the Responder's, and iperf3's) and an identical
+/// `cli1 ──veth── spk1` where the kernel owns 198.51.100.2 / 2001:db8:1::2, so the
+/// kernel's questions never reach the Responder's sockets.
 pub struct Lab {
     pub cli: String,
     pub spk: String,
@@ -34,13 +36,17 @@ impl Lab {
         for ns in [&lab.cli, &lab.spk] {
             ip(&["netns", "add", ns]);
         }
-        ip(&[
-            "link", "add", "cli0", "netns", &lab.cli, "type", "veth", "peer", "name", "spk0",
-            "netns", &lab.spk,
-        ]);
+        for (c, s) in [("cli0", "spk0"), ("cli1", "spk1")] {
+            ip(&[
+                "link", "add", c, "netns", &lab.cli, "type", "veth", "peer", "name", s, "netns",
+                &lab.spk,
+            ]);
+        }
         for (ns, dev, v4, v6) in [
             (&lab.cli, "cli0", "192.0.2.1/24", "2001:db8::1/64"),
             (&lab.spk, "spk0", "192.0.2.2/24", "2001:db8::2/64"),
+            (&lab.cli, "cli1", "198.51.100.1/24", "2001:db8:1::1/64"),
+            (&lab.spk, "spk1", "198.51.100.2/24", "2001:db8:1::2/64"),
         ] {
             ip(&["-n", ns, "addr", "add", v4, "dev", dev]);
             ip(&["-n", ns, "addr", "add", v6, "dev", dev, "nodad"]);
@@ -103,4 +109,13 @@ pub fn dev_packets(dev: &str) -> (u64, u64) {
 pub fn gettid() -> i32 {
     // SAFETY: gettid(2) has no preconditions and cannot fail.
     unsafe { libc::gettid() }
+}
+
+/// Gives the calling thread (the client: prober and flooder) nice -20, so that it
+/// stands for a remote sender whose speed does not depend on this machine's other
+/// load; the kernel and the Responder rows get the same sender.
+pub fn raise_priority() {
+    // SAFETY: setpriority(2) on this thread's id; plain integers only.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, gettid() as libc::id_t, -20) };
+    assert_eq!(rc, 0, "setpriority: {}", std::io::Error::last_os_error());
 }

@@ -130,13 +130,14 @@ pub fn realtime_ns() -> i128 {
     i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
 }
 
-/// The question for `target` from the client (192.0.2.1 / 2001:db8::1 at `mac`) and
-/// the EtherType to send it with.
+/// The question for `target` from the client (host 1 of the target's lab subnet, at
+/// `mac`) and the EtherType to send it with.
 pub fn question(target: IpAddr, mac: MacAddr) -> (u16, Vec<u8>) {
     match target {
         IpAddr::V4(v4) => {
             let mut req = arp::gratuitous_request(v4, mac);
-            req.sender_ip = Ipv4Addr::new(192, 0, 2, 1);
+            let [a, b, c, _] = v4.octets();
+            req.sender_ip = Ipv4Addr::new(a, b, c, 1);
             (ETHERTYPE_ARP, req.to_bytes())
         }
         IpAddr::V6(v6) => {
@@ -146,7 +147,11 @@ pub fn question(target: IpAddr, mac: MacAddr) -> (u16, Vec<u8>) {
                     src: mac,
                     ethertype: ETHERTYPE_IPV6,
                 },
-                src: "2001:db8::1".parse().expect("literal"),
+                src: {
+                    let mut s = v6.segments();
+                    s[4..].copy_from_slice(&[0, 0, 0, 1]);
+                    s.into()
+                },
                 dst: addr::solicited_node(v6),
                 target: v6,
                 source_lla: Some(mac),
@@ -166,34 +171,44 @@ fn is_answer(frame: &[u8], target: IpAddr) -> bool {
     }
 }
 
-/// Latency sample: RTTs in µs (sorted) and the number of questions never answered.
+/// Latency sample: RTTs in µs and the number of questions never answered.
+#[derive(Default)]
 pub struct Rtts {
-    pub sorted_us: Vec<f64>,
+    pub us: Vec<f64>,
     pub lost: usize,
 }
 
 impl Rtts {
+    /// Percentile `p` (0..=1) of the RTTs.
     pub fn pct(&self, p: f64) -> f64 {
-        let n = self.sorted_us.len();
+        let mut sorted = self.us.clone();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
         if n == 0 {
             return f64::NAN;
         }
         let i = ((n as f64 - 1.0) * p).round() as usize;
-        self.sorted_us.get(i).copied().unwrap_or(f64::NAN)
+        sorted.get(i).copied().unwrap_or(f64::NAN)
     }
 }
 
-/// Asks `count` times, one question at a time, `gap` apart.
-pub fn probe(ifindex: u32, mac: MacAddr, target: IpAddr, count: usize, gap: Duration) -> Rtts {
+/// Asks `count` times, one question at a time, `gap` apart; adds to `into`.
+pub fn probe(
+    ifindex: u32,
+    mac: MacAddr,
+    target: IpAddr,
+    count: usize,
+    gap: Duration,
+    into: &mut Rtts,
+) {
     let (ethertype, frame) = question(target, mac);
     let socket = Raw::open(ifindex, ethertype);
     let mut buf = [0u8; 2048];
-    let mut rtts = Vec::with_capacity(count);
-    let mut lost = 0;
+    let Rtts { us: rtts, lost } = into;
     for _ in 0..count {
         let sent_at = realtime_ns();
         if !socket.send(&frame) {
-            lost += 1;
+            *lost += 1;
             continue;
         }
         let deadline = Instant::now() + Duration::from_millis(20);
@@ -206,17 +221,12 @@ pub fn probe(ifindex: u32, mac: MacAddr, target: IpAddr, count: usize, gap: Dura
                 }
                 Some(_) => continue,
                 None => {
-                    lost += 1;
+                    *lost += 1;
                     break;
                 }
             }
         }
         std::thread::sleep(gap);
-    }
-    rtts.sort_by(f64::total_cmp);
-    Rtts {
-        sorted_us: rtts,
-        lost,
     }
 }
 
