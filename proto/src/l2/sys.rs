@@ -1,7 +1,8 @@
 //! The few Linux syscalls the responder needs that no safe wrapper offers: AF_PACKET
 //! sockets bound to one interface and one EtherType, a classic BPF filter, packet
 //! multicast membership, batched send/receive of whole frames (sendmmsg/recvmmsg:
-//! one syscall per batch, not per frame) and poll(2) for the reader thread.
+//! one syscall per batch, not per frame), poll(2), the socket's drop statistics, and
+//! the reader thread's scheduling attributes.
 //!
 //! This is the only module of `l2` with `unsafe`; every block says why it is sound.
 //! It decides nothing: callers pass the interface, EtherType, filter and group.
@@ -196,10 +197,11 @@ pub(crate) fn recv_frames(
     lens: &mut [usize],
 ) -> io::Result<usize> {
     let n = lens.len().min(MAX_BATCH).min(slots.len() / slot_len.max(1));
-    // SAFETY (three zeroed arrays): all-zero iovec, sockaddr_ll and mmsghdr are valid
-    // values of these plain C structs (null pointers, zero lengths).
+    // SAFETY: an all-zero iovec (null base, zero length) is a valid value.
     let mut iov: [libc::iovec; MAX_BATCH] = unsafe { mem::zeroed() };
+    // SAFETY: an all-zero sockaddr_ll is a valid value of this plain C struct.
     let mut from: [libc::sockaddr_ll; MAX_BATCH] = unsafe { mem::zeroed() };
+    // SAFETY: an all-zero mmsghdr (null name, iov and control) is a valid value.
     let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { mem::zeroed() };
     for (i, slot) in slots.chunks_exact_mut(slot_len.max(1)).take(n).enumerate() {
         if let (Some(v), Some(f), Some(m)) = (iov.get_mut(i), from.get_mut(i), msgs.get_mut(i)) {
@@ -242,8 +244,9 @@ pub(crate) fn send_frames(fd: &OwnedFd, frames: &[Vec<u8>]) -> (usize, Option<io
     let frames = frames
         .get(..frames.len().min(MAX_BATCH))
         .unwrap_or_default();
-    // SAFETY (two zeroed arrays): all-zero iovec and mmsghdr are valid values.
+    // SAFETY: an all-zero iovec (null base, zero length) is a valid value.
     let mut iov: [libc::iovec; MAX_BATCH] = unsafe { mem::zeroed() };
+    // SAFETY: an all-zero mmsghdr (null name, iov and control) is a valid value.
     let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { mem::zeroed() };
     for ((frame, v), m) in frames.iter().zip(&mut iov).zip(&mut msgs) {
         v.iov_base = frame.as_ptr() as *mut libc::c_void;
