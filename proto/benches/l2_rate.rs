@@ -220,7 +220,7 @@ fn main() {
             let mut sent = 0u64;
             while start.elapsed() < FLOOD {
                 for _ in 0..64 {
-                    if socket.send(&frame).await.is_ok() {
+                    if socket.send(&frame).is_ok() {
                         sent += 1;
                     }
                 }

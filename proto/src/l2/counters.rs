@@ -43,12 +43,28 @@ pub struct FamilyCounters {
     announcements_sent: AtomicU64,
     send_errors: AtomicU64,
     dropped: [AtomicU64; DropReason::ALL.len()],
+    /// Questions the kernel dropped before we read them (receive queue full).
+    queue_overflows: AtomicU64,
 }
+
+/// Label in `FamilySnapshot::dropped` of questions lost in the socket's receive queue
+/// before the responder read them (not a `DropReason`: no frame was looked at).
+pub const QUEUE_OVERFLOW: &str = "QueueOverflow";
 
 impl FamilyCounters {
     /// One frame read from the socket (before deciding).
     pub fn saw_request(&self) {
         self.requests_seen.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `n` frames read in one batch.
+    pub fn saw_requests(&self, n: u64) {
+        self.requests_seen.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// `n` replies sent in one batch.
+    pub fn sent_replies(&self, n: u64) {
+        self.replies_sent.fetch_add(n, Ordering::Relaxed);
     }
 
     /// One reply sent.
@@ -73,12 +89,18 @@ impl FamilyCounters {
         }
     }
 
+    /// `n` questions lost in the receive queue (from the socket's statistics).
+    pub fn overflowed(&self, n: u64) {
+        self.queue_overflows.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// The current values.
     pub fn snapshot(&self) -> FamilySnapshot {
         let dropped = DropReason::ALL
             .iter()
             .zip(&self.dropped)
             .map(|(r, c)| (r.reason(), c.load(Ordering::Relaxed)))
+            .chain([(QUEUE_OVERFLOW, self.queue_overflows.load(Ordering::Relaxed))])
             .filter(|(_, n)| *n > 0)
             .collect();
         FamilySnapshot {
@@ -121,7 +143,9 @@ pub struct FamilySnapshot {
     pub announcements_sent: u64,
     /// Sends that failed.
     pub send_errors: u64,
-    /// Frames not answered, by `DropReason::reason()`; reasons never seen are absent.
+    /// Frames not answered, by `DropReason::reason()`, plus `QUEUE_OVERFLOW` for
+    /// questions the kernel dropped before we could read them; reasons never seen
+    /// are absent.
     pub dropped: BTreeMap<&'static str, u64>,
 }
 
@@ -142,6 +166,14 @@ mod tests {
         assert_eq!(s.replies_sent, 1);
         assert_eq!(s.dropped.get("UnknownTarget"), Some(&2));
         assert_eq!(s.dropped.len(), 1);
+    }
+
+    #[test]
+    fn queue_overflows_appear_under_their_own_label() {
+        let c = FamilyCounters::default();
+        assert_eq!(c.snapshot().dropped.get(QUEUE_OVERFLOW), None);
+        c.overflowed(3);
+        assert_eq!(c.snapshot().dropped.get(QUEUE_OVERFLOW), Some(&3));
     }
 
     #[test]

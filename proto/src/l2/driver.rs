@@ -13,10 +13,12 @@
 //!                      └──┬───────────────┬──────────────────┬──────┘
 //!             watch<set>  │               │ spawn            │ spawn
 //!                         ▼               ▼                  ▼
-//!                  ARP reader task   NDP reader task   announcer (per interface, ip)
-//!                  recv → decide → send reply          gratuitous ARP / unsolicited NA,
-//!                  count (InterfaceCounters)           `repeats` times, `interval` apart
+//!               reader thread (per interface)      announcer task (per interface, ip)
+//!               poll both sockets → recvmmsg →     gratuitous ARP / unsolicited NA,
+//!               decide → sendmmsg; count           `repeats` times, `interval` apart
 //! ```
+//! Questions are answered on a plain thread (`reader`), not a tokio task, so a busy
+//! runtime never delays a reply; the driver and the announcers stay async.
 //! The driver decides nothing about frames (`decide` does) and nothing about which
 //! addresses to announce where (the caller does); it keeps sockets in step with both.
 
@@ -31,14 +33,13 @@ use tokio::task::{AbortHandle, JoinHandle};
 use super::addr::MacAddr;
 use super::arp;
 use super::counters::{Family, FamilySnapshot, InterfaceCounters};
-use super::decide::decide;
 use super::error::L2Error;
 use super::link::{LinkEvent, LinkInfo, LinkWatcher};
 use super::membership::Memberships;
 use super::ndp;
 use super::plan;
+use super::reader::Reader;
 use super::socket::PacketSocket;
-use super::verdict::Verdict;
 
 /// How the responder announces a newly owned address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,10 +170,11 @@ struct Active {
     could_send: bool,
     arp: Arc<PacketSocket>,
     ndp: Arc<PacketSocket>,
-    /// Addresses answered here; the reader tasks read it for every frame.
+    /// Addresses answered here; the reader thread reads it for every batch.
     announced: watch::Sender<Arc<BTreeSet<IpAddr>>>,
-    /// The two reader tasks.
-    readers: Vec<AbortHandle>,
+    /// The thread answering on both sockets; dropping it stops and joins it.
+    #[expect(dead_code, reason = "held for its Drop, which stops the thread")]
+    reader: Reader,
     /// Running announcement rounds, by address.
     announcers: HashMap<IpAddr, AbortHandle>,
     /// Solicited-node groups joined for the IPv6 addresses.
@@ -181,7 +183,7 @@ struct Active {
 
 impl Drop for Active {
     fn drop(&mut self) {
-        for task in self.readers.iter().chain(self.announcers.values()) {
+        for task in self.announcers.values() {
             task.abort();
         }
     }
@@ -227,6 +229,16 @@ impl Driver {
                 let _ = done.send(self.reconcile());
             }
             Command::Counters { done } => {
+                // Queue drops live in the sockets until read; collect them now.
+                for (name, a) in &self.active {
+                    if let Some(c) = self.counters.get(name) {
+                        for socket in [&a.arp, &a.ndp] {
+                            if let Ok(n) = socket.take_queue_drops() {
+                                c.family(socket.family()).overflowed(n);
+                            }
+                        }
+                    }
+                }
                 let mut out = BTreeMap::new();
                 for (name, c) in &self.counters {
                     for family in [Family::V4, Family::V6] {
@@ -297,7 +309,7 @@ impl Driver {
     }
 }
 
-/// Opens both sockets on an interface and starts their reader tasks.
+/// Opens both sockets on an interface and starts its reader thread.
 fn open(
     name: &str,
     ifindex: u32,
@@ -317,19 +329,14 @@ fn open(
     let arp = open_one(Family::V4)?;
     let ndp = open_one(Family::V6)?;
     let (announced, watched) = watch::channel(Arc::new(BTreeSet::new()));
-    let readers = [&arp, &ndp]
-        .into_iter()
-        .map(|socket| {
-            tokio::spawn(serve(
-                socket.clone(),
-                mac,
-                watched.clone(),
-                counters.clone(),
-                name.to_owned(),
-            ))
-            .abort_handle()
-        })
-        .collect();
+    let reader = Reader::spawn(name, arp.clone(), ndp.clone(), mac, watched, counters).map_err(
+        |source| L2Error::OpenSocket {
+            interface: name.to_owned(),
+            ifindex,
+            family: "reader thread for ARP and NDP",
+            source,
+        },
+    )?;
     tracing::info!(interface = name, ifindex, %mac, "l2 responder serving interface");
     Ok(Active {
         ifindex,
@@ -338,7 +345,7 @@ fn open(
         arp,
         ndp,
         announced,
-        readers,
+        reader,
         announcers: HashMap::new(),
         groups: Memberships::new(ifindex),
     })
@@ -403,46 +410,6 @@ fn update(
     first_error.map_or(Ok(()), Err)
 }
 
-/// Reads questions from one socket and answers those `decide` accepts.
-async fn serve(
-    socket: Arc<PacketSocket>,
-    mac: MacAddr,
-    announced: watch::Receiver<Arc<BTreeSet<IpAddr>>>,
-    counters: Arc<InterfaceCounters>,
-    name: String,
-) {
-    let family = socket.family();
-    let c = counters.family(family);
-    let mut buf = vec![0u8; 2048];
-    loop {
-        let len = match socket.recv(&mut buf).await {
-            Ok(len) => len,
-            Err(e) => {
-                tracing::warn!(interface = %name, %family, error = %e, "l2 receive failed");
-                // A persistent error (link down) must not spin; link events re-open.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        c.saw_request();
-        let frame = buf.get(..len).unwrap_or_default();
-        let verdict = {
-            let set = announced.borrow();
-            decide(frame, mac, &**set)
-        };
-        match verdict {
-            Verdict::Reply(reply) => match socket.send(&reply).await {
-                Ok(()) => c.sent_reply(),
-                Err(e) => {
-                    c.send_failed();
-                    tracing::warn!(interface = %name, %family, error = %e, "l2 reply not sent");
-                }
-            },
-            Verdict::Drop(reason) => c.dropped(reason),
-        }
-    }
-}
-
 /// Sends gratuitous ARP (request and reply forms) or an unsolicited NA for `ip`,
 /// `config.announce_repeats` times.
 async fn announce(
@@ -472,7 +439,9 @@ async fn announce(
             tokio::time::sleep(config.announce_interval).await;
         }
         for frame in &frames {
-            match socket.send(frame).await {
+            // Never waits: a frame the full send buffer refuses is counted, and the
+            // next round repeats it.
+            match socket.send(frame) {
                 Ok(()) => c.sent_announcement(),
                 Err(e) => {
                     c.send_failed();

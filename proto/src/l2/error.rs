@@ -7,14 +7,15 @@ use std::net::IpAddr;
 /// A failure of the responder's I/O or of a request made to it.
 #[derive(Debug, thiserror::Error)]
 pub enum L2Error {
-    /// Opening or configuring a packet socket failed.
+    /// Opening or configuring a packet socket, or starting the thread that reads
+    /// them, failed.
     #[error("opening {family} socket on interface {interface} (index {ifindex}): {source}")]
     OpenSocket {
         /// Interface name.
         interface: String,
         /// Interface index.
         ifindex: u32,
-        /// "ARP" or "NDP".
+        /// "ARP", "NDP", or the reader thread.
         family: &'static str,
         /// The OS error.
         source: io::Error,

@@ -20,6 +20,7 @@
 //! - `socket`: one filtered AF_PACKET socket per interface and family.
 //! - `membership`: solicited-node group joins (packet membership and MLD).
 //! - `link`: interface add/remove/carrier events over rtnetlink.
+//! - `reader`: the per-interface thread that answers questions in batches.
 //! - `driver`: the `Responder` task that ties them together.
 
 pub mod addr;
@@ -41,6 +42,8 @@ pub mod driver;
 pub mod link;
 #[cfg(target_os = "linux")]
 pub mod membership;
+#[cfg(target_os = "linux")]
+mod reader;
 #[cfg(target_os = "linux")]
 pub mod socket;
 #[cfg(target_os = "linux")]

@@ -2,6 +2,8 @@
 //! (see `l2_netns.rs`), client commands, skip rules, and teardown on drop.
 // Entering a namespace needs setns(2), which has no safe wrapper in our dependencies.
 #![allow(unsafe_code)]
+// Shared by several test files; each uses a subset.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -205,6 +207,23 @@ impl Drop for Lab {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
     }
+}
+
+/// Runs `body` on a new thread that entered namespace `ns` (a full name); for
+/// blocking client work that needs its own sockets there.
+pub(crate) fn spawn_in_ns<T: Send + 'static>(
+    ns: String,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    std::thread::spawn(move || {
+        let path = format!("/run/netns/{ns}");
+        let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        // SAFETY: as in `in_speaker_ns`: an open namespace file, and setns(2) moves
+        // only this new thread, which is ours alone.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        body()
+    })
 }
 
 pub(crate) fn fast() -> ResponderConfig {

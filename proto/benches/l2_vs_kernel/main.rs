@@ -1,0 +1,380 @@
+//! FerroLB's responder beside the kernel, for ARP and NDP, in one run: reply latency,
+//! sustained answers at the highest rate one flooder reaches, the highest offered rate
+//! answered without a single drop, and the responder's CPU while iperf3 loads the
+//! same interface with unrelated traffic. Needs root (and iperf3 for the last part);
+//! without root it prints why and exits 0.
+//!
+//! ```text
+//!   [fl2k-<pid>-cli]                                 [fl2k-<pid>-spk]
+//!   prober / flooder ─ cli0 ───── veth ───── spk0    192.0.2.10, 2001:db8::10: Responder
+//!   iperf3 client                                    iperf3 server on 192.0.2.2, ::2
+//!   prober / flooder ─ cli1 ───── veth ───── spk1    198.51.100.2, 2001:db8:1::2: kernel
+//! ```
+//! The kernel's address sits on an identical veth so its questions never wake the
+//! Responder; iperf3 runs over the Responder's own veth.
+//! `cargo bench -p ferrolb-proto --bench l2_vs_kernel`
+// Namespaces, raw sockets and thread ids need libc calls with no safe wrapper here.
+#![allow(unsafe_code)]
+
+mod cpu;
+mod lab;
+mod wire;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use ferrolb_proto::l2::counters::Family;
+use ferrolb_proto::l2::{Responder, ResponderConfig};
+
+use lab::Lab;
+
+const PROBES: usize = 2000;
+const PROBE_GAP: Duration = Duration::from_micros(500);
+const STEP: Duration = Duration::from_secs(1);
+const RATES: [u64; 7] = [25_000, 50_000, 100_000, 150_000, 200_000, 250_000, 300_000];
+
+/// One row of the comparison: who answers which address.
+struct Target {
+    family: Family,
+    who: &'static str,
+    ip: IpAddr,
+    /// Client interface the questions leave from.
+    dev: &'static str,
+}
+
+fn targets() -> [Target; 4] {
+    let t = |family, who, ip: &str, dev| Target {
+        family,
+        who,
+        ip: ip.parse().expect("literal"),
+        dev,
+    };
+    [
+        t(Family::V4, "kernel", "198.51.100.2", "cli1"),
+        t(Family::V4, "ferrolb", "192.0.2.10", "cli0"),
+        t(Family::V6, "kernel", "2001:db8:1::2", "cli1"),
+        t(Family::V6, "ferrolb", "2001:db8::10", "cli0"),
+    ]
+}
+
+/// The client end of one veth pair.
+#[derive(Clone, Copy)]
+struct Client {
+    index: u32,
+    mac: ferrolb_proto::l2::MacAddr,
+}
+
+/// Client interfaces by name.
+struct Clients {
+    cli0: Client,
+    cli1: Client,
+}
+
+impl Clients {
+    fn of(&self, t: &Target) -> Client {
+        if t.dev == "cli0" {
+            self.cli0
+        } else {
+            self.cli1
+        }
+    }
+}
+
+/// What one flood step showed.
+struct Step {
+    offered: Option<u64>,
+    sent: u64,
+    answered: u64,
+}
+
+impl Step {
+    fn is_lossless(&self) -> bool {
+        self.answered >= self.sent
+    }
+}
+
+#[derive(Default)]
+struct Figures {
+    p50: f64,
+    p99: f64,
+    max_answered: f64,
+    lossless: Option<u64>,
+}
+
+fn main() {
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("SKIPPED l2_vs_kernel: needs root");
+        return;
+    }
+    let lab = Lab::new();
+    let client = |dev| Client {
+        index: lab.ifindex(&lab.cli, dev),
+        mac: lab.mac(&lab.cli, dev),
+    };
+    let clients = Clients {
+        cli0: client("cli0"),
+        cli1: client("cli1"),
+    };
+
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let spk = lab.spk.clone();
+    let speaker = std::thread::spawn(move || {
+        lab::enter(&spk);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let config = ResponderConfig {
+                announce_repeats: 1,
+                announce_interval: Duration::from_millis(1),
+            };
+            let (r, _task) = Responder::start(config).await.expect("responder");
+            for vip in ["192.0.2.10", "2001:db8::10"] {
+                let vip: IpAddr = vip.parse().expect("literal");
+                r.announce(vip, ["spk0".to_owned()])
+                    .await
+                    .expect("announce");
+            }
+            ready_tx.send(r.clone()).expect("ready");
+            let _ = stop_rx.await;
+        });
+    });
+    let responder = ready_rx.recv().expect("responder ready");
+    lab::enter(&lab.cli);
+    lab::raise_priority();
+    let bench_threads: BTreeSet<i32> = [lab::gettid()].into();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    std::thread::sleep(Duration::from_millis(300));
+
+    let sections =
+        std::env::var("FERROLB_L2_BENCH").unwrap_or_else(|_| "latency,rate,iperf3".into());
+    println!("FerroLB Responder vs the kernel on identical veth pairs, same run");
+    let loadavg = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average at start: {}", loadavg().trim());
+    let mut figures: Vec<Figures> = targets().iter().map(|_| Figures::default()).collect();
+    if sections.contains("latency") {
+        latency(&clients, &mut figures);
+    }
+    if sections.contains("rate") {
+        rate(&rt, &responder, &clients, &bench_threads, &mut figures);
+    }
+    println!(
+        "\nsummary (targets: p99 <= 2x kernel; max answered/s >= 50% of kernel's; \
+         lossless up to that rate)"
+    );
+    println!(
+        "{:<5} {:>12} {:>12} {:>14} {:>14} {:>17} {:>17}",
+        "proto",
+        "p50 k/ours",
+        "p99 k/ours",
+        "p99 ours/k",
+        "max ans/s k",
+        "max ans/s ours(%)",
+        "lossless k/ours"
+    );
+    for (i, family) in [Family::V4, Family::V6].into_iter().enumerate() {
+        let (k, o) = (&figures[2 * i], &figures[2 * i + 1]);
+        println!(
+            "{:<5} {:>5.1}/{:<6.1} {:>5.1}/{:<6.1} {:>13.1}x {:>14.0} {:>9.0}({:>4.0}%) {:>8}/{:<8}",
+            family.protocol(),
+            k.p50,
+            o.p50,
+            k.p99,
+            o.p99,
+            o.p99 / k.p99,
+            k.max_answered,
+            o.max_answered,
+            100.0 * o.max_answered / k.max_answered,
+            k.lossless.map_or("none".into(), |r| r.to_string()),
+            o.lossless.map_or("none".into(), |r| r.to_string()),
+        );
+    }
+
+    let has_iperf3 = std::process::Command::new("sh")
+        .args(["-c", "command -v iperf3"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let wants_iperf3 = sections.contains("iperf3");
+    if wants_iperf3 && has_iperf3 {
+        println!(
+            "\nunrelated load: iperf3 cli -> spk over cli0/spk0 (the Responder's interface); \
+             CPU of the Responder's threads"
+        );
+        println!(
+            "{:<28} {:>10} {:>8} {:>10} {:>9}",
+            "load", "Mbit/s", "seconds", "cpu %core", "wakeups"
+        );
+        let loads = [
+            ("TCP over IPv4, -b 1G", "192.0.2.2", vec!["-b", "1G"]),
+            ("TCP over IPv6, -b 1G", "2001:db8::2", vec!["-b", "1G"]),
+            (
+                "UDP over IPv6, 1G, 1400 B",
+                "2001:db8::2",
+                vec!["-u", "-b", "1G", "-l", "1400"],
+            ),
+        ];
+        for (name, server, args) in loads {
+            match cpu::iperf3(name, &lab.cli, &lab.spk, server, &args, 5, &bench_threads) {
+                Some(l) => println!(
+                    "{:<28} {:>10.0} {:>8.1} {:>9.3}% {:>9}",
+                    l.name, l.mbit_per_s, l.seconds, l.cpu_percent, l.wakeups
+                ),
+                None => println!("{name:<28} iperf3 failed to run"),
+            }
+        }
+    } else if wants_iperf3 {
+        println!("\nSKIPPED iperf3 load: iperf3 not installed (apt-get install -y iperf3)");
+    }
+
+    println!("\nload average at end: {}", loadavg().trim());
+    let _ = stop_tx.send(());
+    let _ = speaker.join();
+}
+
+/// Latency rows, kernel and Responder interleaved in blocks of `BLOCK` questions so
+/// that both see the same background load.
+fn latency(clients: &Clients, figures: &mut [Figures]) {
+    const BLOCK: usize = 100;
+    println!(
+        "\nlatency: {PROBES} questions per row, one at a time, {PROBE_GAP:?} apart, kernel and \
+         ferrolb alternating every {BLOCK}; RTT = kernel rx timestamp of the answer at the client veth - \
+         clock before send, µs"
+    );
+    println!(
+        "{:<5} {:<8} {:>8} {:>8} {:>8} {:>8} {:>5}",
+        "proto", "answerer", "p50", "p90", "p99", "max", "lost"
+    );
+    let all = targets();
+    for pair in [0, 2] {
+        let mut rtts = [wire::Rtts::default(), wire::Rtts::default()];
+        for _ in 0..PROBES / BLOCK {
+            for (t, r) in all[pair..pair + 2].iter().zip(&mut rtts) {
+                let c = clients.of(t);
+                wire::probe(c.index, c.mac, t.ip, BLOCK, PROBE_GAP, r);
+            }
+        }
+        for ((t, r), fig) in all[pair..pair + 2]
+            .iter()
+            .zip(&rtts)
+            .zip(&mut figures[pair..])
+        {
+            println!(
+                "{:<5} {:<8} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>5}",
+                t.family.protocol(),
+                t.who,
+                r.pct(0.5),
+                r.pct(0.9),
+                r.pct(0.99),
+                r.pct(1.0),
+                r.lost
+            );
+            fig.p50 = r.pct(0.5);
+            fig.p99 = r.pct(0.99);
+        }
+    }
+}
+
+/// Rate rows: each offered rate for the kernel, then the Responder, then the next.
+fn rate(
+    rt: &tokio::runtime::Runtime,
+    responder: &Responder,
+    clients: &Clients,
+    bench_threads: &BTreeSet<i32>,
+    figures: &mut [Figures],
+) {
+    println!(
+        "\nrate: {STEP:?} per step from one raw socket (sendmmsg), kernel and ferrolb \
+         alternating; answers counted at the client veth; 'seen' = frames the Responder read; 'qdrop' = lost in its full socket queue; 'cpu' = \
+         the Responder's threads, % of one core"
+    );
+    println!(
+        "{:<5} {:<8} {:>9} {:>9} {:>10} {:>8} {:>9} {:>7} {:>6}",
+        "proto",
+        "answerer",
+        "offered/s",
+        "sent/s",
+        "answered/s",
+        "answered",
+        "seen",
+        "qdrop",
+        "cpu"
+    );
+    let all = targets();
+    let secs = STEP.as_secs_f64();
+    for pair in [0, 2] {
+        let mut lost_below = [false, false];
+        for offered in RATES.iter().map(|r| Some(*r)).chain([None]) {
+            for (i, t) in all[pair..pair + 2].iter().enumerate() {
+                // FERROLB_L2_ONLY=ferrolb (or kernel) runs one side, for profiling.
+                if std::env::var("FERROLB_L2_ONLY").is_ok_and(|only| only != t.who) {
+                    continue;
+                }
+                let seen_before = seen(rt, responder, t.family);
+                let (rx_before, _) = lab::dev_packets(t.dev);
+                let (cpu_before, _) = cpu::responder_cpu(bench_threads);
+                let c = clients.of(t);
+                let sent = wire::flood(c.index, c.mac, t.ip, offered, STEP);
+                let (cpu_after, _) = cpu::responder_cpu(bench_threads);
+                std::thread::sleep(Duration::from_millis(200));
+                let answered = lab::dev_packets(t.dev).0 - rx_before;
+                let seen_after = seen(rt, responder, t.family);
+                let (seen, qdrop) = (seen_after.0 - seen_before.0, seen_after.1 - seen_before.1);
+                let step = Step {
+                    offered,
+                    sent,
+                    answered,
+                };
+                println!(
+                    "{:<5} {:<8} {:>9} {:>9.0} {:>10.0} {:>7.1}% {:>9} {:>7} {:>5.1}%",
+                    t.family.protocol(),
+                    t.who,
+                    offered.map_or("max".to_owned(), |r| r.to_string()),
+                    sent as f64 / secs,
+                    answered as f64 / secs,
+                    100.0 * answered as f64 / sent.max(1) as f64,
+                    if t.who == "kernel" {
+                        "-".to_owned()
+                    } else {
+                        seen.to_string()
+                    },
+                    if t.who == "kernel" {
+                        "-".to_owned()
+                    } else {
+                        qdrop.to_string()
+                    },
+                    100.0 * (cpu_after - cpu_before) as f64 / (secs * 1e9),
+                );
+                let fig = &mut figures[pair + i];
+                // The highest rate actually sent at a paced step that was answered in
+                // full, with every lower step also answered in full.
+                if step.offered.is_some() {
+                    if step.is_lossless() && !lost_below[i] {
+                        fig.lossless = Some(fig.lossless.map_or(sent, |l: u64| l.max(sent)));
+                    } else {
+                        lost_below[i] = true;
+                    }
+                } else {
+                    fig.max_answered = answered as f64 / secs;
+                }
+            }
+        }
+    }
+}
+
+/// Frames the Responder has read on spk0 for `family`, and those the kernel dropped
+/// from its full receive queue.
+fn seen(rt: &tokio::runtime::Runtime, r: &Responder, family: Family) -> (u64, u64) {
+    let all = rt.block_on(r.counters()).expect("counters");
+    all.get(&("spk0".to_owned(), family)).map_or((0, 0), |c| {
+        let overflow = c.dropped.get("QueueOverflow").copied().unwrap_or(0);
+        (c.requests_seen, overflow)
+    })
+}
