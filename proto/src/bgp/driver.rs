@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use super::fsm::{Config, ConnId, DownReason, Input, Output, Session, TimerKind};
 use super::md5::{self, Md5Key};
 use super::notification::{Notification, code, header};
-use super::open::{MAX_MESSAGE_LEN, Negotiated};
+use super::open::{MAX_MESSAGE_LEN, Negotiated, PeerAs};
 use super::packet::{
     FrameError, Received, decode, encode_keepalive, encode_notification, encode_open, split_frame,
 };
@@ -42,6 +42,11 @@ use super::packing::{PeerEncoding, RouteSet, end_of_rib, pack};
 #[derive(Debug)]
 pub enum Command {
     /// The routes this peer should have from now on (replaces the previous set).
+    ///
+    /// The first one also completes our initial table: when the session's config says
+    /// `is_restarting` (RFC 4724), End-of-RIB waits for it, because the peer drops whatever
+    /// stale route of ours the initial table lacks when End-of-RIB arrives. Send it (even
+    /// empty) once the speaker knows the routes.
     SetRoutes(RouteSet),
     /// The shared listener accepted a connection from this peer's address.
     Incoming(TcpStream),
@@ -80,10 +85,19 @@ pub struct PeerConfig {
     /// TCP MD5 key (RFC 2385) for our dials. Connections the peer opens arrive on the
     /// speaker's listener, which needs the same key set with [`md5::set_key_on_listener`].
     pub md5_key: Option<Md5Key>,
+    /// MetalLB's `ebgpMultiHop`: an eBGP peer more than one hop away. Without it, eBGP packets
+    /// leave with TTL (hop limit) 1, as FRR and MetalLB do, so a peer that is not directly
+    /// connected is never reached; iBGP and multihop eBGP use 255. See [`PeerConfig::ttl`].
+    pub ebgp_multihop: bool,
+    /// MetalLB's `vrf`: the VRF device our dials are bound to (SO_BINDTODEVICE), so that they
+    /// route by the VRF's table. `None`: the default VRF. Connections the peer opens arrive on
+    /// the speaker's listener, which must be bound to the same device.
+    pub vrf: Option<DeviceName>,
 }
 
 impl PeerConfig {
-    /// An active peer dialled at `peer_addr` from the address the kernel chooses.
+    /// An active peer dialled at `peer_addr` from the address the kernel chooses, directly
+    /// connected for eBGP, in the default VRF.
     pub fn new(session: Config, peer_addr: SocketAddr) -> Self {
         Self {
             session,
@@ -91,7 +105,81 @@ impl PeerConfig {
             is_passive: false,
             local_addr: None,
             md5_key: None,
+            ebgp_multihop: false,
+            vrf: None,
         }
+    }
+
+    /// The IP TTL (IPv6 hop limit) of our packets on this session: 1 for eBGP without
+    /// multihop (the peer must be on-link), else 255.
+    pub fn ttl(&self) -> u8 {
+        let local = &self.session.local;
+        let is_ebgp = match local.peer_as {
+            PeerAs::Fixed(asn) => asn != local.local_as,
+            PeerAs::Internal => false,
+            PeerAs::External => true,
+        };
+        if is_ebgp && !self.ebgp_multihop {
+            1
+        } else {
+            255
+        }
+    }
+}
+
+/// A network device name (IFNAMSIZ: at most 15 bytes), kept inline so [`PeerConfig`] stays
+/// `Copy`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeviceName {
+    bytes: [u8; 15],
+    len: u8,
+}
+
+/// A device name the kernel cannot have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid device name {name:?}: 1 to 15 bytes, no '/', NUL or whitespace")]
+pub struct DeviceNameError {
+    /// The name given.
+    pub name: String,
+}
+
+impl DeviceName {
+    /// Checks the kernel's rules for an interface name (dev_valid_name).
+    pub fn new(name: &str) -> Result<Self, DeviceNameError> {
+        let is_valid = (1..=15).contains(&name.len())
+            && name != "."
+            && name != ".."
+            && !name
+                .bytes()
+                .any(|b| b == b'/' || b == b':' || b == 0 || b.is_ascii_whitespace());
+        if !is_valid {
+            return Err(DeviceNameError {
+                name: name.to_owned(),
+            });
+        }
+        let mut bytes = [0u8; 15];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        Ok(Self {
+            bytes,
+            len: name.len() as u8,
+        })
+    }
+
+    /// The name's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for DeviceName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+impl std::fmt::Display for DeviceName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from_utf8_lossy(self.as_bytes()))
     }
 }
 
@@ -140,6 +228,10 @@ struct Peer {
     /// The connection UPDATEs go to and its encoding, while Established.
     established: Option<(ConnId, PeerEncoding)>,
     desired: RouteSet,
+    /// A `SetRoutes` arrived: `desired` is the speaker's table, not a placeholder.
+    has_desired: bool,
+    /// End-of-RIB went out on the current Established session.
+    is_eor_sent: bool,
     advertised: RouteSet,
     conn_tx: mpsc::UnboundedSender<ConnEvent>,
     events: mpsc::Sender<Event>,
@@ -165,6 +257,8 @@ pub async fn run(
         deadlines: [None; 3],
         established: None,
         desired: RouteSet::new(),
+        has_desired: false,
+        is_eor_sent: false,
         advertised: RouteSet::new(),
         conn_tx,
         events,
@@ -182,7 +276,9 @@ pub async fn run(
             cmd = commands.recv() => match cmd {
                 Some(Command::SetRoutes(routes)) => {
                     peer.desired = routes;
-                    peer.send_routes(false).await;
+                    peer.has_desired = true;
+                    let is_initial = !peer.is_eor_sent;
+                    peer.send_routes(is_initial).await;
                 }
                 Some(Command::Incoming(stream)) => {
                     let id = peer.add_conn(stream);
@@ -265,8 +361,12 @@ impl Peer {
                 self.frame_limit
                     .store(negotiated.max_message_len(), Ordering::Relaxed);
                 self.advertised.clear();
+                self.is_eor_sent = false;
                 let _ = self.events.send(Event::Up(negotiated)).await;
-                self.send_routes(true).await;
+                // RFC 4724 §4.1: after a restart the initial table is the speaker's, then EoR.
+                if self.has_desired || !self.config.session.is_restarting {
+                    self.send_routes(true).await;
+                }
             }
             Output::SessionDown(reason) => {
                 self.frame_limit.store(MAX_MESSAGE_LEN, Ordering::Relaxed);
@@ -306,6 +406,7 @@ impl Peer {
             self.send(id, m);
         }
         if is_initial {
+            self.is_eor_sent = true;
             match end_of_rib(&enc) {
                 Ok(markers) => {
                     updates += markers.len();
@@ -348,6 +449,11 @@ impl Peer {
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
         let _ = stream.set_nodelay(true);
+        // Connections the peer opened get our TTL too (dials have it from the start).
+        let is_v6 = stream.local_addr().is_ok_and(|a| a.is_ipv6());
+        if let Err(e) = set_ttl(socket2::SockRef::from(&stream), is_v6, self.config.ttl()) {
+            tracing::warn!(peer = %self.config.peer_addr, error = %e, "cannot set TTL");
+        }
         let (read, write) = stream.into_split();
         let (writer, queue) = mpsc::unbounded_channel();
         tokio::spawn(write_loop(write, queue));
@@ -423,12 +529,31 @@ fn input_for_error(id: ConnId, err: FrameError) -> Input {
     }
 }
 
-/// Dials the peer from the configured source address.
+/// Sets the TTL (IPv4) or unicast hop limit (IPv6) on a socket, before its SYN leaves. An IPv6
+/// socket may carry IPv4-mapped traffic, so it gets IP_TTL as well where the kernel allows it.
+fn set_ttl(socket: socket2::SockRef<'_>, is_v6: bool, ttl: u8) -> std::io::Result<()> {
+    if is_v6 {
+        let _ = socket.set_ttl_v4(u32::from(ttl));
+        socket.set_unicast_hops_v6(u32::from(ttl))
+    } else {
+        socket.set_ttl_v4(u32::from(ttl))
+    }
+}
+
+/// Dials the peer from the configured source address, VRF and TTL.
 async fn connect(config: &PeerConfig) -> std::io::Result<TcpStream> {
     let socket = match config.peer_addr {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
+    if let Some(vrf) = &config.vrf {
+        socket.bind_device(Some(vrf.as_bytes()))?;
+    }
+    set_ttl(
+        socket2::SockRef::from(&socket),
+        config.peer_addr.is_ipv6(),
+        config.ttl(),
+    )?;
     if let Some(ip) = config.local_addr {
         socket.bind(SocketAddr::new(ip, 0))?;
     }
