@@ -175,15 +175,15 @@ fn frr_gr_info(frr: &Frr, node: IpAddr) -> Value {
 }
 
 /// (remote GR mode, R bit, IPv4 F bit, IPv6 F bit, restart time received) as FRR shows them.
-fn gr_flags(
-    gr: &Value,
-) -> (
-    Option<&str>,
+type GrFlags<'a> = (
+    Option<&'a str>,
     Option<bool>,
     Option<bool>,
     Option<bool>,
     Option<u64>,
-) {
+);
+
+fn gr_flags(gr: &Value) -> GrFlags<'_> {
     (
         gr["remoteGrMode"].as_str(),
         gr["rBit"].as_bool(),

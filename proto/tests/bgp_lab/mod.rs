@@ -137,10 +137,13 @@ struct Daemon {
     name: String,
     child: Child,
     log: PathBuf,
+    /// Stopped on purpose: its exit is no failure.
+    is_stopped: bool,
 }
 
 impl Daemon {
     fn stop(&mut self) {
+        self.is_stopped = true;
         if matches!(self.child.try_wait(), Ok(Some(_))) {
             return;
         }
@@ -205,6 +208,14 @@ impl Node {
             cmd,
             events,
         }
+    }
+
+    /// Runs a future on the node's runtime (inside its namespace) in the background.
+    pub(crate) fn spawn<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.handle.spawn(fut);
     }
 
     /// Runs a future on the node's runtime (inside its namespace) and waits for its result.
@@ -530,6 +541,7 @@ impl Lab {
             name: name.to_owned(),
             child,
             log: log.to_owned(),
+            is_stopped: false,
         });
         pid
     }
@@ -552,7 +564,7 @@ impl Lab {
 
     /// Panics if a daemon has exited, with the end of its log.
     pub(crate) fn assert_daemons_alive(&mut self) {
-        for d in &mut self.daemons {
+        for d in self.daemons.iter_mut().filter(|d| !d.is_stopped) {
             if let Ok(Some(status)) = d.child.try_wait() {
                 let log = std::fs::read_to_string(&d.log).unwrap_or_default();
                 let tail: String = log.lines().rev().take(20).collect::<Vec<_>>().join("\n");

@@ -109,12 +109,12 @@ impl Config {
                 });
             }
         }
-        if let Some(restart) = self.local.graceful_restart {
-            if restart.as_secs() > MAX_RESTART_TIME_SECS {
-                return Err(ConfigError::RestartTime {
-                    restart_secs: restart.as_secs(),
-                });
-            }
+        if let Some(restart) = self.local.graceful_restart
+            && restart.as_secs() > MAX_RESTART_TIME_SECS
+        {
+            return Err(ConfigError::RestartTime {
+                restart_secs: restart.as_secs(),
+            });
         }
         if self.local.router_id.is_unspecified() {
             return Err(ConfigError::RouterId);
