@@ -11,6 +11,7 @@
 //! the OPEN/KEEPALIVE exchange; it stops when the receiver's control socket (BIRD, FRR) or CLI
 //! (GoBGP, ~0.1 s resolution) counts every prefix. Ours and the packed sender alternate
 //! `FBGP_BENCH_ROUNDS` times (default 5, GoBGP 3) and the median is printed; gobgpd runs once.
+//! Everything runs at nice -20 (as root), like the other benches of the shared machine.
 //!
 //! Route sets: 100 000 IPv6 /128 from 2001:db8:100::/48, and the 768 IPv4 /32 of the lab's three
 //! documentation /24s (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24): namespaces may use no

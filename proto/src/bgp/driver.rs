@@ -37,6 +37,8 @@ use super::packet::{
     FrameError, Received, decode, encode_keepalive, encode_notification, encode_open, split_frame,
 };
 use super::packing::{Packed, PeerEncoding, RouteSet, end_of_rib, pack};
+use super::sockopt::set_ttl;
+pub use super::sockopt::{DeviceName, DeviceNameError};
 
 /// What the speaker tells a peer task.
 #[derive(Debug)]
@@ -130,62 +132,6 @@ impl PeerConfig {
             PeerAs::Internal => false,
             PeerAs::External => true,
         }
-    }
-}
-
-/// A network device name (IFNAMSIZ: at most 15 bytes), kept inline so [`PeerConfig`] stays
-/// `Copy`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct DeviceName {
-    bytes: [u8; 15],
-    len: u8,
-}
-
-/// A device name the kernel cannot have.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid device name {name:?}: 1 to 15 bytes, no '/', ':', NUL or whitespace")]
-pub struct DeviceNameError {
-    /// The name given.
-    pub name: String,
-}
-
-impl DeviceName {
-    /// Checks the kernel's rules for an interface name (dev_valid_name).
-    pub fn new(name: &str) -> Result<Self, DeviceNameError> {
-        let is_valid = (1..=15).contains(&name.len())
-            && name != "."
-            && name != ".."
-            && !name
-                .bytes()
-                .any(|b| b == b'/' || b == b':' || b == 0 || b.is_ascii_whitespace());
-        if !is_valid {
-            return Err(DeviceNameError {
-                name: name.to_owned(),
-            });
-        }
-        let mut bytes = [0u8; 15];
-        bytes[..name.len()].copy_from_slice(name.as_bytes());
-        Ok(Self {
-            bytes,
-            len: name.len() as u8,
-        })
-    }
-
-    /// The name's bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
-    }
-}
-
-impl std::fmt::Debug for DeviceName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
-    }
-}
-
-impl std::fmt::Display for DeviceName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&String::from_utf8_lossy(self.as_bytes()))
     }
 }
 
@@ -283,30 +229,28 @@ pub async fn run(
     } else {
         Input::ManualStart
     };
+    // Routes handed over right after `spawn` are encoded before the first dial, so that the
+    // initial table leaves the moment the session is up.
+    let mut pending = None;
+    while let Ok(cmd) = commands.try_recv() {
+        if let Command::SetRoutes(routes) = cmd {
+            peer.desired = routes;
+            peer.has_desired = true;
+        } else {
+            pending = Some(cmd);
+            break;
+        }
+    }
+    peer.prepack();
     peer.feed(start).await;
-    loop {
+    let mut is_running = match pending {
+        Some(cmd) => peer.on_command(Some(cmd)).await,
+        None => true,
+    };
+    while is_running {
         let [retry, hold, keepalive] = peer.deadlines;
         tokio::select! {
-            cmd = commands.recv() => match cmd {
-                Some(Command::SetRoutes(routes)) => {
-                    peer.desired = routes;
-                    peer.has_desired = true;
-                    if peer.established.is_none() {
-                        peer.prepack();
-                    } else {
-                        let is_initial = !peer.is_eor_sent;
-                        peer.send_routes(is_initial).await;
-                    }
-                }
-                Some(Command::Incoming(stream)) => {
-                    let id = peer.add_conn(stream);
-                    peer.feed(Input::TcpConnectionConfirmed(id)).await;
-                }
-                Some(Command::Stop) | None => {
-                    peer.feed(Input::ManualStop).await;
-                    break;
-                }
-            },
+            cmd = commands.recv() => is_running = peer.on_command(cmd).await,
             Some(ev) = conn_rx.recv() => peer.on_conn_event(ev).await,
             _ = sleep_until(retry), if retry.is_some() => peer.feed(Input::ConnectRetryTimerExpires).await,
             _ = sleep_until(hold), if hold.is_some() => peer.feed(Input::HoldTimerExpires).await,
@@ -333,6 +277,32 @@ fn timer_index(kind: TimerKind) -> usize {
 }
 
 impl Peer {
+    /// Carries out one command; false once the task must end.
+    async fn on_command(&mut self, cmd: Option<Command>) -> bool {
+        match cmd {
+            Some(Command::SetRoutes(routes)) => {
+                self.desired = routes;
+                self.has_desired = true;
+                if self.established.is_none() {
+                    self.prepack();
+                } else {
+                    let is_initial = !self.is_eor_sent;
+                    self.send_routes(is_initial).await;
+                }
+                true
+            }
+            Some(Command::Incoming(stream)) => {
+                let id = self.add_conn(stream);
+                self.feed(Input::TcpConnectionConfirmed(id)).await;
+                true
+            }
+            Some(Command::Stop) | None => {
+                self.feed(Input::ManualStop).await;
+                false
+            }
+        }
+    }
+
     async fn feed(&mut self, input: Input) {
         let now = Instant::now();
         let outputs = self.session.step(now.into_std(), input);
@@ -587,17 +557,6 @@ fn input_for_error(id: ConnId, err: FrameError) -> Input {
         FrameError::Header(n) => Input::BgpHeaderErr(id, n),
         FrameError::Open(n) => Input::BgpOpenMsgErr(id, n),
         FrameError::Update(n) => Input::UpdateMsgErr(id, n),
-    }
-}
-
-/// Sets the TTL (IPv4) or unicast hop limit (IPv6) on a socket, before its SYN leaves. An IPv6
-/// socket may carry IPv4-mapped traffic, so it gets IP_TTL as well where the kernel allows it.
-fn set_ttl(socket: socket2::SockRef<'_>, is_v6: bool, ttl: u8) -> std::io::Result<()> {
-    if is_v6 {
-        let _ = socket.set_ttl_v4(u32::from(ttl));
-        socket.set_unicast_hops_v6(u32::from(ttl))
-    } else {
-        socket.set_ttl_v4(u32::from(ttl))
     }
 }
 
