@@ -426,11 +426,12 @@ fn run_packed(lab: &mut Lab, router: &dyn Router, family: Family) -> Figure {
         let _ = result_tx.send(r);
     });
     let done = wait_count(router, node, n as u64, poll_interval(router));
+    // The connection stays up until the watcher has seen it, however late it was scheduled.
+    let established = watch.join().expect("watcher");
     let _ = stop_tx.send(());
     let (_, updates, bytes) = result_rx
         .recv_timeout(RUN_DEADLINE)
         .expect("packed sender finished");
-    let established = watch.join().expect("watcher");
     wait_down(router, node);
     wait_flushed(lab, router, family);
     Figure {
