@@ -102,6 +102,8 @@ fn frr_open_and_updates_decode() {
             graceful_restart: Some(GracefulRestart {
                 restart_time: Duration::from_secs(120),
                 is_restarting: true,
+                families: Families::default(),
+                forwarding: Families::default(),
             }),
             extended_message: true,
         },
@@ -128,6 +130,8 @@ fn bird_open_updates_and_end_of_rib_decode() {
             graceful_restart: Some(GracefulRestart {
                 restart_time: Duration::from_secs(120),
                 is_restarting: false,
+                families: Families::default(),
+                forwarding: Families::default(),
             }),
             extended_message: false,
         },

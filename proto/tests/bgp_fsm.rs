@@ -455,6 +455,8 @@ fn capabilities_negotiate_to_what_both_sides_announced() {
         graceful_restart: Some(GracefulRestart {
             restart_time: Duration::from_secs(60),
             is_restarting: true,
+            families: Families::DUAL,
+            forwarding: Families::default(),
         }),
         extended_message: true,
     };
@@ -474,6 +476,8 @@ fn capabilities_negotiate_to_what_both_sides_announced() {
         graceful_restart: Some(GracefulRestart {
             restart_time: Duration::from_secs(60),
             is_restarting: true,
+            families: Families::DUAL,
+            forwarding: Families::default(),
         }),
         extended_message: true,
     };

@@ -180,10 +180,7 @@ fn fake_open(version: u8) -> Vec<u8> {
             ..Capabilities::default()
         },
     };
-    let mut bytes = encode_open(&open).expect("OPEN encodes").to_vec();
-    // The codec always writes version 4; the version octet follows the header.
-    bytes[19] = version;
-    bytes
+    encode_open(&open).expect("OPEN encodes").to_vec()
 }
 
 fn header(len: u16, kind: u8) -> Vec<u8> {

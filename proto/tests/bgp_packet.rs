@@ -31,6 +31,8 @@ fn our_open() -> Open {
             graceful_restart: Some(GracefulRestart {
                 restart_time: Duration::from_secs(120),
                 is_restarting: false,
+                families: Families::DUAL,
+                forwarding: Families::DUAL,
             }),
             extended_message: true,
         },

@@ -32,16 +32,23 @@ use tokio::time::Instant;
 use super::fsm::{Config, ConnId, DownReason, Input, Output, Session, TimerKind};
 use super::md5::{self, Md5Key};
 use super::notification::{Notification, code, header};
-use super::open::{MAX_MESSAGE_LEN, Negotiated};
+use super::open::{MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN, Negotiated, PeerAs};
 use super::packet::{
     FrameError, Received, decode, encode_keepalive, encode_notification, encode_open, split_frame,
 };
-use super::packing::{PeerEncoding, RouteSet, end_of_rib, pack};
+use super::packing::{Packed, PeerEncoding, RouteSet, end_of_rib, pack};
+use super::sockopt::set_ttl;
+pub use super::sockopt::{DeviceName, DeviceNameError};
 
 /// What the speaker tells a peer task.
 #[derive(Debug)]
 pub enum Command {
     /// The routes this peer should have from now on (replaces the previous set).
+    ///
+    /// The first one also completes our initial table: when the session's config says
+    /// `is_restarting` (RFC 4724), End-of-RIB waits for it, because the peer drops whatever
+    /// stale route of ours the initial table lacks when End-of-RIB arrives. Send it (even
+    /// empty) once the speaker knows the routes.
     SetRoutes(RouteSet),
     /// The shared listener accepted a connection from this peer's address.
     Incoming(TcpStream),
@@ -80,10 +87,19 @@ pub struct PeerConfig {
     /// TCP MD5 key (RFC 2385) for our dials. Connections the peer opens arrive on the
     /// speaker's listener, which needs the same key set with [`md5::set_key_on_listener`].
     pub md5_key: Option<Md5Key>,
+    /// MetalLB's `ebgpMultiHop`: an eBGP peer more than one hop away. Without it, eBGP packets
+    /// leave with TTL (hop limit) 1, as FRR and MetalLB do, so a peer that is not directly
+    /// connected is never reached; iBGP and multihop eBGP use 255. See [`PeerConfig::ttl`].
+    pub ebgp_multihop: bool,
+    /// MetalLB's `vrf`: the VRF device our dials are bound to (SO_BINDTODEVICE), so that they
+    /// route by the VRF's table. `None`: the default VRF. Connections the peer opens arrive on
+    /// the speaker's listener, which must be bound to the same device.
+    pub vrf: Option<DeviceName>,
 }
 
 impl PeerConfig {
-    /// An active peer dialled at `peer_addr` from the address the kernel chooses.
+    /// An active peer dialled at `peer_addr` from the address the kernel chooses, directly
+    /// connected for eBGP, in the default VRF.
     pub fn new(session: Config, peer_addr: SocketAddr) -> Self {
         Self {
             session,
@@ -91,6 +107,30 @@ impl PeerConfig {
             is_passive: false,
             local_addr: None,
             md5_key: None,
+            ebgp_multihop: false,
+            vrf: None,
+        }
+    }
+
+    /// The IP TTL (IPv6 hop limit) of our packets on this session: 1 for eBGP without
+    /// multihop (the peer must be on-link), else 255.
+    pub fn ttl(&self) -> u8 {
+        if self.is_ebgp() && !self.ebgp_multihop {
+            1
+        } else {
+            255
+        }
+    }
+}
+
+impl PeerConfig {
+    /// Whether the configured peer AS makes this an eBGP session.
+    fn is_ebgp(&self) -> bool {
+        let local = &self.session.local;
+        match local.peer_as {
+            PeerAs::Fixed(asn) => asn != local.local_as,
+            PeerAs::Internal => false,
+            PeerAs::External => true,
         }
     }
 }
@@ -140,6 +180,16 @@ struct Peer {
     /// The connection UPDATEs go to and its encoding, while Established.
     established: Option<(ConnId, PeerEncoding)>,
     desired: RouteSet,
+    /// A `SetRoutes` arrived: `desired` is the speaker's table, not a placeholder.
+    has_desired: bool,
+    /// End-of-RIB went out on the current Established session.
+    is_eor_sent: bool,
+    /// The whole desired table encoded ahead, while no session is up, for each encoding the
+    /// next session is likely to negotiate: the initial UPDATEs then leave the moment it is
+    /// Established instead of after packing (tens of ms for 100k routes).
+    prepacked: Vec<(PeerEncoding, Packed)>,
+    /// The encoding of the last Established session: the best guess for the next one.
+    last_encoding: Option<PeerEncoding>,
     advertised: RouteSet,
     conn_tx: mpsc::UnboundedSender<ConnEvent>,
     events: mpsc::Sender<Event>,
@@ -165,6 +215,10 @@ pub async fn run(
         deadlines: [None; 3],
         established: None,
         desired: RouteSet::new(),
+        has_desired: false,
+        is_eor_sent: false,
+        prepacked: Vec::new(),
+        last_encoding: None,
         advertised: RouteSet::new(),
         conn_tx,
         events,
@@ -175,24 +229,28 @@ pub async fn run(
     } else {
         Input::ManualStart
     };
+    // Routes handed over right after `spawn` are encoded before the first dial, so that the
+    // initial table leaves the moment the session is up.
+    let mut pending = None;
+    while let Ok(cmd) = commands.try_recv() {
+        if let Command::SetRoutes(routes) = cmd {
+            peer.desired = routes;
+            peer.has_desired = true;
+        } else {
+            pending = Some(cmd);
+            break;
+        }
+    }
+    peer.prepack();
     peer.feed(start).await;
-    loop {
+    let mut is_running = match pending {
+        Some(cmd) => peer.on_command(Some(cmd)).await,
+        None => true,
+    };
+    while is_running {
         let [retry, hold, keepalive] = peer.deadlines;
         tokio::select! {
-            cmd = commands.recv() => match cmd {
-                Some(Command::SetRoutes(routes)) => {
-                    peer.desired = routes;
-                    peer.send_routes(false).await;
-                }
-                Some(Command::Incoming(stream)) => {
-                    let id = peer.add_conn(stream);
-                    peer.feed(Input::TcpConnectionConfirmed(id)).await;
-                }
-                Some(Command::Stop) | None => {
-                    peer.feed(Input::ManualStop).await;
-                    break;
-                }
-            },
+            cmd = commands.recv() => is_running = peer.on_command(cmd).await,
             Some(ev) = conn_rx.recv() => peer.on_conn_event(ev).await,
             _ = sleep_until(retry), if retry.is_some() => peer.feed(Input::ConnectRetryTimerExpires).await,
             _ = sleep_until(hold), if hold.is_some() => peer.feed(Input::HoldTimerExpires).await,
@@ -219,6 +277,32 @@ fn timer_index(kind: TimerKind) -> usize {
 }
 
 impl Peer {
+    /// Carries out one command; false once the task must end.
+    async fn on_command(&mut self, cmd: Option<Command>) -> bool {
+        match cmd {
+            Some(Command::SetRoutes(routes)) => {
+                self.desired = routes;
+                self.has_desired = true;
+                if self.established.is_none() {
+                    self.prepack();
+                } else {
+                    let is_initial = !self.is_eor_sent;
+                    self.send_routes(is_initial).await;
+                }
+                true
+            }
+            Some(Command::Incoming(stream)) => {
+                let id = self.add_conn(stream);
+                self.feed(Input::TcpConnectionConfirmed(id)).await;
+                true
+            }
+            Some(Command::Stop) | None => {
+                self.feed(Input::ManualStop).await;
+                false
+            }
+        }
+    }
+
     async fn feed(&mut self, input: Input) {
         let now = Instant::now();
         let outputs = self.session.step(now.into_std(), input);
@@ -262,11 +346,16 @@ impl Peer {
                 tracing::info!(peer = %self.config.peer_addr, ?negotiated, "session established");
                 let encoding = PeerEncoding::new(self.config.session.local.local_as, &negotiated);
                 self.established = Some((id, encoding));
+                self.last_encoding = Some(encoding);
                 self.frame_limit
                     .store(negotiated.max_message_len(), Ordering::Relaxed);
                 self.advertised.clear();
+                self.is_eor_sent = false;
                 let _ = self.events.send(Event::Up(negotiated)).await;
-                self.send_routes(true).await;
+                // RFC 4724 §4.1: after a restart the initial table is the speaker's, then EoR.
+                if self.has_desired || !self.config.session.is_restarting {
+                    self.send_routes(true).await;
+                }
             }
             Output::SessionDown(reason) => {
                 self.frame_limit.store(MAX_MESSAGE_LEN, Ordering::Relaxed);
@@ -274,6 +363,7 @@ impl Peer {
                 self.established = None;
                 self.advertised.clear();
                 let _ = self.events.send(Event::Down(reason)).await;
+                self.prepack();
             }
             Output::ReadvertiseRoutes(_) => {
                 self.advertised.clear();
@@ -294,7 +384,12 @@ impl Peer {
         let Some((id, enc)) = self.established else {
             return;
         };
-        let packed = match pack(&enc, &self.desired, &self.advertised) {
+        let ready = match self.prepacked.iter().position(|(e, _)| *e == enc) {
+            Some(i) if self.advertised.is_empty() => Some(self.prepacked.swap_remove(i).1),
+            _ => None,
+        };
+        self.prepacked.clear();
+        let packed = match ready.map_or_else(|| pack(&enc, &self.desired, &self.advertised), Ok) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(reason = e.reason(), error = %e, "cannot pack UPDATEs");
@@ -306,6 +401,7 @@ impl Peer {
             self.send(id, m);
         }
         if is_initial {
+            self.is_eor_sent = true;
             match end_of_rib(&enc) {
                 Ok(markers) => {
                     updates += markers.len();
@@ -318,6 +414,8 @@ impl Peer {
                 }
             }
         }
+        // Let the writer start on a single-threaded runtime before the bookkeeping below.
+        tokio::task::yield_now().await;
         self.advertised = self.desired.clone();
         for (prefix, _) in &packed.skipped {
             self.advertised.remove(prefix);
@@ -327,6 +425,40 @@ impl Peer {
             .events
             .send(Event::RoutesSent { updates, skipped })
             .await;
+    }
+
+    /// Encodes the desired table ahead for the encodings the next session may negotiate: the
+    /// last session's, or before any session the one our OPEN asks for, with and without
+    /// Extended Messages. Only while no session is up.
+    fn prepack(&mut self) {
+        self.prepacked.clear();
+        if self.established.is_some() || self.desired.is_empty() {
+            return;
+        }
+        let local = &self.config.session.local;
+        let expected: Vec<PeerEncoding> = match self.last_encoding {
+            Some(enc) => vec![enc],
+            None => {
+                let guess = |max_message_len| PeerEncoding {
+                    local_as: local.local_as,
+                    is_ibgp: !self.config.is_ebgp(),
+                    four_octet_as: true,
+                    max_message_len,
+                    families: local.families,
+                };
+                let mut v = vec![guess(MAX_MESSAGE_LEN)];
+                if local.extended_message {
+                    v.push(guess(MAX_EXTENDED_MESSAGE_LEN));
+                }
+                v
+            }
+        };
+        for enc in expected {
+            match pack(&enc, &self.desired, &RouteSet::new()) {
+                Ok(p) => self.prepacked.push((enc, p)),
+                Err(e) => tracing::error!(reason = e.reason(), error = %e, "cannot pack UPDATEs"),
+            }
+        }
     }
 
     fn dial(&mut self) {
@@ -348,6 +480,11 @@ impl Peer {
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
         let _ = stream.set_nodelay(true);
+        // Connections the peer opened get our TTL too (dials have it from the start).
+        let is_v6 = stream.local_addr().is_ok_and(|a| a.is_ipv6());
+        if let Err(e) = set_ttl(socket2::SockRef::from(&stream), is_v6, self.config.ttl()) {
+            tracing::warn!(peer = %self.config.peer_addr, error = %e, "cannot set TTL");
+        }
         let (read, write) = stream.into_split();
         let (writer, queue) = mpsc::unbounded_channel();
         tokio::spawn(write_loop(write, queue));
@@ -423,12 +560,20 @@ fn input_for_error(id: ConnId, err: FrameError) -> Input {
     }
 }
 
-/// Dials the peer from the configured source address.
+/// Dials the peer from the configured source address, VRF and TTL.
 async fn connect(config: &PeerConfig) -> std::io::Result<TcpStream> {
     let socket = match config.peer_addr {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
+    if let Some(vrf) = &config.vrf {
+        socket.bind_device(Some(vrf.as_bytes()))?;
+    }
+    set_ttl(
+        socket2::SockRef::from(&socket),
+        config.peer_addr.is_ipv6(),
+        config.ttl(),
+    )?;
     if let Some(ip) = config.local_addr {
         socket.bind(SocketAddr::new(ip, 0))?;
     }

@@ -17,11 +17,13 @@
 use std::time::{Duration, Instant};
 
 use super::notification::{Notification, code, fsm as fsm_sub};
-use super::open::{Negotiated, Open, negotiate};
+use super::open::{Families, Negotiated, Open, keepalive_interval, negotiate};
 
 mod types;
 
-pub use types::{Config, ConnId, Direction, DownReason, Input, Output, State, TimerKind};
+pub use types::{
+    Config, ConfigError, ConnId, Direction, DownReason, Input, Output, State, TimerKind,
+};
 
 /// A connection we sent OPEN on and that has not yet won or lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +49,9 @@ pub struct Session {
     negotiated: Option<Negotiated>,
     /// Consecutive failures since the last Established; doubles the ConnectRetry delay.
     failures: u32,
+    /// Reached Established at least once: from then on our OPENs no longer carry the GR
+    /// Restart State bit (the restart it announced is over).
+    has_been_established: bool,
     /// Deadlines we asked for, to ignore stale expiries.
     connect_retry_at: Option<Instant>,
     hold_at: Option<Instant>,
@@ -65,6 +70,7 @@ impl Session {
             other: None,
             negotiated: None,
             failures: 0,
+            has_been_established: false,
             connect_retry_at: None,
             hold_at: None,
             keepalive_at: None,
@@ -84,6 +90,19 @@ impl Session {
     /// The configuration this session was made with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The OPEN we send now: the configured one, with the Graceful Restart R bit while this
+    /// process's restart is not over (RFC 4724 §4.1) and F bits if forwarding was preserved.
+    pub fn our_open(&self) -> Open {
+        let mut open = self.config.local.open();
+        if let Some(gr) = open.capabilities.graceful_restart.as_mut() {
+            gr.is_restarting = self.config.is_restarting && !self.has_been_established;
+            if !self.config.is_forwarding_preserved {
+                gr.forwarding = Families::default();
+            }
+        }
+        open
     }
 
     /// The ConnectRetry delay for the current failure count: doubling, capped, minus jitter.
@@ -252,7 +271,7 @@ impl Session {
                 self.cancel(TimerKind::ConnectRetry, out);
                 self.main = Some(conn);
                 self.state = State::OpenSent;
-                out.push(Output::SendOpen(conn.id, self.config.local.open()));
+                out.push(Output::SendOpen(conn.id, self.our_open()));
                 self.arm(TimerKind::Hold, now + self.config.open_hold_time, out);
             }
             State::OpenSent | State::OpenConfirm => {
@@ -266,7 +285,7 @@ impl Session {
                     out.push(Output::CloseConnection(conn.id));
                 } else {
                     self.other = Some(conn);
-                    out.push(Output::SendOpen(conn.id, self.config.local.open()));
+                    out.push(Output::SendOpen(conn.id, self.our_open()));
                 }
             }
             // §6.8: a collision with an Established session closes the new connection.
@@ -337,7 +356,10 @@ impl Session {
             return;
         }
         let negotiated = match negotiate(&self.config.local, open) {
-            Ok(n) => n,
+            Ok(mut n) => {
+                n.keepalive = keepalive_interval(n.hold_time, self.config.keepalive_time);
+                n
+            }
             Err(notification) => {
                 if is_main {
                     self.fail_main(now, id, Some(notification), None, out);
@@ -457,6 +479,7 @@ impl Session {
                     out.push(Output::CloseConnection(other.id));
                 }
                 self.failures = 0;
+                self.has_been_established = true;
                 self.state = State::Established;
                 out.push(Output::SessionUp(id, neg));
             }

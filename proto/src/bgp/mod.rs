@@ -7,6 +7,7 @@
 //! - `open`: OPEN contents, validation and capability negotiation.
 //! - `fsm`: the RFC 4271 §8 session state machine (`step(now, input) -> outputs`).
 //! - `packing`: pure update packing, desired vs advertised routes → encoded UPDATEs.
+//! - `sockopt`: TTL / hop limit and the device (VRF) name of a session's sockets.
 //! - `packet`: netgauze glue: the length-checked framer, decoding, OPEN/KEEPALIVE/NOTIFICATION.
 
 pub mod driver;
@@ -16,3 +17,4 @@ pub mod notification;
 pub mod open;
 pub mod packet;
 pub mod packing;
+pub mod sockopt;

@@ -47,13 +47,30 @@ impl Families {
     }
 }
 
-/// The Graceful Restart capability (RFC 4724), reduced to what we act on.
+/// Largest Restart Time the 12-bit field carries (RFC 4724 §3).
+pub const MAX_RESTART_TIME_SECS: u64 = 4095;
+
+/// The Graceful Restart capability (RFC 4724 §3), reduced to what we act on.
+///
+/// ```text
+/// +--------------------------------------------------+
+/// | Restart Flags (4 bits: R, N, 0, 0) | Restart Time in seconds (12 bits) |
+/// +--------------------------------------------------+
+/// | AFI (16 bits) | SAFI (8 bits) | Flags for Address Family (8 bits: F, 0...) | ...
+/// +--------------------------------------------------+
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct GracefulRestart {
-    /// Restart Time: how long the peer keeps our routes after the session drops.
+    /// Restart Time: how long the receiver keeps the sender's routes after the session drops.
     pub restart_time: Duration,
-    /// The R bit: the sender has just restarted.
+    /// The R bit: the sender has just restarted (its routes at the receiver are stale until
+    /// its End-of-RIB).
     pub is_restarting: bool,
+    /// The AFI/SAFI tuples listed: families whose routes the receiver keeps across a restart.
+    pub families: Families,
+    /// Of those, the families with the F bit: forwarding was preserved across the restart.
+    /// RFC 4724 §4.2: a receiver drops the stale routes of a family without it at once.
+    pub forwarding: Families,
 }
 
 /// Capabilities (RFC 5492) of one OPEN that FerroLB understands; unknown ones are ignored.
@@ -120,14 +137,18 @@ pub struct LocalSpeaker {
     pub hold_time: Duration,
     /// Families we want to announce.
     pub families: Families,
-    /// Graceful Restart restart time we announce, if any.
+    /// Graceful Restart (RFC 4724) Restart Time we announce, at most 4095 s; `None` announces
+    /// no GR capability, so peers drop our routes as soon as the session drops. Whether this
+    /// process has just restarted is [`crate::bgp::fsm::Config::is_restarting`].
     pub graceful_restart: Option<Duration>,
     /// Announce RFC 8654 Extended Messages.
     pub extended_message: bool,
 }
 
 impl LocalSpeaker {
-    /// The OPEN we send.
+    /// The OPEN we send on a first start: GR (when configured) lists every family we announce,
+    /// with the F bit set and the R bit clear. The session sets R and F per
+    /// [`crate::bgp::fsm::Config`].
     pub fn open(&self) -> Open {
         let my_as = u16::try_from(self.local_as).unwrap_or(AS_TRANS);
         Open {
@@ -142,6 +163,8 @@ impl LocalSpeaker {
                 graceful_restart: self.graceful_restart.map(|restart_time| GracefulRestart {
                     restart_time,
                     is_restarting: false,
+                    families: self.families,
+                    forwarding: self.families,
                 }),
                 extended_message: self.extended_message,
             },
@@ -160,7 +183,8 @@ pub struct Negotiated {
     pub is_ibgp: bool,
     /// min(ours, theirs); zero means no hold timer and no keepalives.
     pub hold_time: Duration,
-    /// hold_time / 3 (zero when hold_time is zero).
+    /// Time between our KEEPALIVEs: hold_time / 3 (zero when hold_time is zero); the session
+    /// lowers it to its configured keepalive time ([`keepalive_interval`]).
     pub keepalive: Duration,
     /// Both sides sent the 4-octet AS capability: AS_PATH carries 4-octet numbers.
     pub four_octet_as: bool,
@@ -244,7 +268,7 @@ pub fn negotiate(local: &LocalSpeaker, received: &Open) -> Result<Negotiated, No
         peer_id: received.bgp_id,
         is_ibgp,
         hold_time,
-        keepalive: hold_time / 3,
+        keepalive: keepalive_interval(hold_time, None),
         four_octet_as: caps.four_octet_as.is_some(),
         families: local.families.intersection(caps.families),
         route_refresh: caps.route_refresh,
@@ -253,6 +277,22 @@ pub fn negotiate(local: &LocalSpeaker, received: &Open) -> Result<Negotiated, No
             .filter(|_| local.graceful_restart.is_some()),
         extended_message: local.extended_message && caps.extended_message,
     })
+}
+
+/// The interval between our KEEPALIVEs for a negotiated hold time and the configured keepalive
+/// time (MetalLB's `keepaliveTime`), in whole seconds.
+///
+/// RFC 4271 §4.4: "A reasonable maximum time between KEEPALIVE messages would be one third of
+/// the Hold Time interval. KEEPALIVE messages MUST NOT be sent more frequently than one per
+/// second." So: min(configured, hold / 3), at least 1 s; zero when the hold time is zero.
+pub fn keepalive_interval(hold_time: Duration, configured: Option<Duration>) -> Duration {
+    let hold_secs = hold_time.as_secs();
+    if hold_secs == 0 {
+        return Duration::ZERO;
+    }
+    let third = hold_secs / 3;
+    let secs = configured.map_or(third, |k| k.as_secs().min(third));
+    Duration::from_secs(secs.max(1))
 }
 
 /// A duration as whole seconds in a 2-octet field, saturating.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use netgauze_bgp_pkt::BgpMessage;
 use netgauze_bgp_pkt::capabilities::{
-    BgpCapability, FourOctetAsCapability, GracefulRestartCapability,
+    BgpCapability, FourOctetAsCapability, GracefulRestartAddressFamily, GracefulRestartCapability,
     MultiProtocolExtensionsCapability,
 };
 use netgauze_bgp_pkt::notification::BgpNotificationMessage;
@@ -27,7 +27,9 @@ use netgauze_parse_utils::reader::SliceReader;
 use netgauze_parse_utils::traits::ParseFromWithOneInput;
 
 use super::notification::{Notification, code, header};
-use super::open::{Capabilities, Families, GracefulRestart, MAX_MESSAGE_LEN, Open};
+use super::open::{
+    Capabilities, Families, GracefulRestart, MAX_MESSAGE_LEN, MAX_RESTART_TIME_SECS, Open,
+};
 
 /// Length of the fixed header: marker (16), length (2), type (1).
 pub const HEADER_LEN: usize = 19;
@@ -237,9 +239,26 @@ pub fn open_from_wire(open: &BgpOpenMessage) -> Open {
                 caps.route_refresh = true
             }
             BgpCapability::GracefulRestartCapability(gr) => {
+                let mut families = Families::default();
+                let mut forwarding = Families::default();
+                for af in gr.address_families() {
+                    let (listed, preserved) = match af.address_type() {
+                        AddressType::Ipv4Unicast => {
+                            (&mut families.ipv4_unicast, &mut forwarding.ipv4_unicast)
+                        }
+                        AddressType::Ipv6Unicast => {
+                            (&mut families.ipv6_unicast, &mut forwarding.ipv6_unicast)
+                        }
+                        _ => continue,
+                    };
+                    *listed = true;
+                    *preserved |= af.forwarding_state();
+                }
                 caps.graceful_restart = Some(GracefulRestart {
                     restart_time: Duration::from_secs(u64::from(gr.time())),
                     is_restarting: gr.restart(),
+                    families,
+                    forwarding,
                 })
             }
             BgpCapability::ExtendedMessage => caps.extended_message = true,
@@ -282,11 +301,23 @@ pub fn open_to_wire(open: &Open) -> BgpOpenMessage {
         caps.push(BgpCapability::FourOctetAs(FourOctetAsCapability::new(asn)));
     }
     if let Some(gr) = c.graceful_restart {
-        let secs = u16::try_from(gr.restart_time.as_secs())
-            .unwrap_or(4095)
-            .min(4095);
+        let secs =
+            u16::try_from(gr.restart_time.as_secs().min(MAX_RESTART_TIME_SECS)).unwrap_or(u16::MAX);
+        let mut afs = Vec::new();
+        if gr.families.ipv4_unicast {
+            afs.push(GracefulRestartAddressFamily::new(
+                gr.forwarding.ipv4_unicast,
+                AddressType::Ipv4Unicast,
+            ));
+        }
+        if gr.families.ipv6_unicast {
+            afs.push(GracefulRestartAddressFamily::new(
+                gr.forwarding.ipv6_unicast,
+                AddressType::Ipv6Unicast,
+            ));
+        }
         caps.push(BgpCapability::GracefulRestartCapability(
-            GracefulRestartCapability::new(gr.is_restarting, false, secs, Vec::new()),
+            GracefulRestartCapability::new(gr.is_restarting, false, secs, afs),
         ));
     }
     if c.extended_message {
@@ -311,9 +342,21 @@ pub fn encode(msg: &BgpMessage, limit: usize) -> Result<Bytes, EncodeError> {
     Ok(Bytes::from(buf))
 }
 
-/// Encodes our OPEN.
+/// Offset of the OPEN's Version octet, right after the header (RFC 4271 §4.2).
+const OPEN_VERSION_OFFSET: usize = HEADER_LEN;
+
+/// Encodes an OPEN with the version it carries (4 on everything FerroLB sends; tests send
+/// others). netgauze always writes 4, so the octet is set after encoding.
 pub fn encode_open(open: &Open) -> Result<Bytes, EncodeError> {
-    encode(&BgpMessage::Open(open_to_wire(open)), MAX_MESSAGE_LEN)
+    let bytes = encode(&BgpMessage::Open(open_to_wire(open)), MAX_MESSAGE_LEN)?;
+    if bytes.get(OPEN_VERSION_OFFSET) == Some(&open.version) {
+        return Ok(bytes);
+    }
+    let mut buf = BytesMut::from(&bytes[..]);
+    if let Some(v) = buf.get_mut(OPEN_VERSION_OFFSET) {
+        *v = open.version;
+    }
+    Ok(buf.freeze())
 }
 
 /// Encodes a KEEPALIVE (a bare header).

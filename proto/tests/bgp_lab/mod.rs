@@ -137,10 +137,13 @@ struct Daemon {
     name: String,
     child: Child,
     log: PathBuf,
+    /// Stopped on purpose: its exit is no failure.
+    is_stopped: bool,
 }
 
 impl Daemon {
     fn stop(&mut self) {
+        self.is_stopped = true;
         if matches!(self.child.try_wait(), Ok(Some(_))) {
             return;
         }
@@ -205,6 +208,14 @@ impl Node {
             cmd,
             events,
         }
+    }
+
+    /// Runs a future on the node's runtime (inside its namespace) in the background.
+    pub(crate) fn spawn<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.handle.spawn(fut);
     }
 
     /// Runs a future on the node's runtime (inside its namespace) and waits for its result.
@@ -376,6 +387,96 @@ impl Lab {
         lab
     }
 
+    /// A node one routed hop away: namespace `far` behind node `via`, which forwards.
+    ///
+    /// ```text
+    ///   [far] eth0 198.51.100.1/24 ──veth── hop0 198.51.100.254/24 [n<via>] eth0 ── br0 [r]
+    /// ```
+    /// The router reaches 198.51.100.0/24 via node `via`. Returns the new node's number.
+    pub(crate) fn add_far_node(&mut self, via: usize) -> usize {
+        let far = self.add_ns("far");
+        let hop = self.ns(&format!("n{via}"));
+        must(&[
+            "ip", "link", "add", "eth0", "netns", &far, "type", "veth", "peer", "name", "hop0",
+            "netns", &hop,
+        ]);
+        must(&["ip", "-n", &far, "link", "set", "lo", "up"]);
+        must(&["ip", "-n", &far, "link", "set", "eth0", "up"]);
+        must(&["ip", "-n", &hop, "link", "set", "hop0", "up"]);
+        must(&[
+            "ip",
+            "-n",
+            &far,
+            "addr",
+            "add",
+            "198.51.100.1/24",
+            "dev",
+            "eth0",
+        ]);
+        must(&[
+            "ip",
+            "-n",
+            &hop,
+            "addr",
+            "add",
+            "198.51.100.254/24",
+            "dev",
+            "hop0",
+        ]);
+        must(&[
+            "ip",
+            "-n",
+            &far,
+            "route",
+            "add",
+            "default",
+            "via",
+            "198.51.100.254",
+        ]);
+        must(&[
+            "ip",
+            "netns",
+            "exec",
+            &hop,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ]);
+        let via_addr = format!("192.0.2.{via}");
+        must(&[
+            "ip",
+            "-n",
+            &self.router_ns(),
+            "route",
+            "add",
+            "198.51.100.0/24",
+            "via",
+            &via_addr,
+        ]);
+        self.nodes.push(Node::start(far));
+        self.nodes.len()
+    }
+
+    /// A counter of `/proc/net/snmp` in namespace `ns`, e.g. (`Icmp`, `OutTimeExcds`).
+    pub(crate) fn snmp(&self, ns: &str, group: &str, name: &str) -> u64 {
+        let out = run(&["ip", "netns", "exec", ns, "cat", "/proc/net/snmp"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let prefix = format!("{group}:");
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        let [names, values] = &rows[..] else {
+            panic!("no {group} rows in {text}");
+        };
+        let i = names
+            .iter()
+            .position(|n| *n == name)
+            .unwrap_or_else(|| panic!("no {name} in {group}"));
+        values[i].parse().expect("a counter")
+    }
+
     fn add_ns(&mut self, role: &str) -> String {
         let name = self.ns(role);
         must(&["ip", "netns", "add", &name]);
@@ -440,6 +541,7 @@ impl Lab {
             name: name.to_owned(),
             child,
             log: log.to_owned(),
+            is_stopped: false,
         });
         pid
     }
@@ -462,7 +564,7 @@ impl Lab {
 
     /// Panics if a daemon has exited, with the end of its log.
     pub(crate) fn assert_daemons_alive(&mut self) {
-        for d in &mut self.daemons {
+        for d in self.daemons.iter_mut().filter(|d| !d.is_stopped) {
             if let Ok(Some(status)) = d.child.try_wait() {
                 let log = std::fs::read_to_string(&d.log).unwrap_or_default();
                 let tail: String = log.lines().rev().take(20).collect::<Vec<_>>().join("\n");

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::super::notification::Notification;
-use super::super::open::{LocalSpeaker, Negotiated, Open};
+use super::super::open::{LocalSpeaker, MAX_RESTART_TIME_SECS, Negotiated, Open};
 
 /// Identifies one TCP connection; chosen by the driver, unique for the session's lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -61,10 +61,24 @@ pub struct Config {
     pub jitter_percent: u8,
     /// Hold timer while waiting for the peer's OPEN (RFC 4271 suggests 4 minutes).
     pub open_hold_time: Duration,
+    /// Time between our KEEPALIVEs (MetalLB's `keepaliveTime`); `None`: a third of the
+    /// negotiated hold time. Never more than that third, never under 1 s
+    /// ([`super::super::open::keepalive_interval`]).
+    pub keepalive_time: Option<Duration>,
+    /// This process has just restarted and peers may still hold our routes as stale (RFC 4724
+    /// §4.1): OPENs carry the Restart State (R) bit until the session first reaches
+    /// Established. The speaker knows it (for example from a marker it keeps across restarts)
+    /// and passes it in; nothing here guesses it. Only sent when `local.graceful_restart` is set.
+    pub is_restarting: bool,
+    /// The nodes kept forwarding traffic to our routes while this process was down: GR lists
+    /// every family with the Forwarding State (F) bit. RFC 4724 §4.2: a peer drops our stale
+    /// routes of a family at once when F is clear, so clear it only when forwarding stopped.
+    pub is_forwarding_preserved: bool,
 }
 
 impl Config {
-    /// Defaults: ConnectRetry 1 s doubling to 60 s, no jitter, 240 s OpenSent hold.
+    /// Defaults: ConnectRetry 1 s doubling to 60 s, no jitter, 240 s OpenSent hold, keepalive
+    /// a third of the hold time, not restarting, forwarding preserved.
     pub fn new(local: LocalSpeaker) -> Self {
         Self {
             local,
@@ -72,6 +86,81 @@ impl Config {
             connect_retry_max: Duration::from_secs(60),
             jitter_percent: 0,
             open_hold_time: Duration::from_secs(240),
+            keepalive_time: None,
+            is_restarting: false,
+            is_forwarding_preserved: true,
+        }
+    }
+
+    /// Checks the values a user can set (through `BGPPeer`) against the RFCs' rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let hold_secs = self.local.hold_time.as_secs();
+        // RFC 4271 §4.2: "the Hold Time MUST be either zero or at least three seconds".
+        if matches!(hold_secs, 1 | 2) {
+            return Err(ConfigError::HoldTime { hold_secs });
+        }
+        if let Some(keepalive) = self.keepalive_time {
+            let keepalive_secs = keepalive.as_secs();
+            // §4.4: no more than one KEEPALIVE per second; MetalLB: not above the hold time.
+            if (keepalive_secs == 0 && hold_secs != 0) || keepalive_secs > hold_secs {
+                return Err(ConfigError::KeepaliveTime {
+                    keepalive_secs,
+                    hold_secs,
+                });
+            }
+        }
+        if let Some(restart) = self.local.graceful_restart
+            && restart.as_secs() > MAX_RESTART_TIME_SECS
+        {
+            return Err(ConfigError::RestartTime {
+                restart_secs: restart.as_secs(),
+            });
+        }
+        if self.local.router_id.is_unspecified() {
+            return Err(ConfigError::RouterId);
+        }
+        Ok(())
+    }
+}
+
+/// A session configuration the RFCs do not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// RFC 4271 §4.2: zero or at least 3 s.
+    #[error("hold time {hold_secs} s: must be 0 or at least 3 s")]
+    HoldTime {
+        /// The configured hold time.
+        hold_secs: u64,
+    },
+    /// RFC 4271 §4.4 and MetalLB: at least 1 s (unless the hold time is 0), at most the hold time.
+    #[error(
+        "keepalive time {keepalive_secs} s: must be at least 1 s and at most the hold time ({hold_secs} s)"
+    )]
+    KeepaliveTime {
+        /// The configured keepalive time.
+        keepalive_secs: u64,
+        /// The configured hold time.
+        hold_secs: u64,
+    },
+    /// RFC 4724 §3: a 12-bit field.
+    #[error("graceful restart time {restart_secs} s: at most 4095 s")]
+    RestartTime {
+        /// The configured restart time.
+        restart_secs: u64,
+    },
+    /// RFC 6286: a non-zero identifier.
+    #[error("router id 0.0.0.0")]
+    RouterId,
+}
+
+impl ConfigError {
+    /// A stable CamelCase name for metrics and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ConfigError::HoldTime { .. } => "InvalidHoldTime",
+            ConfigError::KeepaliveTime { .. } => "InvalidKeepaliveTime",
+            ConfigError::RestartTime { .. } => "InvalidRestartTime",
+            ConfigError::RouterId => "InvalidRouterId",
         }
     }
 }

@@ -143,6 +143,9 @@ fn frr_config(neighbors: &[Neighbor]) -> String {
         if let Some(h) = n.hold_time_secs {
             c += &format!(" neighbor {} timers {} {h}\n", n.addr, (h / 3).max(1));
         }
+        if let Some(hops) = n.ebgp_multihop {
+            c += &format!(" neighbor {} ebgp-multihop {hops}\n", n.addr);
+        }
     }
     for family in ["ipv4", "ipv6"] {
         c += &format!(

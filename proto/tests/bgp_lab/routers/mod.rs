@@ -37,6 +37,8 @@ pub(crate) struct Neighbor {
     pub(crate) hold_time_secs: Option<u16>,
     /// The router only accepts (true) or also dials, retrying every second (false).
     pub(crate) is_passive: bool,
+    /// eBGP neighbor this many hops away (FRR only: `ebgp-multihop N`).
+    pub(crate) ebgp_multihop: Option<u8>,
 }
 
 impl Neighbor {
@@ -48,6 +50,7 @@ impl Neighbor {
             password: None,
             hold_time_secs: None,
             is_passive: true,
+            ebgp_multihop: None,
         }
     }
 }
