@@ -55,6 +55,12 @@ pub struct SessionSpec {
     pub local: LocalSpeaker,
     /// First wait between connection attempts (`connectTime`).
     pub connect_retry: Option<Duration>,
+    /// Time between KEEPALIVEs (`keepaliveTime`); `None`: a third of the hold time.
+    pub keepalive_time: Option<Duration>,
+    /// The peer is more than one hop away (`ebgpMultiHop`); eBGP otherwise leaves with TTL 1.
+    pub ebgp_multihop: bool,
+    /// The VRF device to dial through (`vrf`).
+    pub vrf: Option<String>,
     /// Source address of our dials.
     pub source_address: Option<IpAddr>,
     /// TCP MD5 password.
@@ -145,6 +151,9 @@ pub fn session_spec(
         peer_addr: SocketAddr::new(address, peer.port),
         local,
         connect_retry: peer.timers.connect_time,
+        keepalive_time: peer.timers.keepalive_time,
+        ebgp_multihop: peer.ebgp_multihop,
+        vrf: peer.vrf.clone().filter(|v| !v.is_empty()),
         source_address: peer.source_address,
         password,
         next_hops,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use ferrolb_proto::bgp::driver::{self, Command, Event, PeerConfig};
+use ferrolb_proto::bgp::driver::{self, Command, DeviceName, Event, PeerConfig};
 use ferrolb_proto::bgp::fsm;
 use ferrolb_proto::bgp::md5::Md5Key;
 use ferrolb_proto::bgp::packing::RouteSet;
@@ -18,7 +18,9 @@ use crate::metrics::Metrics;
 struct Running {
     spec: SessionSpec,
     commands: mpsc::Sender<Command>,
-    routes: RouteSet,
+    /// Routes handed to the session; `None` until the first `SetRoutes` (which is always sent:
+    /// after a graceful restart it is what releases End-of-RIB).
+    routes: Option<RouteSet>,
     task: JoinHandle<()>,
     events: JoinHandle<()>,
 }
@@ -28,6 +30,9 @@ struct Running {
 pub struct Sessions {
     running: BTreeMap<String, Running>,
     metrics: Metrics,
+    /// Sessions started now are the first since this process started after one that had
+    /// advertised: peers may hold our routes as stale (graceful restart's R bit).
+    restarting: bool,
 }
 
 impl Sessions {
@@ -36,7 +41,13 @@ impl Sessions {
         Self {
             running: BTreeMap::new(),
             metrics,
+            restarting: false,
         }
+    }
+
+    /// Whether sessions started from now on follow a restart of this speaker.
+    pub fn set_restarting(&mut self, restarting: bool) {
+        self.restarting = restarting;
     }
 
     /// Makes the sessions and their routes match `wanted` (peer name → spec and routes).
@@ -72,13 +83,13 @@ impl Sessions {
             let Some(running) = self.running.get_mut(&name) else {
                 continue;
             };
-            if running.routes != routes {
+            if running.routes.as_ref() != Some(&routes) {
                 let label = running.spec.peer_addr.to_string();
                 self.metrics
                     .bgp_announced_prefixes
                     .with_label_values(&[label.as_str()])
                     .set(i64::try_from(routes.len()).unwrap_or(i64::MAX));
-                running.routes = routes.clone();
+                running.routes = Some(routes.clone());
                 if running
                     .commands
                     .send(Command::SetRoutes(routes))
@@ -122,9 +133,19 @@ impl Sessions {
         if let Some(connect) = spec.connect_retry {
             session.connect_retry_initial = connect;
         }
+        session.keepalive_time = spec.keepalive_time;
+        session.is_restarting = self.restarting && spec.local.graceful_restart.is_some();
+        session.validate().map_err(|e| e.to_string())?;
         let mut config = PeerConfig::new(session, spec.peer_addr);
         config.local_addr = spec.source_address;
         config.md5_key = md5_key;
+        config.ebgp_multihop = spec.ebgp_multihop;
+        config.vrf = spec
+            .vrf
+            .as_deref()
+            .map(DeviceName::new)
+            .transpose()
+            .map_err(|e| format!("spec.vrf: {e}"))?;
         tracing::info!(peer = name, addr = %spec.peer_addr, "starting BGP session");
         let (commands, events, task) = driver::spawn(config);
         let events = tokio::spawn(forward_events(
@@ -136,7 +157,7 @@ impl Sessions {
         Ok(Running {
             spec,
             commands,
-            routes: RouteSet::new(),
+            routes: None,
             task,
             events,
         })

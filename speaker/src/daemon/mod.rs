@@ -166,6 +166,7 @@ pub async fn run(
         l2_counters: BTreeMap::new(),
         statuses,
         stepped_down: BTreeSet::new(),
+        bgp_started: false,
     };
     let mut synced: BTreeSet<usize> = BTreeSet::new();
     let mut join_tick = tokio::time::interval(JOIN_INTERVAL);
@@ -269,6 +270,8 @@ struct Daemon {
     /// Interfaces whose loss of carrier made this node leave the membership (so another node
     /// answers); it rejoins when they all have carrier again.
     stepped_down: BTreeSet<String>,
+    /// The first BGP plan has been applied (sessions started after it are not restarts).
+    bgp_started: bool,
 }
 
 impl Daemon {
@@ -671,6 +674,11 @@ impl Daemon {
             }
             wanted.insert(peer.name.clone(), (spec, routes));
         }
+        if !self.bgp_started {
+            // A previous run of this speaker advertised if it left status objects behind.
+            let advertised_before = !statuses::existing(&self.stores.bgp_statuses).is_empty();
+            self.sessions.set_restarting(advertised_before);
+        }
         let newly: Vec<String> = announcements
             .bgp_peers_by_service
             .keys()
@@ -678,6 +686,10 @@ impl Daemon {
             .cloned()
             .collect();
         self.sessions.apply(wanted).await;
+        if !self.bgp_started {
+            self.bgp_started = true;
+            self.sessions.set_restarting(false);
+        }
         let existing = statuses::existing(&self.stores.bgp_statuses);
         for service in newly {
             if existing.iter().any(|e| e.service == service) {

@@ -64,7 +64,13 @@ fn peer_fields_reach_the_session() {
     p.dual_stack_address_family = true;
     p.port = 1179;
     p.timers.hold_time = Some(Duration::from_secs(9));
+    p.timers.keepalive_time = Some(Duration::from_secs(2));
+    p.ebgp_multihop = true;
+    p.vrf = Some("red".into());
     let spec = session_spec(&p, "node-a", node()).expect("session");
+    assert_eq!(spec.keepalive_time, Some(Duration::from_secs(2)));
+    assert!(spec.ebgp_multihop);
+    assert_eq!(spec.vrf.as_deref(), Some("red"));
     assert_eq!(
         spec.local.local_as, 4_200_000_001,
         "localASN replaces myASN on the wire"
