@@ -368,6 +368,41 @@ async fn every_node_advertises_over_bgp_and_frr_routes_with_ecmp() {
         "the route follows the endpoint: {:?}",
         lab.router_route(&LOCAL4.to_string())
     );
+
+    // Graceful restart: node-1's speaker is killed and restarted; it finds its own status
+    // objects, reconnects with the Restart State bit, and FRR keeps its routes all along.
+    let web_route = |lab: &ClusterLab| {
+        lab.router_route(&BGP4.to_string())
+            .matches("nexthop via")
+            .count()
+    };
+    assert_eq!(web_route(&lab), 3);
+    lab.stop_speaker(0, "KILL").expect("kill node-1's speaker");
+    lab.start_speaker(0).expect("restart it");
+    let started = std::time::Instant::now();
+    let mut samples = Vec::new();
+    while started.elapsed() < Duration::from_secs(6) {
+        samples.push(web_route(&lab));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        samples.iter().all(|n| *n == 3),
+        "FRR kept node-1's route through the restart: next hops seen {samples:?}\n{}",
+        show_logs(&lab)
+    );
+    let log = lab.log("speaker-node-1");
+    let summary = lab
+        .router
+        .as_ref()
+        .map(|r| {
+            r.vty("show bgp ipv4 unicast 203.0.113.1/32")
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    assert!(
+        !summary.contains("stale"),
+        "the stale mark is cleared once the speaker is back: {summary}\n{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

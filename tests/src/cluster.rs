@@ -261,7 +261,7 @@ impl ClusterLab {
             "BGPPeer",
             "router",
             json!({"myASN": NODE_AS, "peerASN": ROUTER_AS, "peerAddress": ROUTER_V4.to_string(), "holdTime": "9s",
-                    "dualStackAddressFamily": true}),
+                    "dualStackAddressFamily": true, "enableGracefulRestart": true}),
         ))?;
         self.create(object(
             "BGPAdvertisement",
@@ -617,7 +617,7 @@ fn add_router(net: &mut Netlab, nodes: &[LabNode]) -> Result<Frr, LabError> {
     let mut conf = String::from("hostname router\nlog stdout\n!\nbgp route-map delay-timer 0\n");
     conf += "route-map ACCEPT permit 10\n!\n";
     conf += &format!(
-        "router bgp {ROUTER_AS}\n bgp router-id {ROUTER_V4}\n no bgp default ipv4-unicast\n"
+        "router bgp {ROUTER_AS}\n bgp router-id {ROUTER_V4}\n no bgp default ipv4-unicast\n bgp graceful-restart\n"
     );
     for node in nodes {
         conf += &format!(
