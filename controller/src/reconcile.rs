@@ -25,7 +25,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType as KubeEventType, Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
@@ -172,6 +172,8 @@ pub async fn run(
         retry: BTreeSet::new(),
         rebuild_failed: false,
         written_state: None,
+        exported_pools: BTreeSet::new(),
+        config_input: None,
     };
     tokio::pin!(shutdown);
     loop {
@@ -238,6 +240,31 @@ struct Task {
     rebuild_failed: bool,
     /// The ConfigurationState status last written or read, to write only changes.
     written_state: Option<plan::ConfigState>,
+    /// Pools whose metrics are exported, to drop the series of a deleted or broken pool.
+    exported_pools: BTreeSet<String>,
+    /// What the current configuration was built from (see [`config_input`]).
+    config_input: Option<String>,
+}
+
+/// The parts of pools and namespaces that allocation reads, as one comparable text: pool
+/// names, labels, creation times (older wins an overlap) and specs, and namespace labels.
+fn config_input(
+    pools: &[Arc<IPAddressPool>],
+    namespace_labels: &BTreeMap<String, Labels>,
+) -> String {
+    let mut pools: Vec<_> = pools
+        .iter()
+        .map(|p| {
+            json!([
+                p.name_any(),
+                p.metadata.labels,
+                p.metadata.creation_timestamp,
+                p.spec
+            ])
+        })
+        .collect();
+    pools.sort_by_key(|p| p[0].as_str().map(str::to_owned));
+    json!([pools, namespace_labels]).to_string()
 }
 
 impl Task {
@@ -296,11 +323,23 @@ impl Task {
             return;
         }
         let namespace_labels = self.namespace_labels();
+        let mut input = None;
+        if self.config_dirty && self.allocator.is_some() {
+            // Our own pool status writes come back as pool events; only a change to what
+            // selection reads (specs, labels, ages, namespace labels) re-plans every Service.
+            let fingerprint = config_input(&self.pools.state(), &namespace_labels);
+            if self.config_input.as_ref() == Some(&fingerprint) {
+                self.config_dirty = false;
+            }
+            input = Some(fingerprint);
+        }
         if self.config_dirty || self.allocator.is_none() {
             let objects = Objects {
                 pools: self.pools.state().iter().map(|p| (**p).clone()).collect(),
                 ..Objects::default()
             };
+            self.config_input =
+                Some(input.unwrap_or_else(|| config_input(&self.pools.state(), &namespace_labels)));
             let (built, last_good) = config::build_keeping_last_good(&objects, &self.last_good);
             for problem in &built.problems {
                 tracing::warn!(reason = problem.reason(), "{problem}");
@@ -332,11 +371,28 @@ impl Task {
                 .extend(self.services.state().iter().map(|s| plan::service_key(s)));
         }
         let dirty = std::mem::take(&mut self.dirty);
-        for key in dirty {
-            if !self.is_leading() {
-                return;
+        let pending: Vec<Pending> = dirty
+            .iter()
+            .filter_map(|key| self.plan_one(key, &namespace_labels))
+            .collect();
+        if !self.is_leading() {
+            return;
+        }
+        let (client, recorder) = (&self.client, &self.recorder);
+        let results: Vec<_> = futures::stream::iter(
+            pending
+                .into_iter()
+                .map(|pending| carry_out(client, recorder, pending)),
+        )
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .collect()
+        .await;
+        for result in results {
+            self.shared.metrics.count_write(result.is_ok());
+            if let Err((key, error)) = result {
+                tracing::warn!(service = key, %error, "writing the service failed; retrying");
+                self.retry.insert(key);
             }
-            self.reconcile_one(&key, &namespace_labels).await;
         }
         self.write_pool_status().await;
     }
@@ -427,19 +483,17 @@ impl Task {
         }
     }
 
-    async fn reconcile_one(&mut self, key: &str, namespace_labels: &BTreeMap<String, Labels>) {
-        let Some(allocator) = self.allocator.as_mut() else {
-            return;
-        };
+    /// Plans one Service, updating the allocator; the writes it needs, if any.
+    fn plan_one(
+        &mut self,
+        key: &str,
+        namespace_labels: &BTreeMap<String, Labels>,
+    ) -> Option<Pending> {
+        let allocator = self.allocator.as_mut()?;
         let (namespace, name) = key.split_once('/').unwrap_or(("", key));
-        let found = self
-            .services
-            .state()
-            .into_iter()
-            .find(|s| s.namespace().as_deref() == Some(namespace) && s.name_any() == name);
-        let Some(service) = found else {
+        let Some(service) = self.services.get(&ObjectRef::new(name).within(namespace)) else {
             allocator.release(key);
-            return;
+            return None;
         };
         let empty = Labels::new();
         let plan = plan::plan(
@@ -449,80 +503,98 @@ impl Task {
             allocator,
         );
         let Plan::Set { ips, pool, events } = plan else {
-            return;
+            return None;
         };
-        let written = self.write_service(&service, &ips, pool.as_deref()).await;
-        self.shared.metrics.count_write(written.is_ok());
-        if let Err(error) = written {
-            tracing::warn!(service = key, %error, "writing the service failed; retrying");
-            self.retry.insert(key.to_owned());
-            return;
-        }
-        for planned in events {
-            let event = Event {
-                type_: match planned.type_ {
-                    EventType::Normal => KubeEventType::Normal,
-                    EventType::Warning => KubeEventType::Warning,
-                },
-                reason: planned.reason.to_owned(),
-                note: Some(planned.message),
-                action: "Allocate".into(),
-                secondary: None,
-            };
-            if let Err(error) = self
-                .recorder
-                .publish(&event, &service.object_ref(&()))
-                .await
-            {
-                tracing::debug!(service = key, %error, "event not recorded");
-            }
+        let unchanged = plan::current_ips(&service) == ips
+            && plan::current_pool(&service) == pool
+            && events.is_empty();
+        (!unchanged).then(|| Pending {
+            key: key.to_owned(),
+            service,
+            ips,
+            pool,
+            events,
+        })
+    }
+}
+
+/// Writes one planned Service needs. The allocator decided them in order; carrying them out
+/// touches distinct objects, so they run concurrently.
+struct Pending {
+    key: String,
+    service: Arc<Service>,
+    ips: Vec<std::net::IpAddr>,
+    pool: Option<String>,
+    events: Vec<plan::PlannedEvent>,
+}
+
+/// How many Services are written at once: enough to hide API round trips under a burst.
+const WRITE_CONCURRENCY: usize = 32;
+
+/// Patches the status and the annotation where they differ from the plan, then records the
+/// Events. Returns the key and the error of a failed write.
+async fn carry_out(
+    client: &Client,
+    recorder: &Recorder,
+    pending: Pending,
+) -> Result<(), (String, kube::Error)> {
+    let service = &pending.service;
+    let api: Api<Service> =
+        Api::namespaced(client.clone(), &service.namespace().unwrap_or_default());
+    let name = service.name_any();
+    let fail = |error| (pending.key.clone(), error);
+    if plan::current_ips(service) != pending.ips {
+        let ingress: Vec<_> = pending
+            .ips
+            .iter()
+            .map(|ip| json!({"ip": ip.to_string(), "ipMode": "VIP"}))
+            .collect();
+        let patch = json!({"status": {"loadBalancer": {"ingress": ingress}}});
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(fail)?;
+    }
+    if plan::current_pool(service) != pending.pool {
+        let annotation = service::annotation_key(IP_ALLOCATED_FROM_POOL);
+        let patch = json!({"metadata": {"annotations": {annotation: pending.pool}}});
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(fail)?;
+    }
+    for planned in pending.events {
+        let event = Event {
+            type_: match planned.type_ {
+                EventType::Normal => KubeEventType::Normal,
+                EventType::Warning => KubeEventType::Warning,
+            },
+            reason: planned.reason.to_owned(),
+            note: Some(planned.message),
+            action: "Allocate".into(),
+            secondary: None,
+        };
+        if let Err(error) = recorder.publish(&event, &service.object_ref(&())).await {
+            tracing::debug!(service = pending.key, %error, "event not recorded");
         }
     }
+    Ok(())
+}
 
-    /// Patches the annotation and the status where they differ from the plan.
-    async fn write_service(
-        &self,
-        service: &Service,
-        ips: &[std::net::IpAddr],
-        pool: Option<&str>,
-    ) -> Result<(), kube::Error> {
-        let api: Api<Service> = Api::namespaced(
-            self.client.clone(),
-            &service.namespace().unwrap_or_default(),
-        );
-        let name = service.name_any();
-        if plan::current_pool(service).as_deref() != pool {
-            let annotation = service::annotation_key(IP_ALLOCATED_FROM_POOL);
-            let patch = json!({"metadata": {"annotations": {annotation: pool}}});
-            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
-        }
-        if plan::current_ips(service) != ips {
-            let ingress: Vec<_> = ips
-                .iter()
-                .map(|ip| json!({"ip": ip.to_string(), "ipMode": "VIP"}))
-                .collect();
-            let patch = json!({"status": {"loadBalancer": {"ingress": ingress}}});
-            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
-        }
-        Ok(())
-    }
-
+impl Task {
     /// Keeps every pool's counters current; writes only what changed.
-    async fn write_pool_status(&self) {
+    async fn write_pool_status(&mut self) {
         let Some(allocator) = &self.allocator else {
             return;
         };
         let api: Api<IPAddressPool> =
             Api::namespaced(self.client.clone(), &self.settings.namespace);
         let clamp = |n: u128| i64::try_from(n).unwrap_or(i64::MAX);
+        let mut exported = BTreeSet::new();
         for pool in self.pools.state() {
             let Some(usage) = allocator.usage(&pool.name_any()) else {
-                self.shared.metrics.remove_pool(&pool.name_any());
                 continue;
             };
             self.shared.metrics.set_pool(&pool.name_any(), &usage);
+            exported.insert(pool.name_any());
             let want = IPAddressPoolStatus {
                 assigned_ipv4: clamp(usage.assigned_v4),
                 assigned_ipv6: clamp(usage.assigned_v6),
@@ -544,5 +616,9 @@ impl Task {
                 tracing::debug!(pool = pool.name_any(), %error, "pool status not written");
             }
         }
+        for gone in self.exported_pools.difference(&exported) {
+            self.shared.metrics.remove_pool(gone);
+        }
+        self.exported_pools = exported;
     }
 }

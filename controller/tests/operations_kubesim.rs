@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use ferrolb_controller::certs;
 use ferrolb_tests::kubesim::{KubeSim, Options};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
@@ -339,15 +340,33 @@ async fn the_configuration_state_reports_errors_and_recovers() {
     wait_for("Valid", "").await;
 }
 
-/// kubesim with the controller's webhook registered as MetalLB registers it.
-async fn webhook_lab() -> (KubeSim, Replica) {
+/// kubesim with the controller's webhook registered as MetalLB registers it. With
+/// `certificate`, the webhook's certificate comes from a Secret and the caBundle is given.
+async fn webhook_lab(certificate: Option<certs::Serving>) -> (KubeSim, Replica) {
     let webhook = free_port();
     let mut options = Options::default();
     options
         .webhook_services
         .insert(format!("{NS}/ferrolb-webhook-service"), webhook);
     let sim = start_sim(options).await;
-    let replica = Replica::start(&sim, "a", &["--webhook-addr", &webhook.to_string()]);
+    let mut ca_bundle = Value::Null;
+    let mut args = vec!["--webhook-addr".to_owned(), webhook.to_string()];
+    if let Some(certificate) = certificate {
+        sim.create_object(json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+            "metadata": {"name": "webhook-cert", "namespace": NS},
+            "stringData": {"tls.crt": certificate.cert_pem, "tls.key": certificate.key_pem}
+        }))
+        .expect("secret");
+        let ca = certificate.ca_pem.expect("a CA");
+        ca_bundle = serde_json::to_value(k8s_openapi::ByteString(ca.into_bytes())).expect("b64");
+        args.extend([
+            "--webhook-cert-secret".to_owned(),
+            "webhook-cert".to_owned(),
+        ]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let replica = Replica::start(&sim, "a", &args);
     let rule = |resource: &str, version: &str| {
         json!({"apiGroups": ["metallb.io"], "apiVersions": [version],
                "operations": ["CREATE", "UPDATE"], "resources": [resource]})
@@ -357,7 +376,8 @@ async fn webhook_lab() -> (KubeSim, Replica) {
             "name": name, "admissionReviewVersions": ["v1"], "sideEffects": "None",
             "failurePolicy": "Fail",
             "clientConfig": {"service": {"name": "ferrolb-webhook-service", "namespace": NS,
-                                         "path": format!("/validate-metallb-io-{version}-{resource}")}},
+                                         "path": format!("/validate-metallb-io-{version}-{resource}")},
+                             "caBundle": ca_bundle},
             "rules": [rule(resource, version)]
         })
     };
@@ -418,7 +438,7 @@ async fn try_create(sim: &KubeSim, object: Value) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_rejects_invalid_objects_naming_the_field_and_admits_valid_ones() {
-    let (sim, _replica) = webhook_lab().await;
+    let (sim, _replica) = webhook_lab(None).await;
 
     let reversed = try_create(&sim, pool("reversed", "10.0.0.5-10.0.0.1"))
         .await
@@ -464,7 +484,7 @@ async fn the_webhook_rejects_invalid_objects_naming_the_field_and_admits_valid_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_refuses_a_pool_edit_that_would_take_back_an_ip_in_use() {
-    let (sim, _replica) = webhook_lab().await;
+    let (sim, _replica) = webhook_lab(None).await;
     create_service(&sim, "web").await;
     let ips = wait_for_ips(&sim, &["web"]).await;
     // The annotation naming the pool is written with the IP; wait for both.
@@ -498,4 +518,37 @@ async fn the_webhook_refuses_a_pool_edit_that_would_take_back_an_ip_in_use() {
         .patch("lab", &PatchParams::default(), &Patch::Merge(&grown))
         .await
         .expect("growing the pool is admitted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_serves_the_certificate_from_a_secret_and_leaves_the_ca_bundle_alone() {
+    let certificate =
+        certs::generate(certs::service_names("ferrolb-webhook-service", NS)).expect("certificate");
+    let given = certificate.ca_pem.clone().expect("CA");
+    let (sim, _replica) = webhook_lab(Some(certificate)).await;
+    // The API server trusts only the Secret's CA: a denial proves the webhook served that cert.
+    let reversed = try_create(&sim, pool("reversed", "10.0.0.5-10.0.0.1"))
+        .await
+        .expect_err("refused");
+    assert!(
+        reversed.contains("IPAddressPool/reversed: spec.addresses[0]"),
+        "{reversed}"
+    );
+    try_create(&sim, pool("second", "198.51.100.0/28"))
+        .await
+        .expect("admitted");
+    let configs: Api<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration> =
+        Api::all(sim.client());
+    let vwc = configs
+        .get("ferrolb-webhook-configuration")
+        .await
+        .expect("get");
+    for hook in vwc.webhooks.unwrap_or_default() {
+        let bundle = hook.client_config.ca_bundle.expect("bundle").0;
+        assert_eq!(
+            String::from_utf8_lossy(&bundle),
+            given,
+            "caBundle rewritten"
+        );
+    }
 }
