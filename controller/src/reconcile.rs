@@ -561,21 +561,31 @@ async fn carry_out(
             .await
             .map_err(fail)?;
     }
-    for planned in pending.events {
-        let event = Event {
-            type_: match planned.type_ {
-                EventType::Normal => KubeEventType::Normal,
-                EventType::Warning => KubeEventType::Warning,
-            },
-            reason: planned.reason.to_owned(),
-            note: Some(planned.message),
-            action: "Allocate".into(),
-            secondary: None,
-        };
-        if let Err(error) = recorder.publish(&event, &service.object_ref(&())).await {
-            tracing::debug!(service = pending.key, %error, "event not recorded");
-        }
+    if pending.events.is_empty() {
+        return Ok(());
     }
+    // Events explain a change already written; recording them off the write path keeps the
+    // next Services' EXTERNAL-IPs from waiting on them.
+    let recorder = recorder.clone();
+    let reference = service.object_ref(&());
+    let key = pending.key;
+    tokio::spawn(async move {
+        for planned in pending.events {
+            let event = Event {
+                type_: match planned.type_ {
+                    EventType::Normal => KubeEventType::Normal,
+                    EventType::Warning => KubeEventType::Warning,
+                },
+                reason: planned.reason.to_owned(),
+                note: Some(planned.message),
+                action: "Allocate".into(),
+                secondary: None,
+            };
+            if let Err(error) = recorder.publish(&event, &reference).await {
+                tracing::debug!(service = key, %error, "event not recorded");
+            }
+        }
+    });
     Ok(())
 }
 
