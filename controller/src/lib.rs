@@ -1,16 +1,26 @@
 //! `ferrolb-controller`: gives LoadBalancer Services their external IPs.
 //!
-//! - [`admission`]: what the validating webhook admits, judged against the cluster.
+//! - [`admission`]: what the validating webhook admits, judged against the cluster. Pure.
 //! - [`alloc`]: the pure allocator: pools, sharing, families, restrictions.
-//! - [`plan`]: what one Service should look like (ingress IPs, pool annotation, Events).
+//! - [`certs`]: the webhook's serving certificate (from a Secret, or self-made with its CA kept
+//!   in the ValidatingWebhookConfiguration's caBundle).
+//! - [`http`]: `/metrics`, `/healthz`, `/readyz`, and the hyper helpers the webhook shares.
+//! - [`lease`]: leader election on a Lease, so that only one replica writes.
+//! - [`metrics`]: the Prometheus metrics (MetalLB's names) and the readiness flags.
+//! - [`plan`]: what one Service should look like (ingress IPs, pool annotation, Events), and the
+//!   ConfigurationState status. Pure.
 //! - [`reconcile`]: the watch-and-write shell around `alloc` and `plan`.
 //! - [`validate`]: the offline `validate` subcommand, checking manifests with the same code the
-//!   webhook will use.
-//!
-//! The allocator, reconciler, webhook and leader election come with the controller issue.
+//!   webhook uses.
+//! - [`webhook`]: the validating admission webhook's HTTPS shell around `admission`.
 
 pub mod admission;
 pub mod alloc;
+pub mod certs;
+pub mod http;
+pub mod lease;
+pub mod metrics;
 pub mod plan;
 pub mod reconcile;
 pub mod validate;
+pub mod webhook;

@@ -89,6 +89,13 @@ impl Drop for Lab {
 fn spawn_controller(sim: &KubeSim) -> Child {
     Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"))
         .args(["run", "--namespace", "ferrolb-system"])
+        // Port 0: tests run in parallel, each controller on ports of its own.
+        .args([
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--webhook-addr",
+            "127.0.0.1:0",
+        ])
         .env("KUBECONFIG", sim.kubeconfig_path())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

@@ -1,0 +1,554 @@
+//! The real `ferrolb-controller run` binary against kubesim, for what operators rely on: two
+//! replicas with leader election, the validating webhook through the API server, `/metrics`
+//! and the probes, and the ConfigurationState.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ferrolb_controller::certs;
+use ferrolb_tests::kubesim::{KubeSim, Options};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+const NS: &str = "ferrolb-system";
+
+async fn start_sim(options: Options) -> KubeSim {
+    let sim = KubeSim::start_with(options).await.expect("kubesim");
+    sim.create_from(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds"))
+        .expect("CRDs");
+    for namespace in [NS, "shop"] {
+        sim.create_object(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+        )
+        .expect("namespace");
+    }
+    sim.create_object(pool("lab", "192.0.2.0/28"))
+        .expect("pool");
+    sim
+}
+
+fn pool(name: &str, addresses: &str) -> Value {
+    json!({
+        "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"addresses": [addresses]}
+    })
+}
+
+/// A port nobody listens on now (the controller binds it right after).
+fn free_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address")
+}
+
+/// One controller process; killed on drop.
+struct Replica {
+    child: Child,
+    metrics: SocketAddr,
+}
+
+impl Replica {
+    fn start(sim: &KubeSim, identity: &str, extra: &[&str]) -> Replica {
+        let metrics = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"))
+            .args(["run", "--namespace", NS, "--lease-identity", identity])
+            .args(["--metrics-addr", &metrics.to_string()])
+            .args(extra)
+            .env("KUBECONFIG", sim.kubeconfig_path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn controller");
+        Replica { child, metrics }
+    }
+
+    /// GET `path` on the metrics address: (status code, body). Retries while the process starts.
+    async fn get(&self, path: &str) -> (u16, String) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match http_get(self.metrics, path).await {
+                Ok(answer) => return answer,
+                Err(error) => {
+                    assert!(Instant::now() < deadline, "GET {path}: {error}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn http_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await?;
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status line in {text:?}")))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
+/// The value of a metric line that starts with `series`.
+fn metric(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+async fn holder(sim: &KubeSim) -> Option<String> {
+    let leases: Api<Lease> = Api::namespaced(sim.client(), NS);
+    leases
+        .get_opt("ferrolb-controller")
+        .await
+        .expect("get lease")
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+        .filter(|h| !h.is_empty())
+}
+
+/// Waits until the Lease names `who`; returns how long that took.
+async fn wait_for_holder(sim: &KubeSim, who: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        if holder(sim).await.as_deref() == Some(who) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{who} did not take the Lease within {limit:?} (holder: {:?})",
+            holder(sim).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn create_service(sim: &KubeSim, name: &str) {
+    let service: Service = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80, "protocol": "TCP"}], "selector": {"app": name}}
+    }))
+    .expect("service");
+    Api::<Service>::namespaced(sim.client(), "shop")
+        .create(&PostParams::default(), &service)
+        .await
+        .expect("create service");
+}
+
+fn ingress_ip(service: &Service) -> Option<String> {
+    service
+        .status
+        .as_ref()?
+        .load_balancer
+        .as_ref()?
+        .ingress
+        .as_ref()?
+        .first()?
+        .ip
+        .clone()
+}
+
+async fn wait_for_ips(sim: &KubeSim, names: &[&str]) -> BTreeMap<String, String> {
+    let services: Api<Service> = Api::namespaced(sim.client(), "shop");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut ips = BTreeMap::new();
+        for name in names {
+            if let Some(ip) = ingress_ip(&services.get(name).await.expect("get")) {
+                ips.insert((*name).to_owned(), ip);
+            }
+        }
+        if ips.len() == names.len() {
+            return ips;
+        }
+        assert!(Instant::now() < deadline, "only {ips:?} got IPs");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_takes_over_within_the_lease_duration_after_a_sigkill_and_moves_no_ip() {
+    let sim = start_sim(Options::default()).await;
+    let lease = ["--lease-duration", "3s", "--disable-webhook"];
+    let a = Replica::start(&sim, "a", &lease);
+    wait_for_holder(&sim, "a", Duration::from_secs(10)).await;
+    let b = Replica::start(&sim, "b", &lease);
+    create_service(&sim, "one").await;
+    create_service(&sim, "two").await;
+    let before = wait_for_ips(&sim, &["one", "two"]).await;
+
+    // The standby is ready (it serves the webhook) but writes nothing.
+    assert_eq!(b.get("/readyz").await.0, 200);
+    let standby = b.get("/metrics").await.1;
+    assert_eq!(
+        metric(&standby, "ferrolb_controller_leader_bool"),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(
+            &standby,
+            "ferrolb_controller_api_writes_total{result=\"ok\"}"
+        ),
+        None,
+        "the standby wrote: {standby}"
+    );
+
+    let mut a = a;
+    a.child.kill().expect("SIGKILL the leader");
+    a.child.wait().expect("reap");
+    let took = wait_for_holder(&sim, "b", Duration::from_secs(10)).await;
+    // Within the 3 s duration, plus the watch and write latency of one round trip.
+    assert!(took < Duration::from_millis(3500), "takeover took {took:?}");
+
+    create_service(&sim, "three").await;
+    let after = wait_for_ips(&sim, &["one", "two", "three"]).await;
+    assert_eq!(after["one"], before["one"], "an IP moved");
+    assert_eq!(after["two"], before["two"], "an IP moved");
+    assert_eq!(
+        after.values().collect::<BTreeSet<_>>().len(),
+        3,
+        "{after:?}"
+    );
+    let leader = b.get("/metrics").await.1;
+    assert_eq!(metric(&leader, "ferrolb_controller_leader_bool"), Some(1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_stopped_with_sigterm_hands_the_lease_over_at_once() {
+    let sim = start_sim(Options::default()).await;
+    // A long duration: only the release can make the takeover fast.
+    let lease = ["--lease-duration", "20s", "--disable-webhook"];
+    let a = Replica::start(&sim, "a", &lease);
+    wait_for_holder(&sim, "a", Duration::from_secs(10)).await;
+    let b = Replica::start(&sim, "b", &lease);
+    assert_eq!(b.get("/healthz").await.0, 200);
+    a.signal("-TERM");
+    let took = wait_for_holder(&sim, "b", Duration::from_secs(5)).await;
+    assert!(took < Duration::from_secs(3), "takeover took {took:?}");
+    create_service(&sim, "web").await;
+    wait_for_ips(&sim, &["web"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_probes_answer_over_http_with_metallb_names() {
+    let sim = start_sim(Options::default()).await;
+    let replica = Replica::start(&sim, "a", &["--disable-webhook"]);
+    create_service(&sim, "web").await;
+    wait_for_ips(&sim, &["web"]).await;
+    assert_eq!(replica.get("/healthz").await, (200, "ok\n".to_owned()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, body) = replica.get("/metrics").await;
+        assert_eq!(code, 200);
+        if metric(
+            &body,
+            "metallb_allocator_addresses_in_use_total{pool=\"lab\"}",
+        ) == Some(1.0)
+        {
+            assert_eq!(
+                metric(&body, "metallb_allocator_addresses_total{pool=\"lab\"}"),
+                Some(16.0)
+            );
+            assert_eq!(
+                metric(&body, "metallb_k8s_client_config_loaded_bool"),
+                Some(1.0)
+            );
+            assert_eq!(
+                metric(&body, "metallb_k8s_client_config_stale_bool"),
+                Some(0.0)
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no in-use count: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(replica.get("/readyz").await.0, 200);
+    assert_eq!(replica.get("/nothing").await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configuration_state_reports_errors_and_recovers() {
+    let sim = start_sim(Options::default()).await;
+    let _replica = Replica::start(&sim, "a", &["--disable-webhook"]);
+    let states: Api<ferrolb_api::types::ConfigurationState> = Api::namespaced(sim.client(), NS);
+    let wait_for = |want: &'static str, summary: &'static str| {
+        let states = states.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let state = states.get_opt("controller").await.expect("get");
+                let status = state.as_ref().and_then(|s| s.status.as_ref());
+                let json = serde_json::to_value(status).expect("json");
+                if json["result"] == want
+                    && json["errorSummary"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains(summary)
+                {
+                    return json;
+                }
+                assert!(Instant::now() < deadline, "never {want}: {json}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let valid = wait_for("Valid", "").await;
+    assert_eq!(valid["conditions"][0]["type"], "poolReconcilerValid");
+    assert_eq!(valid["conditions"][0]["status"], "True");
+    // No webhook here: an overlapping pool gets in, and the controller must say so.
+    sim.create_object(pool("overlap", "192.0.2.8/29"))
+        .expect("pool");
+    let invalid = wait_for("Invalid", "IPAddressPool/overlap").await;
+    assert_eq!(invalid["conditions"][0]["reason"], "ConfigurationError");
+    let pools: Api<ferrolb_api::types::IPAddressPool> = Api::namespaced(sim.client(), NS);
+    pools
+        .delete("overlap", &Default::default())
+        .await
+        .expect("delete");
+    wait_for("Valid", "").await;
+}
+
+/// kubesim with the controller's webhook registered as MetalLB registers it. With
+/// `certificate`, the webhook's certificate comes from a Secret and the caBundle is given.
+async fn webhook_lab(certificate: Option<certs::Serving>) -> (KubeSim, Replica) {
+    let webhook = free_port();
+    let mut options = Options::default();
+    options
+        .webhook_services
+        .insert(format!("{NS}/ferrolb-webhook-service"), webhook);
+    let sim = start_sim(options).await;
+    let mut ca_bundle = Value::Null;
+    let mut args = vec!["--webhook-addr".to_owned(), webhook.to_string()];
+    if let Some(certificate) = certificate {
+        sim.create_object(json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+            "metadata": {"name": "webhook-cert", "namespace": NS},
+            "stringData": {"tls.crt": certificate.cert_pem, "tls.key": certificate.key_pem}
+        }))
+        .expect("secret");
+        let ca = certificate.ca_pem.expect("a CA");
+        ca_bundle = serde_json::to_value(k8s_openapi::ByteString(ca.into_bytes())).expect("b64");
+        args.extend([
+            "--webhook-cert-secret".to_owned(),
+            "webhook-cert".to_owned(),
+        ]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let replica = Replica::start(&sim, "a", &args);
+    let rule = |resource: &str, version: &str| {
+        json!({"apiGroups": ["metallb.io"], "apiVersions": [version],
+               "operations": ["CREATE", "UPDATE"], "resources": [resource]})
+    };
+    let hook = |name: &str, resource: &str, version: &str| {
+        json!({
+            "name": name, "admissionReviewVersions": ["v1"], "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "clientConfig": {"service": {"name": "ferrolb-webhook-service", "namespace": NS,
+                                         "path": format!("/validate-metallb-io-{version}-{resource}")},
+                             "caBundle": ca_bundle},
+            "rules": [rule(resource, version)]
+        })
+    };
+    sim.create_object(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "ferrolb-webhook-configuration"},
+        "webhooks": [
+            hook("ipaddresspoolvalidationwebhook.metallb.io", "ipaddresspools", "v1beta1"),
+            hook("l2advertisementvalidationwebhook.metallb.io", "l2advertisements", "v1beta1"),
+        ]
+    }))
+    .expect("webhook configuration");
+    // The controller puts its CA into the caBundle of every webhook.
+    let configs: Api<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration> =
+        Api::all(sim.client());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let vwc = configs
+            .get("ferrolb-webhook-configuration")
+            .await
+            .expect("get");
+        let bundled = vwc.webhooks.unwrap_or_default().iter().all(|h| {
+            h.client_config
+                .ca_bundle
+                .as_ref()
+                .is_some_and(|b| String::from_utf8_lossy(&b.0).contains("BEGIN CERTIFICATE"))
+        });
+        if bundled {
+            break;
+        }
+        assert!(Instant::now() < deadline, "caBundle never written");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (sim, replica)
+}
+
+/// Creates through the API server; the denial message when refused.
+async fn try_create(sim: &KubeSim, object: Value) -> Result<(), String> {
+    let api_resource = kube::discovery::ApiResource {
+        group: "metallb.io".into(),
+        version: "v1beta1".into(),
+        api_version: "metallb.io/v1beta1".into(),
+        kind: object["kind"].as_str().expect("kind").into(),
+        plural: format!("{}s", object["kind"].as_str().expect("kind").to_lowercase()),
+    };
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        sim.client(),
+        object["metadata"]["namespace"].as_str().unwrap_or(NS),
+        &api_resource,
+    );
+    let object: kube::api::DynamicObject = serde_json::from_value(object).expect("object");
+    match api.create(&PostParams::default(), &object).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) => Err(status.message),
+        Err(other) => Err(other.to_string()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_rejects_invalid_objects_naming_the_field_and_admits_valid_ones() {
+    let (sim, _replica) = webhook_lab(None).await;
+
+    let reversed = try_create(&sim, pool("reversed", "10.0.0.5-10.0.0.1"))
+        .await
+        .expect_err("a reversed range is refused");
+    assert!(
+        reversed.contains(r#"IPAddressPool/reversed: spec.addresses[0]: "10.0.0.5-10.0.0.1": range end before start"#),
+        "{reversed}"
+    );
+    assert!(reversed.contains("denied the request"), "{reversed}");
+
+    let overlap = try_create(&sim, pool("overlap", "192.0.2.8/29"))
+        .await
+        .expect_err("an overlap with the existing pool is refused");
+    assert!(
+        overlap.contains("IPAddressPool/overlap: spec.addresses[0]"),
+        "{overlap}"
+    );
+
+    let mut elsewhere = pool("elsewhere", "198.51.100.0/28");
+    elsewhere["metadata"]["namespace"] = json!("shop");
+    let outside = try_create(&sim, elsewhere)
+        .await
+        .expect_err("outside our namespace");
+    assert!(outside.contains("IPAddressPool/elsewhere"), "{outside}");
+
+    let duplicate = try_create(
+        &sim,
+        json!({"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+               "metadata": {"name": "twice", "namespace": NS},
+               "spec": {"ipAddressPools": ["lab", "lab"]}}),
+    )
+    .await
+    .expect_err("a duplicate pool name is refused");
+    assert!(
+        duplicate.contains("L2Advertisement/twice: spec.ipAddressPools"),
+        "{duplicate}"
+    );
+
+    try_create(&sim, pool("second", "198.51.100.0/28"))
+        .await
+        .expect("a valid pool is admitted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_refuses_a_pool_edit_that_would_take_back_an_ip_in_use() {
+    let (sim, _replica) = webhook_lab(None).await;
+    create_service(&sim, "web").await;
+    let ips = wait_for_ips(&sim, &["web"]).await;
+    // The annotation naming the pool is written with the IP; wait for both.
+    let services: Api<Service> = Api::namespaced(sim.client(), "shop");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !services
+        .get("web")
+        .await
+        .expect("get")
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .contains_key("metallb.io/ip-allocated-from-pool")
+    {
+        assert!(Instant::now() < deadline, "no pool annotation");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pools: Api<ferrolb_api::types::IPAddressPool> = Api::namespaced(sim.client(), NS);
+    let moved = json!({"spec": {"addresses": ["198.51.100.0/28"]}});
+    let refused = pools
+        .patch("lab", &PatchParams::default(), &Patch::Merge(&moved))
+        .await
+        .expect_err("stranding an IP in use is refused");
+    let message = refused.to_string();
+    assert!(
+        message.contains(&format!("{} (shop/web)", ips["web"])),
+        "{message}"
+    );
+    let grown = json!({"spec": {"addresses": ["192.0.2.0/27"]}});
+    pools
+        .patch("lab", &PatchParams::default(), &Patch::Merge(&grown))
+        .await
+        .expect("growing the pool is admitted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_serves_the_certificate_from_a_secret_and_leaves_the_ca_bundle_alone() {
+    let certificate =
+        certs::generate(certs::service_names("ferrolb-webhook-service", NS)).expect("certificate");
+    let given = certificate.ca_pem.clone().expect("CA");
+    let (sim, _replica) = webhook_lab(Some(certificate)).await;
+    // The API server trusts only the Secret's CA: a denial proves the webhook served that cert.
+    let reversed = try_create(&sim, pool("reversed", "10.0.0.5-10.0.0.1"))
+        .await
+        .expect_err("refused");
+    assert!(
+        reversed.contains("IPAddressPool/reversed: spec.addresses[0]"),
+        "{reversed}"
+    );
+    try_create(&sim, pool("second", "198.51.100.0/28"))
+        .await
+        .expect("admitted");
+    let configs: Api<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration> =
+        Api::all(sim.client());
+    let vwc = configs
+        .get("ferrolb-webhook-configuration")
+        .await
+        .expect("get");
+    for hook in vwc.webhooks.unwrap_or_default() {
+        let bundle = hook.client_config.ca_bundle.expect("bundle").0;
+        assert_eq!(
+            String::from_utf8_lossy(&bundle),
+            given,
+            "caBundle rewritten"
+        );
+    }
+}
