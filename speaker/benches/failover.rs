@@ -101,18 +101,10 @@ async fn main() {
         let Some((index, name)) = owner(&lab, Duration::from_secs(10)).await else {
             panic!("no owner before trial {trial}");
         };
-        let prober = Prober::start(
-            &client,
-            target,
-            Duration::from_millis(10),
-            Duration::from_millis(200),
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let failure = Instant::now();
-        lab.cut_node(index).expect("cut");
-        lab.stop_speaker(index, "KILL").expect("kill");
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        let probes = prober.finish();
+        let (probes, failure) = lab
+            .crash_while_probing(index, target, Duration::from_millis(2500))
+            .await
+            .expect("crash");
         match probe::gap(&probes, failure, &name) {
             Some(gap) => {
                 println!(
@@ -127,10 +119,7 @@ async fn main() {
                 println!("  trial {trial:2}: {name} died, NO takeover within 2.5 s");
             }
         }
-        lab.restore_node(index).expect("restore");
-        lab.start_speaker(index).expect("restart");
-        // The restarted node may take its IPs back (rendezvous order); let that settle.
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        lab.recover_node(index).await.expect("recover");
     }
     gaps.sort();
     println!(
@@ -166,9 +155,7 @@ async fn main() {
             probe::lost_after(&probes, exited)
         );
         graceful.extend(gap);
-        lab.restore_node(index).expect("restore");
-        lab.start_speaker(index).expect("restart");
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        lab.recover_node(index).await.expect("recover");
     }
     graceful.sort();
     println!(

@@ -51,6 +51,19 @@ async fn arp_owner(lab: &ClusterLab, ip: Ipv4Addr, within: Duration) -> Option<S
     .await
 }
 
+/// Starts the speakers and a Service `web` on [`WEB4`] with endpoints on the first two nodes;
+/// returns the node that answers ARP for it.
+async fn serve_web(lab: &mut ClusterLab) -> String {
+    lab.start_speakers().expect("speakers");
+    lab.create_service("web", json!({}), false, &[0, 1], &[WEB4.into()])
+        .await
+        .expect("service");
+    match arp_owner(lab, WEB4, Duration::from_secs(20)).await {
+        Some(owner) => owner,
+        None => panic!("nobody answers ARP for {WEB4}\n{}", show_logs(lab)),
+    }
+}
+
 async fn l2_statuses(lab: &ClusterLab, service: &str) -> Vec<String> {
     let api: Api<ServiceL2Status> = Api::namespaced(lab.sim.client(), NAMESPACE);
     let list = api
@@ -211,13 +224,7 @@ async fn an_api_outage_withdraws_nothing_and_a_restart_writes_nothing() {
     let Some(mut lab) = lab("spkapi", 2, false).await else {
         return;
     };
-    lab.start_speakers().expect("speakers");
-    lab.create_service("web", json!({}), false, &[0, 1], &[WEB4.into()])
-        .await
-        .expect("service");
-    let Some(owner) = arp_owner(&lab, WEB4, Duration::from_secs(20)).await else {
-        panic!("nobody answers ARP for {WEB4}\n{}", show_logs(&lab));
-    };
+    let owner = serve_web(&mut lab).await;
     // Let status writes and Events settle, then nothing may be written at steady state.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let settled = lab.sim.resource_version();
@@ -410,13 +417,7 @@ async fn a_bad_pool_is_reported_and_ignored_while_the_good_one_keeps_working() {
     let Some(mut lab) = lab("spkbad", 2, false).await else {
         return;
     };
-    lab.start_speakers().expect("speakers");
-    lab.create_service("web", json!({}), false, &[0, 1], &[WEB4.into()])
-        .await
-        .expect("service");
-    let Some(owner) = arp_owner(&lab, WEB4, Duration::from_secs(20)).await else {
-        panic!("nobody answers ARP for {WEB4}\n{}", show_logs(&lab));
-    };
+    let owner = serve_web(&mut lab).await;
     lab.create(json!({
         "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
         "metadata": {"name": "clash", "namespace": NAMESPACE},

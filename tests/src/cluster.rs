@@ -438,6 +438,39 @@ impl ClusterLab {
             .map(|_| ())
     }
 
+    /// Crashes node `index` (link down, speaker SIGKILLed) while a client probes `target` every
+    /// 10 ms, and watches for `watch`. Returns the probes (see [`probe::gap`]) and when it
+    /// crashed.
+    pub async fn crash_while_probing(
+        &mut self,
+        index: usize,
+        target: SocketAddr,
+        watch: Duration,
+    ) -> Result<(Vec<probe::Probe>, std::time::Instant), LabError> {
+        let client = self.net.ns("client");
+        let prober = probe::Prober::start(
+            &client,
+            target,
+            Duration::from_millis(10),
+            Duration::from_millis(200),
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let failure = std::time::Instant::now();
+        self.cut_node(index)?;
+        self.stop_speaker(index, "KILL")?;
+        tokio::time::sleep(watch).await;
+        Ok((prober.finish(), failure))
+    }
+
+    /// Brings a crashed node back (link up, speaker restarted) and lets the IPs it ranks first
+    /// for move back to it.
+    pub async fn recover_node(&mut self, index: usize) -> Result<(), LabError> {
+        self.restore_node(index)?;
+        self.start_speaker(index)?;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        Ok(())
+    }
+
     /// Brings node `index`'s link back.
     pub fn restore_node(&self, index: usize) -> Result<(), LabError> {
         let role = self.node_role(index)?;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use ferrolb_tests::cluster::probe::{self, Prober};
+use ferrolb_tests::cluster::probe;
 use ferrolb_tests::cluster::{Binaries, ClusterLab, HTTP_PORT, eventually};
 use ferrolb_tests::netlab;
 use k8s_openapi::api::core::v1::Service;
@@ -218,7 +218,6 @@ async fn main() -> anyhow::Result<ExitCode> {
         web[0], args.failovers
     ));
     let target = SocketAddr::new(web[0], HTTP_PORT);
-    let client = lab.net.ns("client");
     let mut gaps = Vec::new();
     for _ in 0..args.failovers {
         let Some((index, who)) = l2_owner(&lab, web[0], Duration::from_secs(10)).await else {
@@ -226,18 +225,9 @@ async fn main() -> anyhow::Result<ExitCode> {
             break;
         };
         let name = lab.nodes[index].name.clone();
-        let prober = Prober::start(
-            &client,
-            target,
-            Duration::from_millis(10),
-            Duration::from_millis(200),
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let failure = Instant::now();
-        lab.cut_node(index)?;
-        lab.stop_speaker(index, "KILL")?;
-        tokio::time::sleep(Duration::from_millis(2000)).await;
-        let probes = prober.finish();
+        let (probes, failure) = lab
+            .crash_while_probing(index, target, Duration::from_millis(2000))
+            .await?;
         match probe::gap(&probes, failure, &name) {
             Some(gap) => {
                 let next = probes
@@ -254,9 +244,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             }
             None => failures.push(format!("nobody took over from {name} within 2 s")),
         }
-        lab.restore_node(index)?;
-        lab.start_speaker(index)?;
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        lab.recover_node(index).await?;
     }
     if let Some(max) = gaps.iter().max() {
         println!(
