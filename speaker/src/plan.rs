@@ -388,4 +388,4 @@ fn plan_bgp(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

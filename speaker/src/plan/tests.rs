@@ -68,7 +68,8 @@ fn bgp(name: &str, pools: &[&str]) -> BgpAdvertisement {
     }
 }
 
-fn peer(name: &str, my_asn: u32, peer_asn: u32) -> Peer {
+/// A BGPPeer at 198.51.100.1 with defaults elsewhere (also used by `apply::bgp`'s tests).
+pub(crate) fn peer(name: &str, my_asn: u32, peer_asn: u32) -> Peer {
     Peer {
         name: name.to_owned(),
         my_asn,

@@ -7,24 +7,7 @@ use ferrolb_api::config::{PeerAsn, PeerEndpoint, PeerPassword};
 use super::*;
 
 fn peer() -> Peer {
-    Peer {
-        name: "tor".to_owned(),
-        my_asn: 64512,
-        peer_asn: PeerAsn::Fixed(64513),
-        local_asn: None,
-        endpoint: PeerEndpoint::Address("198.51.100.1".parse().expect("ip")),
-        source_address: None,
-        port: 179,
-        timers: Default::default(),
-        router_id: None,
-        node_selectors: Vec::new(),
-        password: PeerPassword::None,
-        bfd_profile: None,
-        graceful_restart: false,
-        ebgp_multihop: false,
-        vrf: None,
-        dual_stack_address_family: false,
-    }
+    crate::plan::tests::peer("tor", 64512, 64513)
 }
 
 fn node() -> NodeAddresses {
