@@ -5,8 +5,9 @@
 //! - speaker RSS idle and with 10k Services (BGP-advertised), and API writes per minute at
 //!   steady state.
 //!
-//! `cargo bench -p ferrolb-speaker --bench failover` (root; FERROLB_TRIALS=N to change the
-//! number of crash trials, FERROLB_SERVICES=N the scale step).
+//! `cargo bench -p ferrolb-speaker --bench failover` (root; FERROLB_TRIALS=N and
+//! FERROLB_GRACEFUL=N change the number of crash and graceful trials, FERROLB_SERVICES=N the
+//! scale step).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -130,7 +131,7 @@ async fn main() {
         ms(gaps.last().copied().unwrap_or_default()),
     );
 
-    let graceful_trials = 5;
+    let graceful_trials = env_number("FERROLB_GRACEFUL", 5);
     let mut graceful = Vec::new();
     for trial in 0..graceful_trials {
         let Some((index, name)) = owner(&lab, Duration::from_secs(10)).await else {
@@ -195,6 +196,7 @@ async fn scale(lab: &mut ClusterLab) {
     .expect("advertisement");
     let services: Api<Service> = Api::namespaced(lab.sim.client(), "default");
     let started = Instant::now();
+    let shared: &ClusterLab = lab;
     futures::stream::iter(0..count)
         .map(|i| {
             let services = services.clone();
@@ -225,21 +227,17 @@ async fn scale(lab: &mut ClusterLab) {
                     .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
                     .await
                     .expect("status");
+                // ETP Cluster: one serving endpoint anywhere makes the Service advertised.
+                shared.set_endpoints(&name, &[0]).await.expect("endpoints");
             }
         })
         .buffer_unordered(16)
         .collect::<Vec<()>>()
         .await;
     println!(
-        "created {count} Services with IPs in {:.1} s",
+        "created {count} Services with IPs and endpoints in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    // Endpoints anywhere: ETP Cluster needs one serving endpoint per Service to advertise.
-    for i in 0..count {
-        lab.set_endpoints(&format!("scale-{i}"), &[0])
-            .await
-            .expect("endpoints");
-    }
     let statuses: Api<ferrolb_api::types::ServiceBGPStatus> =
         Api::namespaced(lab.sim.client(), NAMESPACE);
     let deadline = Instant::now() + Duration::from_secs(600);

@@ -167,6 +167,8 @@ pub async fn run(
         statuses,
         stepped_down: BTreeSet::new(),
         bgp_started: false,
+        announced: BTreeSet::new(),
+        last_replan_took: Duration::ZERO,
     };
     let mut synced: BTreeSet<usize> = BTreeSet::new();
     let mut join_tick = tokio::time::interval(JOIN_INTERVAL);
@@ -185,7 +187,8 @@ pub async fn run(
                 if change.synced {
                     synced.insert(index);
                 }
-                replan_at.get_or_insert_with(|| Instant::now() + WATCH_DEBOUNCE);
+                let wait = WATCH_DEBOUNCE.max(daemon.last_replan_took);
+                replan_at.get_or_insert_with(|| Instant::now() + wait);
             }
             () = sleep_until(replan_at) => dirty = true,
             changed = wait_live(&mut daemon.live) => {
@@ -210,7 +213,9 @@ pub async fn run(
             daemon.start_members().await?;
             settle.as_mut().reset(Instant::now() + MEMBERS_SETTLE);
         }
+        let started = Instant::now();
         daemon.replan().await;
+        daemon.last_replan_took = started.elapsed();
     }
     daemon.stop().await;
     Ok(())
@@ -272,6 +277,11 @@ struct Daemon {
     stepped_down: BTreeSet<String>,
     /// The first BGP plan has been applied (sessions started after it are not restarts).
     bgp_started: bool,
+    /// Label sets of `metallb_speaker_announced` now exported.
+    announced: BTreeSet<[String; 4]>,
+    /// How long the last plan took: watch-driven plans wait at least that long, so a large
+    /// cluster's event stream never keeps the speaker planning back to back.
+    last_replan_took: Duration,
 }
 
 impl Daemon {
@@ -612,10 +622,14 @@ impl Daemon {
                 Err(error) => tracing::warn!(%ip, %error, "announce failed"),
             }
         }
-        let existing = statuses::existing(&self.stores.l2_statuses);
+        let with_status = if taken_over.is_empty() {
+            BTreeSet::new()
+        } else {
+            services_with_status(&self.stores.l2_statuses)
+        };
         for service in taken_over {
             let previous = self.last.l2_owners.get(&service).cloned();
-            let had_status = existing.iter().any(|e| e.service == service);
+            let had_status = with_status.contains(&service);
             if previous.as_deref() == Some(self.settings.node.as_str())
                 || (previous.is_none() && had_status)
             {
@@ -690,9 +704,13 @@ impl Daemon {
             self.bgp_started = true;
             self.sessions.set_restarting(false);
         }
-        let existing = statuses::existing(&self.stores.bgp_statuses);
+        let with_status = if newly.is_empty() {
+            BTreeSet::new()
+        } else {
+            services_with_status(&self.stores.bgp_statuses)
+        };
         for service in newly {
-            if existing.iter().any(|e| e.service == service) {
+            if with_status.contains(&service) {
                 continue;
             }
             let note = format!(
@@ -703,23 +721,33 @@ impl Daemon {
         }
     }
 
-    fn set_announced_metric(&self, announcements: &Announcements) {
-        let gauge = &self.metrics.announced;
-        gauge.reset();
-        let node = self.settings.node.as_str();
+    /// Keeps `metallb_speaker_announced` in step, touching only the series that changed.
+    fn set_announced_metric(&mut self, announcements: &Announcements) {
+        let node = self.settings.node.clone();
+        let mut now: BTreeSet<[String; 4]> = BTreeSet::new();
         for (ip, a) in &announcements.l2 {
             for service in &a.services {
-                let ip = ip.to_string();
-                gauge
-                    .with_label_values(&[service.as_str(), "layer2", node, ip.as_str()])
-                    .set(1);
+                now.insert([
+                    service.clone(),
+                    "layer2".into(),
+                    node.clone(),
+                    ip.to_string(),
+                ]);
             }
         }
         for service in announcements.bgp_peers_by_service.keys() {
-            gauge
-                .with_label_values(&[service.as_str(), "bgp", node, ""])
-                .set(1);
+            now.insert([service.clone(), "bgp".into(), node.clone(), String::new()]);
         }
+        let gauge = &self.metrics.announced;
+        for gone in self.announced.difference(&now) {
+            let labels: Vec<&str> = gone.iter().map(String::as_str).collect();
+            let _ = gauge.remove_label_values(&labels);
+        }
+        for new in now.difference(&self.announced) {
+            let labels: Vec<&str> = new.iter().map(String::as_str).collect();
+            gauge.with_label_values(&labels).set(1);
+        }
+        self.announced = now;
     }
 
     fn publish_statuses(&self, announcements: &Announcements) {
@@ -804,6 +832,14 @@ impl Daemon {
         self.sessions.stop_all().await;
         tracing::info!("speaker stopped");
     }
+}
+
+/// Services that have a status object of this node.
+fn services_with_status<K: writer::StatusKind>(store: &Store<K>) -> BTreeSet<String> {
+    statuses::existing(store)
+        .into_iter()
+        .map(|e| e.service)
+        .collect()
 }
 
 fn is_live(live: &Option<tokio_watch::Receiver<BTreeSet<String>>>, node: &str) -> bool {

@@ -185,6 +185,16 @@ pub fn start(
     (stores, streams.boxed())
 }
 
+/// What the speaker never reads is not kept: managed fields and kubectl's copy of the last
+/// applied object are often larger than the rest of a Service.
+fn trim<K: Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
 fn watch<K>(
     streams: &mut SelectAll<BoxStream<'static, (usize, Change)>>,
     index: usize,
@@ -197,7 +207,8 @@ where
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
     let (store, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff()).filter_map(
+    let trimmed = watcher(api, config).default_backoff().modify(trim);
+    let stream = reflector::reflector(writer, trimmed).filter_map(
         move |event| async move {
             match event {
                 Ok(watcher::Event::InitDone) => Some((
