@@ -208,31 +208,29 @@ where
 {
     let (store, writer) = reflector::store();
     let trimmed = watcher(api, config).default_backoff().modify(trim);
-    let stream = reflector::reflector(writer, trimmed).filter_map(
-        move |event| async move {
-            match event {
-                Ok(watcher::Event::InitDone) => Some((
-                    index,
-                    Change {
-                        source,
-                        synced: true,
-                    },
-                )),
-                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => None,
-                Ok(_) => Some((
-                    index,
-                    Change {
-                        source,
-                        synced: false,
-                    },
-                )),
-                Err(error) => {
-                    tracing::warn!(?source, %error, "watch failed; retrying");
-                    None
-                }
+    let stream = reflector::reflector(writer, trimmed).filter_map(move |event| async move {
+        match event {
+            Ok(watcher::Event::InitDone) => Some((
+                index,
+                Change {
+                    source,
+                    synced: true,
+                },
+            )),
+            Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => None,
+            Ok(_) => Some((
+                index,
+                Change {
+                    source,
+                    synced: false,
+                },
+            )),
+            Err(error) => {
+                tracing::warn!(?source, %error, "watch failed; retrying");
+                None
             }
-        },
-    );
+        }
+    });
     streams.push(stream.boxed());
     store
 }
