@@ -520,8 +520,12 @@ proptest! {
         let mut fewer = live.clone();
         fewer.remove(&gone);
         let after = owners(&cfg, &nodes, &services, &fewer);
+        // Two unrelated Services on one IP (each with its own owner) is not a state the
+        // controller produces; the generator can make it, so such IPs are left out.
+        let mut seen = BTreeSet::new();
+        let shared: BTreeSet<_> = services.iter().map(|s| s.ips[0]).filter(|ip| !seen.insert(*ip)).collect();
         for (ip, owner) in &before {
-            if owner[0] != gone {
+            if owner[0] != gone && !shared.contains(ip) {
                 prop_assert_eq!(after.get(ip), Some(owner), "{} moved although {} did not own it", ip, gone);
             }
         }
