@@ -411,6 +411,15 @@ async fn webhook_lab(certificate: Option<certs::Serving>) -> (KubeSim, Replica) 
         assert!(Instant::now() < deadline, "caBundle never written");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // With a certificate from a Secret the caBundle is there from the start: wait for the
+    // webhook itself to listen before the API server calls it.
+    while tokio::net::TcpStream::connect(webhook).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the webhook never listened on {webhook}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     (sim, replica)
 }
 
