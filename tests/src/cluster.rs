@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use crate::kubesim::KubeSim;
 use crate::netlab::frr::Frr;
-use crate::netlab::{LabError, Netlab};
+use crate::netlab::{LabError, Netlab, io_error};
 
 /// FerroLB's namespace in the lab.
 pub const NAMESPACE: &str = "ferrolb-system";
@@ -101,7 +101,7 @@ impl ClusterLab {
     ) -> Result<ClusterLab, LabError> {
         let mut net = Netlab::new(tag)?;
         net.address_switch(&["192.0.2.1/24"])?;
-        let sim = KubeSim::start().await.map_err(io("kubesim"))?;
+        let sim = KubeSim::start().await.map_err(io_error("kubesim"))?;
         net.forward(Netlab::SWITCH, API, sim.address())?;
         let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
         sim.create_from(&crds).map_err(fixture("CRDs"))?;
@@ -110,9 +110,9 @@ impl ClusterLab {
         )
         .map_err(fixture("namespace"))?;
         let kubeconfig = net.path("kubeconfig");
-        std::fs::write(&kubeconfig, kubeconfig_text(API)).map_err(io("kubeconfig"))?;
+        std::fs::write(&kubeconfig, kubeconfig_text(API)).map_err(io_error("kubeconfig"))?;
         let members_key = net.path("members-key");
-        std::fs::write(&members_key, "ferrolb-lab-gossip-key").map_err(io("members key"))?;
+        std::fs::write(&members_key, "ferrolb-lab-gossip-key").map_err(io_error("members key"))?;
 
         net.add_host("client", "eth0", &["192.0.2.100/24", "2001:db8::100/64"])?;
         let mut nodes = Vec::new();
@@ -573,8 +573,9 @@ fn add_node(
         )?;
     }
     let www = net.path(&format!("www-{role}"));
-    std::fs::create_dir_all(&www).map_err(io("www"))?;
-    std::fs::write(www.join("index.html"), format!("node-{i}\n")).map_err(io("index.html"))?;
+    std::fs::create_dir_all(&www).map_err(io_error("www"))?;
+    std::fs::write(www.join("index.html"), format!("node-{i}\n"))
+        .map_err(io_error("index.html"))?;
     let www = www.to_string_lossy().into_owned();
     let log = net.path(&format!("http-{role}.log"));
     net.spawn(
@@ -678,13 +679,6 @@ pub fn kubeconfig_text(server: SocketAddr) -> String {
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    server: http://{server}\nusers:\n- name: lab\n  user: {{}}\ncontexts:\n- name: lab\n  context:\n    cluster: lab\n    user: lab\n    namespace: default\ncurrent-context: lab\n"
     )
-}
-
-fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> LabError {
-    move |source| LabError::Io {
-        what: what.into(),
-        source,
-    }
 }
 
 fn fixture<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> LabError {

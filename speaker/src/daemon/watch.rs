@@ -209,27 +209,16 @@ where
     let (store, writer) = reflector::store();
     let trimmed = watcher(api, config).default_backoff().modify(trim);
     let stream = reflector::reflector(writer, trimmed).filter_map(move |event| async move {
-        match event {
-            Ok(watcher::Event::InitDone) => Some((
-                index,
-                Change {
-                    source,
-                    synced: true,
-                },
-            )),
-            Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => None,
-            Ok(_) => Some((
-                index,
-                Change {
-                    source,
-                    synced: false,
-                },
-            )),
+        let synced = match event {
+            Ok(watcher::Event::InitDone) => true,
+            Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => return None,
+            Ok(_) => false,
             Err(error) => {
                 tracing::warn!(?source, %error, "watch failed; retrying");
-                None
+                return None;
             }
-        }
+        };
+        Some((index, Change { source, synced }))
     });
     streams.push(stream.boxed());
     store

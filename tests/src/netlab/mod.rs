@@ -46,7 +46,7 @@ pub enum LabError {
     },
 }
 
-fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LabError {
+pub(crate) fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LabError {
     let what = what.into();
     move |source| LabError::Io { what, source }
 }
