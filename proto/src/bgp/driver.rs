@@ -179,7 +179,9 @@ struct Peer {
     deadlines: [Option<Instant>; 3],
     /// The connection UPDATEs go to and its encoding, while Established.
     established: Option<(ConnId, PeerEncoding)>,
-    desired: RouteSet,
+    /// Shared with `advertised` once sent: a 100k-route table is then held once, and marking it
+    /// advertised costs nothing (a deep copy took 15 ms, during which the writer stalled).
+    desired: Arc<RouteSet>,
     /// A `SetRoutes` arrived: `desired` is the speaker's table, not a placeholder.
     has_desired: bool,
     /// End-of-RIB went out on the current Established session.
@@ -190,7 +192,7 @@ struct Peer {
     prepacked: Vec<(PeerEncoding, Packed)>,
     /// The encoding of the last Established session: the best guess for the next one.
     last_encoding: Option<PeerEncoding>,
-    advertised: RouteSet,
+    advertised: Arc<RouteSet>,
     conn_tx: mpsc::UnboundedSender<ConnEvent>,
     events: mpsc::Sender<Event>,
     /// Largest message the readers accept: 4096 until Extended Messages are negotiated, so a
@@ -214,12 +216,12 @@ pub async fn run(
         dial_generation: 0,
         deadlines: [None; 3],
         established: None,
-        desired: RouteSet::new(),
+        desired: Arc::default(),
         has_desired: false,
         is_eor_sent: false,
         prepacked: Vec::new(),
         last_encoding: None,
-        advertised: RouteSet::new(),
+        advertised: Arc::default(),
         conn_tx,
         events,
         frame_limit: Arc::new(AtomicUsize::new(MAX_MESSAGE_LEN)),
@@ -234,7 +236,7 @@ pub async fn run(
     let mut pending = None;
     while let Ok(cmd) = commands.try_recv() {
         if let Command::SetRoutes(routes) = cmd {
-            peer.desired = routes;
+            peer.desired = Arc::new(routes);
             peer.has_desired = true;
         } else {
             pending = Some(cmd);
@@ -281,7 +283,7 @@ impl Peer {
     async fn on_command(&mut self, cmd: Option<Command>) -> bool {
         match cmd {
             Some(Command::SetRoutes(routes)) => {
-                self.desired = routes;
+                self.desired = Arc::new(routes);
                 self.has_desired = true;
                 if self.established.is_none() {
                     self.prepack();
@@ -326,7 +328,7 @@ impl Peer {
                 }
                 if self.established.is_some_and(|(c, _)| c == id) {
                     self.established = None;
-                    self.advertised.clear();
+                    self.advertised = Arc::default();
                 }
             }
             Output::SendOpen(id, open) => match encode_open(&open) {
@@ -349,7 +351,7 @@ impl Peer {
                 self.last_encoding = Some(encoding);
                 self.frame_limit
                     .store(negotiated.max_message_len(), Ordering::Relaxed);
-                self.advertised.clear();
+                self.advertised = Arc::default();
                 self.is_eor_sent = false;
                 let _ = self.events.send(Event::Up(negotiated)).await;
                 // RFC 4724 §4.1: after a restart the initial table is the speaker's, then EoR.
@@ -361,12 +363,12 @@ impl Peer {
                 self.frame_limit.store(MAX_MESSAGE_LEN, Ordering::Relaxed);
                 tracing::info!(peer = %self.config.peer_addr, reason = reason.reason(), "session down");
                 self.established = None;
-                self.advertised.clear();
+                self.advertised = Arc::default();
                 let _ = self.events.send(Event::Down(reason)).await;
                 self.prepack();
             }
             Output::ReadvertiseRoutes(_) => {
-                self.advertised.clear();
+                self.advertised = Arc::default();
                 self.send_routes(false).await;
             }
         }
@@ -416,9 +418,12 @@ impl Peer {
         }
         // Let the writer start on a single-threaded runtime before the bookkeeping below.
         tokio::task::yield_now().await;
-        self.advertised = self.desired.clone();
-        for (prefix, _) in &packed.skipped {
-            self.advertised.remove(prefix);
+        self.advertised = Arc::clone(&self.desired);
+        if !packed.skipped.is_empty() {
+            let advertised = Arc::make_mut(&mut self.advertised);
+            for (prefix, _) in &packed.skipped {
+                advertised.remove(prefix);
+            }
         }
         let skipped = packed.skipped.len();
         let _ = self
@@ -616,12 +621,64 @@ async fn read_loop(
     }
 }
 
-/// Writes queued messages in order; when the queue is dropped, flushes and shuts down.
+/// Most bytes one write takes from the queue: a table of UPDATEs leaves in a few large
+/// writes, not one syscall per message (424 writes for 100k IPv6 routes doubled the time
+/// BIRD took to hold them all).
+const WRITE_BATCH: usize = 256 * 1024;
+
+/// Writes queued messages in order, joining what is already queued into one write; when the
+/// queue is dropped, flushes and shuts down.
 async fn write_loop(mut write: OwnedWriteHalf, mut queue: mpsc::UnboundedReceiver<Bytes>) {
-    while let Some(bytes) = queue.recv().await {
-        if write.write_all(&bytes).await.is_err() {
+    while let Some(first) = queue.recv().await {
+        let batch = join_queued(first, &mut queue, WRITE_BATCH);
+        if write.write_all(&batch).await.is_err() {
             return;
         }
     }
     let _ = write.shutdown().await;
+}
+
+/// `first` followed by whatever the queue holds now, up to about `limit` bytes (one message
+/// may cross it). A lone message is returned as is, without a copy.
+fn join_queued(first: Bytes, queue: &mut mpsc::UnboundedReceiver<Bytes>, limit: usize) -> Bytes {
+    let mut joined: Option<BytesMut> = None;
+    let mut len = first.len();
+    while len < limit {
+        let Ok(next) = queue.try_recv() else { break };
+        len += next.len();
+        joined
+            .get_or_insert_with(|| BytesMut::from(&first[..]))
+            .extend_from_slice(&next);
+    }
+    joined.map_or(first, BytesMut::freeze)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue_of(messages: &[&'static [u8]]) -> mpsc::UnboundedReceiver<Bytes> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        for m in messages {
+            tx.send(Bytes::from_static(m)).expect("receiver alive");
+        }
+        rx
+    }
+
+    #[test]
+    fn queued_messages_are_joined_in_order_up_to_the_limit() {
+        let mut queue = queue_of(&[b"bb", b"ccc", b"dddd", b"e"]);
+        let batch = join_queued(Bytes::from_static(b"a"), &mut queue, 6);
+        assert_eq!(&batch[..], b"abbccc");
+        let rest = join_queued(queue.try_recv().expect("queued"), &mut queue, 100);
+        assert_eq!(&rest[..], b"dddde");
+    }
+
+    #[test]
+    fn a_lone_message_is_written_without_a_copy() {
+        let first = Bytes::from_static(b"keepalive");
+        let pointer = first.as_ptr();
+        let batch = join_queued(first, &mut queue_of(&[]), WRITE_BATCH);
+        assert_eq!(batch.as_ptr(), pointer);
+    }
 }
