@@ -1,6 +1,5 @@
 //! From API objects to what [`crate::plan`] reads. Pure: objects in, plan inputs out.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ferrolb_api::service;
@@ -57,34 +56,24 @@ pub fn node_addresses(node: &Node) -> Vec<IpAddr> {
         .collect()
 }
 
-/// EndpointSlices grouped by the `namespace/name` of their Service.
-pub fn slices_by_service<'s>(
-    slices: impl IntoIterator<Item = &'s EndpointSlice>,
-) -> BTreeMap<String, Vec<&'s EndpointSlice>> {
-    let mut out: BTreeMap<String, Vec<&EndpointSlice>> = BTreeMap::new();
-    for slice in slices {
-        let Some(service) = slice
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(SERVICE_NAME_LABEL))
-        else {
-            continue;
-        };
-        out.entry(key(slice.metadata.namespace.as_deref(), Some(service)))
-            .or_default()
-            .push(slice);
-    }
-    out
+/// The Service an EndpointSlice belongs to (`namespace/name`, from its label) and its endpoints;
+/// `None` for a slice without that label.
+pub fn slice_endpoints(slice: &EndpointSlice) -> Option<(String, Vec<Endpoint>)> {
+    let service = slice
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SERVICE_NAME_LABEL))?;
+    Some((
+        key(slice.metadata.namespace.as_deref(), Some(service)),
+        endpoints(slice),
+    ))
 }
 
-/// The plan's view of a Service; `None` when it is not ours to announce (another class, not a
+/// The plan's view of a Service, without its endpoints (they come from EndpointSlices, see
+/// [`crate::inputs`]); `None` when it is not ours to announce (another class, not a
 /// LoadBalancer, or no ingress IP yet). Unparsable ingress entries are left out.
-pub fn service_info(
-    service: &Service,
-    slices: &[&EndpointSlice],
-    our_class: Option<&str>,
-) -> Option<ServiceInfo> {
+pub fn service_info(service: &Service, our_class: Option<&str>) -> Option<ServiceInfo> {
     if !service::is_served(service, our_class) {
         return None;
     }
@@ -115,16 +104,16 @@ pub fn service_info(
         labels: service.metadata.labels.clone().unwrap_or_default(),
         is_shared: service::sharing_key(service).is_some(),
         traffic_policy_local,
-        endpoints: endpoints(slices),
+        endpoints: Vec::new(),
     })
 }
 
 /// Endpoints with at least one address. MetalLB's reading of the conditions: an endpoint can
 /// serve when `ready` is unset or true, or when `serving` is true (terminating but serving).
-fn endpoints(slices: &[&EndpointSlice]) -> Vec<Endpoint> {
-    slices
+fn endpoints(slice: &EndpointSlice) -> Vec<Endpoint> {
+    slice
+        .endpoints
         .iter()
-        .flat_map(|s| &s.endpoints)
         .filter(|e| !e.addresses.is_empty())
         .map(|e| {
             let conditions = e.conditions.as_ref();

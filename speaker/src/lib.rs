@@ -4,6 +4,7 @@
 //! Pure modules (no I/O, no clock):
 //! - [`plan`]: from the cluster's state to what this node announces.
 //! - [`cluster`]: API objects read as the plan's inputs.
+//! - [`inputs`]: Services and endpoints kept as the plan's view, one watch event at a time.
 //! - [`interfaces`]: which interfaces an L2 announcement uses.
 //! - [`apply`]: the changes from what is announced to what the plan wants.
 //! - [`status`]: the status objects wanted, and the writes to get there.
@@ -15,6 +16,7 @@ pub mod apply;
 pub mod cluster;
 pub mod daemon;
 pub mod http;
+pub mod inputs;
 pub mod interfaces;
 pub mod members;
 pub mod metrics;

@@ -26,7 +26,7 @@ fn a_served_service_keeps_its_ips_in_order_and_drops_garbage() {
     let svc = lb_service(
         json!([{"ip": "2001:db8::5"}, {"hostname": "x"}, {"ip": "nope"}, {"ip": "192.0.2.5"}]),
     );
-    let info = service_info(&svc, &[], None).expect("served");
+    let info = service_info(&svc, None).expect("served");
     assert_eq!(info.key, "shop/web");
     assert_eq!(
         info.ips,
@@ -42,14 +42,14 @@ fn a_served_service_keeps_its_ips_in_order_and_drops_garbage() {
 
 #[test]
 fn services_without_ips_or_of_another_class_are_not_announced() {
-    assert!(service_info(&lb_service(json!([])), &[], None).is_none());
+    assert!(service_info(&lb_service(json!([])), None).is_none());
     let svc = lb_service(json!([{"ip": "192.0.2.5"}]));
-    assert!(service_info(&svc, &[], Some("other")).is_none());
+    assert!(service_info(&svc, Some("other")).is_none());
     let mut cluster_ip = svc.clone();
     if let Some(spec) = cluster_ip.spec.as_mut() {
         spec.type_ = Some("ClusterIP".into());
     }
-    assert!(service_info(&cluster_ip, &[], None).is_none());
+    assert!(service_info(&cluster_ip, None).is_none());
 }
 
 #[test]
@@ -64,12 +64,9 @@ fn endpoints_serve_as_metallb_reads_their_conditions() {
             {"addresses": [], "nodeName": "d"}
         ]
     }));
-    let grouped = slices_by_service([&s]);
-    let slices = grouped.get("shop/web").expect("grouped by service");
-    let info =
-        service_info(&lb_service(json!([{"ip": "192.0.2.5"}])), slices, None).expect("served");
-    let seen: Vec<(Option<&str>, bool)> = info
-        .endpoints
+    let (service, endpoints) = slice_endpoints(&s).expect("labelled");
+    assert_eq!(service, "shop/web");
+    let seen: Vec<(Option<&str>, bool)> = endpoints
         .iter()
         .map(|e| (e.node.as_deref(), e.serving))
         .collect();
@@ -77,6 +74,10 @@ fn endpoints_serve_as_metallb_reads_their_conditions() {
         seen,
         vec![(Some("a"), true), (Some("b"), false), (Some("c"), true)]
     );
+    let orphan = slice(json!({
+        "metadata": {"name": "x", "namespace": "shop"}, "addressType": "IPv4", "endpoints": []
+    }));
+    assert_eq!(slice_endpoints(&orphan), None);
 }
 
 #[test]

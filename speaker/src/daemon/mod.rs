@@ -42,13 +42,14 @@ use tokio::time::Instant;
 use crate::apply::bgp::{NodeAddresses, session_spec};
 use crate::apply::l2::{self as l2_diff, L2State};
 use crate::cluster;
+use crate::inputs::ServiceInputs;
 use crate::interfaces::{self, InterfaceFilter};
 use crate::members::{Budget, Key, Members, SpeakerId};
 use crate::metrics::Metrics;
 use crate::plan::{self, Announcements, ClusterState};
 use crate::status;
 use bgp::Sessions;
-use watch::{Stores, WATCHES};
+use watch::{InputEvent, Source, Stores, WATCHES};
 use writer::Writer;
 
 /// How long a new speaker waits for the membership to show every Ready node before planning L2
@@ -61,6 +62,9 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(5);
 /// Watch events arriving within this window share one plan (a status write of ours, a burst of
 /// EndpointSlice updates). Membership and link changes are planned at once.
 const WATCH_DEBOUNCE: Duration = Duration::from_millis(20);
+/// Our status objects changed on the API server (mostly our own writes coming back): the status
+/// task compares them with the plan again after this pause. They do not change the plan.
+const STATUS_RECHECK: Duration = Duration::from_secs(1);
 
 /// Gossip membership settings.
 #[derive(Debug, Clone)]
@@ -128,7 +132,12 @@ pub async fn run(
     ready: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
-    let (stores, mut changes) = watch::start(&client, &settings.namespace, &settings.node);
+    let (stores, mut changes) = watch::start(
+        &client,
+        &settings.namespace,
+        &settings.node,
+        settings.lb_class.clone(),
+    );
     let mut links = LinkWatcher::open().map_err(DaemonError::Links)?;
     let (responder, _responder_task) = Responder::start(settings.responder.clone())
         .await
@@ -148,6 +157,7 @@ pub async fn run(
         sessions: Sessions::new(metrics.clone()),
         settings,
         stores,
+        inputs: ServiceInputs::default(),
         writer,
         metrics,
         responder,
@@ -175,6 +185,7 @@ pub async fn run(
     let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
     let mut settle = Box::pin(tokio::time::sleep(Duration::from_secs(0)));
     let mut replan_at: Option<Instant> = None;
+    let mut recheck_statuses_at: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
         let mut dirty = false;
@@ -187,10 +198,23 @@ pub async fn run(
                 if change.synced {
                     synced.insert(index);
                 }
-                let wait = WATCH_DEBOUNCE.max(daemon.last_replan_took);
-                replan_at.get_or_insert_with(|| Instant::now() + wait);
+                let changes_plan = match change.input {
+                    Some(input) => daemon.take_input(input),
+                    None => change.source != Source::Statuses,
+                };
+                if change.source == Source::Statuses {
+                    recheck_statuses_at.get_or_insert_with(|| Instant::now() + STATUS_RECHECK);
+                }
+                if changes_plan || change.synced {
+                    let wait = WATCH_DEBOUNCE.max(daemon.last_replan_took);
+                    replan_at.get_or_insert_with(|| Instant::now() + wait);
+                }
             }
             () = sleep_until(replan_at) => dirty = true,
+            () = sleep_until(recheck_statuses_at) => {
+                recheck_statuses_at = None;
+                daemon.statuses.send_modify(|_| {});
+            }
             changed = wait_live(&mut daemon.live) => {
                 if changed {
                     daemon.live_changed_at = Some(Instant::now());
@@ -245,6 +269,8 @@ async fn wait_live(live: &mut Option<tokio_watch::Receiver<BTreeSet<String>>>) -
 struct Daemon {
     settings: Settings,
     stores: Stores,
+    /// Services and their endpoints, as the plan reads them.
+    inputs: ServiceInputs,
     writer: Writer,
     metrics: Metrics,
     responder: Responder,
@@ -285,6 +311,14 @@ struct Daemon {
 }
 
 impl Daemon {
+    /// Takes a Services or EndpointSlices event; returns whether the plan's inputs changed.
+    fn take_input(&mut self, input: InputEvent) -> bool {
+        match input {
+            InputEvent::Service(input) => self.inputs.on_service(input),
+            InputEvent::Slice(input) => self.inputs.on_slice(input),
+        }
+    }
+
     fn on_link(&mut self, event: LinkEvent) {
         match event {
             LinkEvent::Changed(link) => {
@@ -522,23 +556,12 @@ impl Daemon {
             .set(i64::try_from(live.len()).unwrap_or(i64::MAX));
         let config = self.configuration(&nodes);
         let node_infos: Vec<_> = nodes.iter().map(|n| cluster::node_info(n)).collect();
-        let slices = self.stores.slices.state();
-        let by_service = cluster::slices_by_service(slices.iter().map(|s| &**s));
-        let services: Vec<_> = self
-            .stores
-            .services
-            .state()
-            .iter()
-            .filter_map(|s| {
-                let key = cluster::key(s.metadata.namespace.as_deref(), s.metadata.name.as_deref());
-                let slices = by_service.get(&key).map(Vec::as_slice).unwrap_or_default();
-                cluster::service_info(s, slices, self.settings.lb_class.as_deref())
-            })
-            .collect();
+        // Borrowed by the plan while `follow_carrier` needs `self`; put back below.
+        let inputs = std::mem::take(&mut self.inputs);
         let state = ClusterState {
             config: &config,
             nodes: &node_infos,
-            services: &services,
+            services: inputs.services(),
             ignore_exclude_lb: self.settings.ignore_exclude_lb,
         };
         let mut announcements = plan::plan(&self.settings.node, &state, &live);
@@ -548,6 +571,7 @@ impl Daemon {
             let live = self.live_nodes(&nodes);
             announcements = plan::plan(&self.settings.node, &state, &live);
         }
+        self.inputs = inputs;
         if !self.membership_settled(&nodes, &live) {
             // Keep what we answer for; claim nothing new until gossip has shown who is alive.
             announcements.l2.retain(|ip, _| self.l2.contains_key(ip));
@@ -767,16 +791,7 @@ impl Daemon {
 
     fn service_event(&self, service: &str, warning: bool, reason: &str, note: String) {
         let (namespace, name) = service.split_once('/').unwrap_or(("", service));
-        let uid = self
-            .stores
-            .services
-            .state()
-            .iter()
-            .find(|s| {
-                s.metadata.name.as_deref() == Some(name)
-                    && s.metadata.namespace.as_deref() == Some(namespace)
-            })
-            .and_then(|s| s.metadata.uid.clone());
+        let uid = self.inputs.uid(service).map(str::to_owned);
         let reference = ObjectReference {
             api_version: Some("v1".into()),
             kind: Some("Service".into()),

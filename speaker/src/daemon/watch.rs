@@ -1,6 +1,8 @@
-//! The speaker's watches: one reflector store per kind, and one stream saying which store
-//! changed. Watches retry with backoff on their own, so an API server outage only pauses
-//! updates; the stores keep their last contents and nothing is withdrawn.
+//! The speaker's watches: a reflector store per configuration kind, and for Services and
+//! EndpointSlices the plan's compact view of each event instead of a copy of the object (see
+//! [`crate::inputs`]). One stream says what changed. Watches retry with backoff on their own,
+//! so an API server outage only pauses updates; what was known is kept and nothing is
+//! withdrawn.
 
 use std::fmt::Debug;
 
@@ -17,6 +19,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
+use crate::cluster;
+use crate::inputs::{Input, ServiceFacts, SliceFacts};
 use crate::status::NODE_LABEL;
 
 /// Which store a watch event updated.
@@ -35,21 +39,28 @@ pub enum Source {
 }
 
 /// One watch event, after its store took it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Change {
     /// The store.
     pub source: Source,
     /// The watch finished a (re)list: the store is complete.
     pub synced: bool,
+    /// For Services and EndpointSlices, which keep no store: the event itself.
+    pub input: Option<InputEvent>,
+}
+
+/// A Services or EndpointSlices watch event, read as the plan's view.
+#[derive(Debug, Clone)]
+pub enum InputEvent {
+    /// About a Service.
+    Service(Input<ServiceFacts>),
+    /// About an EndpointSlice.
+    Slice(Input<SliceFacts>),
 }
 
 /// Every store the speaker reads.
 #[derive(Debug, Clone)]
 pub struct Stores {
-    /// LoadBalancer Services (all of them; the class filter is applied when planning).
-    pub services: Store<Service>,
-    /// EndpointSlices.
-    pub slices: Store<EndpointSlice>,
     /// Nodes.
     pub nodes: Store<Node>,
     /// `IPAddressPool`s in FerroLB's namespace.
@@ -76,27 +87,47 @@ pub struct Stores {
 pub const WATCHES: usize = 12;
 
 /// Starts every watch. The stream yields `(watch index, change)`; errors are retried inside.
+/// Services are read for `lb_class` (see [`cluster::service_info`]).
 pub fn start(
     client: &Client,
     namespace: &str,
     node: &str,
+    lb_class: Option<String>,
 ) -> (Stores, BoxStream<'static, (usize, Change)>) {
     let mut streams: SelectAll<BoxStream<'static, (usize, Change)>> = SelectAll::new();
     let all = watcher::Config::default();
     let mine = watcher::Config::default().labels(&format!("{NODE_LABEL}={node}"));
-    let services = watch(
+    watch_inputs(
         &mut streams,
         0,
-        Api::all(client.clone()),
-        all.clone(),
+        Api::<Service>::all(client.clone()),
         Source::Services,
+        move |service| {
+            let key = cluster::key(
+                service.metadata.namespace.as_deref(),
+                service.metadata.name.as_deref(),
+            );
+            ServiceFacts {
+                info: cluster::service_info(&service, lb_class.as_deref()),
+                uid: service.metadata.uid,
+                key,
+            }
+        },
+        InputEvent::Service,
     );
-    let slices = watch(
+    watch_inputs(
         &mut streams,
         1,
-        Api::all(client.clone()),
-        all.clone(),
+        Api::<EndpointSlice>::all(client.clone()),
         Source::EndpointSlices,
+        |slice| SliceFacts {
+            key: cluster::key(
+                slice.metadata.namespace.as_deref(),
+                slice.metadata.name.as_deref(),
+            ),
+            endpoints: cluster::slice_endpoints(&slice),
+        },
+        InputEvent::Slice,
     );
     let nodes = watch(
         &mut streams,
@@ -169,8 +200,6 @@ pub fn start(
         Source::Statuses,
     );
     let stores = Stores {
-        services,
-        slices,
         nodes,
         pools,
         l2_advertisements,
@@ -218,8 +247,63 @@ where
                 return None;
             }
         };
-        Some((index, Change { source, synced }))
+        Some((
+            index,
+            Change {
+                source,
+                synced,
+                input: None,
+            },
+        ))
     });
     streams.push(stream.boxed());
     store
+}
+
+/// Watches a kind whose objects are read once with `read` and not kept.
+fn watch_inputs<K, T>(
+    streams: &mut SelectAll<BoxStream<'static, (usize, Change)>>,
+    index: usize,
+    api: Api<K>,
+    source: Source,
+    read: impl Fn(K) -> T + Send + Sync + 'static,
+    wrap: fn(Input<T>) -> InputEvent,
+) where
+    K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Default,
+    T: Send + 'static,
+{
+    let read = std::sync::Arc::new(read);
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .filter_map(move |event| {
+            let read = read.clone();
+            async move {
+                let (input, synced) = match event {
+                    Ok(watcher::Event::Init) => (Input::Relist, false),
+                    Ok(watcher::Event::InitApply(object) | watcher::Event::Apply(object)) => {
+                        (Input::Apply(read(object)), false)
+                    }
+                    Ok(watcher::Event::Delete(object)) => {
+                        let meta = object.meta();
+                        let key = cluster::key(meta.namespace.as_deref(), meta.name.as_deref());
+                        (Input::Delete(key), false)
+                    }
+                    Ok(watcher::Event::InitDone) => (Input::Relisted, true),
+                    Err(error) => {
+                        tracing::warn!(?source, %error, "watch failed; retrying");
+                        return None;
+                    }
+                };
+                Some((
+                    index,
+                    Change {
+                        source,
+                        synced,
+                        input: Some(wrap(input)),
+                    },
+                ))
+            }
+        });
+    streams.push(stream.boxed());
 }

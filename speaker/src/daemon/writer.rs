@@ -5,6 +5,7 @@ use ferrolb_api::types::{
     ServiceBGPStatus, ServiceBGPStatusSpec, ServiceBGPStatusStatus, ServiceL2Status,
     ServiceL2StatusSpec, ServiceL2StatusStatus,
 };
+use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -92,6 +93,13 @@ impl std::fmt::Debug for Writer {
 /// Events waiting to be published; beyond this, new ones are dropped (and logged).
 const EVENT_QUEUE: usize = 1024;
 
+/// Status writes sent at once: a first start at 10k Services writes 20k times, which one at a
+/// time takes minutes; client-go's default QPS budget is of the same order.
+const STATUS_WRITES_IN_FLIGHT: usize = 16;
+
+/// A status object's name and what it holds after a write (`None`: deleted).
+type WrittenObject<S> = (String, Option<(String, S)>);
+
 impl Writer {
     /// Writes into `namespace` as the speaker of `node`; starts the Event publisher.
     pub fn new(client: Client, namespace: String, node: String, metrics: Metrics) -> Self {
@@ -113,8 +121,8 @@ impl Writer {
         }
     }
 
-    /// Carries out status writes, recording each success in `written`; stops at the first
-    /// failure (the caller retries later).
+    /// Carries out status writes, [`STATUS_WRITES_IN_FLIGHT`] at a time, recording each success
+    /// in `written`; returns the first failure once the others are done (the caller retries).
     pub async fn statuses<K: StatusKind>(
         &self,
         writes: Vec<Write<K::Status>>,
@@ -124,6 +132,28 @@ impl Writer {
         K::Status: PartialEq,
     {
         let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
+        let mut done = futures::stream::iter(writes)
+            .map(|write| self.status_write(&api, write))
+            .buffer_unordered(STATUS_WRITES_IN_FLIGHT);
+        let mut first_error = None;
+        while let Some(result) = done.next().await {
+            match result {
+                Ok(Some((name, object))) => written.record(&name, object),
+                Ok(None) => {}
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// One status write; returns the object's name and what it now holds (`None`: deleted).
+    async fn status_write<K: StatusKind>(
+        &self,
+        api: &Api<K>,
+        write: Write<K::Status>,
+    ) -> Result<Option<WrittenObject<K::Status>>, kube::Error> {
         let kind = K::kind(&());
         let count = || {
             self.metrics
@@ -131,38 +161,35 @@ impl Writer {
                 .with_label_values(&[kind.as_ref()])
                 .inc()
         };
-        for write in writes {
-            count();
-            match write {
-                Write::Create { service, status } => {
-                    let object = K::with_meta(self.status_meta::<K>(&service));
-                    let created = api.create(&PostParams::default(), &object).await?;
-                    let Some(name) = created.meta().name.clone() else {
-                        continue;
-                    };
-                    count();
-                    set_status(&api, &name, &status).await?;
-                    written.record(&name, Some((service, status)));
+        count();
+        match write {
+            Write::Create { service, status } => {
+                let object = K::with_meta(self.status_meta::<K>(&service));
+                let created = api.create(&PostParams::default(), &object).await?;
+                let Some(name) = created.meta().name.clone() else {
+                    return Ok(None);
+                };
+                count();
+                set_status(api, &name, &status).await?;
+                Ok(Some((name, Some((service, status)))))
+            }
+            Write::Update {
+                name,
+                service,
+                status,
+            } => {
+                set_status(api, &name, &status).await?;
+                Ok(Some((name, Some((service, status)))))
+            }
+            Write::Delete { name } => {
+                match api.delete(&name, &Default::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e),
                 }
-                Write::Update {
-                    name,
-                    service,
-                    status,
-                } => {
-                    set_status(&api, &name, &status).await?;
-                    written.record(&name, Some((service, status)));
-                }
-                Write::Delete { name } => {
-                    match api.delete(&name, &Default::default()).await {
-                        Ok(_) => {}
-                        Err(kube::Error::Api(e)) if e.code == 404 => {}
-                        Err(e) => return Err(e),
-                    }
-                    written.record(&name, None);
-                }
+                Ok(Some((name, None)))
             }
         }
-        Ok(())
     }
 
     fn status_meta<K: StatusKind>(&self, service: &str) -> ObjectMeta {
