@@ -228,12 +228,22 @@ async fn an_api_outage_withdraws_nothing_and_a_restart_writes_nothing() {
     // Let status writes and Events settle, then nothing may be written at steady state.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let settled = lab.sim.resource_version();
+    let cpu_before: Vec<Duration> = (0..3).filter_map(|i| lab.speaker_cpu(i)).collect();
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(
         lab.sim.resource_version(),
         settled,
         "no API writes at steady state"
     );
+    // An idle speaker sleeps: a loop that kept planning with nothing changed burned a core.
+    for (i, before) in cpu_before.iter().enumerate() {
+        let used = lab.speaker_cpu(i).expect("speaker running") - *before;
+        assert!(
+            used < Duration::from_millis(500),
+            "node-{} used {used:?} of CPU in 5 s of steady state",
+            i + 1
+        );
+    }
 
     lab.sim.faults().pause();
     for _ in 0..15 {

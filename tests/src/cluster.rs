@@ -505,6 +505,23 @@ impl ClusterLab {
         Some((field("VmRSS:")?, field("VmHWM:")?))
     }
 
+    /// CPU time (user + system) the speaker of node `index` has used so far.
+    pub fn speaker_cpu(&self, index: usize) -> Option<Duration> {
+        let pid = self.nodes.get(index)?.speaker?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // utime and stime are fields 14 and 15; the command before them may contain spaces.
+        let fields: Vec<&str> = stat
+            .get(stat.rfind(')')? + 2..)?
+            .split_whitespace()
+            .collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf has no preconditions and only reads a constant.
+        #[allow(unsafe_code)]
+        let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok()?;
+        Some(Duration::from_millis(ticks * 1000 / per_second.max(1)))
+    }
+
     /// The router's kernel route to `prefix` (`ip route show PREFIX`), empty when it has none.
     pub fn router_route(&self, prefix: &str) -> String {
         let family = if prefix.contains(':') { "-6" } else { "-4" };

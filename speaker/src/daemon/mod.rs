@@ -183,7 +183,10 @@ pub async fn run(
     let mut synced: BTreeSet<usize> = BTreeSet::new();
     let mut join_tick = tokio::time::interval(JOIN_INTERVAL);
     let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
-    let mut settle = Box::pin(tokio::time::sleep(Duration::from_secs(0)));
+    // When the membership has had time to settle: plan then even if nothing else changed.
+    // An Option, not a `Sleep`: an elapsed `Sleep` is ready at every poll, which made the
+    // loop plan back to back forever.
+    let mut settle_at: Option<Instant> = None;
     let mut replan_at: Option<Instant> = None;
     let mut recheck_statuses_at: Option<Instant> = None;
     tokio::pin!(shutdown);
@@ -225,7 +228,10 @@ pub async fn run(
                 daemon.on_link(event.map_err(DaemonError::Links)?);
                 dirty = true;
             }
-            () = &mut settle => dirty = true,
+            () = sleep_until(settle_at) => {
+                settle_at = None;
+                dirty = true;
+            }
             _ = join_tick.tick() => daemon.join_missing().await,
             _ = housekeeping.tick() => daemon.copy_l2_counters().await,
         }
@@ -235,7 +241,7 @@ pub async fn run(
         replan_at = None;
         if daemon.members_started.is_none() && daemon.settings.members.is_some() {
             daemon.start_members().await?;
-            settle.as_mut().reset(Instant::now() + MEMBERS_SETTLE);
+            settle_at = Some(Instant::now() + MEMBERS_SETTLE);
         }
         let started = Instant::now();
         daemon.replan().await;
