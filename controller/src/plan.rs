@@ -6,13 +6,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use ferrolb_api::error::ConfigError;
 use ferrolb_api::selector::Labels;
 use ferrolb_api::service::{self, IP_ALLOCATED_FROM_POOL, ServiceError};
-use ferrolb_api::types::{ConfigurationStateResult, ConfigurationStateStatus};
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use crate::alloc::{Allocator, Change, Requester, ServiceRequest};
@@ -295,87 +291,6 @@ pub fn rebuild<'a>(
     failed
 }
 
-/// The `type` of the controller's condition in its `ConfigurationState`, as MetalLB names it.
-pub const POOL_RECONCILER_CONDITION: &str = "poolReconcilerValid";
-
-/// What the controller's `ConfigurationState` status says, without timestamps, so that it is
-/// written only when this changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigState {
-    /// Valid, Invalid or Unknown.
-    pub result: ConfigurationStateResult,
-    /// The error messages, one per line.
-    pub error_summary: String,
-    /// The `poolReconcilerValid` condition: `True`/`False`, reason, message.
-    pub condition: Option<(String, String, String)>,
-}
-
-/// MetalLB's derivation: any configuration error makes the condition False with reason
-/// `ConfigurationError` and the result Invalid; problems that may resolve later (a missing
-/// reference) are not errors.
-pub fn configuration_state(problems: &[ConfigError]) -> ConfigState {
-    let errors: Vec<String> = problems
-        .iter()
-        .filter(|p| !p.is_transient())
-        .map(ToString::to_string)
-        .collect();
-    if errors.is_empty() {
-        ConfigState {
-            result: ConfigurationStateResult::Valid,
-            error_summary: String::new(),
-            condition: Some(("True".into(), "Reconciled".into(), String::new())),
-        }
-    } else {
-        let summary = errors.join("\n");
-        ConfigState {
-            result: ConfigurationStateResult::Invalid,
-            error_summary: summary.clone(),
-            condition: Some(("False".into(), "ConfigurationError".into(), summary)),
-        }
-    }
-}
-
-impl ConfigState {
-    /// Whether the configuration has errors.
-    pub fn is_invalid(&self) -> bool {
-        self.result == ConfigurationStateResult::Invalid
-    }
-
-    /// What a stored status says.
-    pub fn of(status: &ConfigurationStateStatus) -> Self {
-        ConfigState {
-            result: status.result.unwrap_or(ConfigurationStateResult::Unknown),
-            error_summary: status.error_summary.clone(),
-            condition: status
-                .conditions
-                .iter()
-                .find(|c| c.type_ == POOL_RECONCILER_CONDITION)
-                .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone())),
-        }
-    }
-
-    /// The status to write; `now` is the condition's `lastTransitionTime` (written only on a
-    /// change, so every write is a transition).
-    pub fn to_status(&self, now: Timestamp) -> ConfigurationStateStatus {
-        ConfigurationStateStatus {
-            result: Some(self.result),
-            error_summary: self.error_summary.clone(),
-            conditions: self
-                .condition
-                .iter()
-                .map(|(status, reason, message)| Condition {
-                    type_: POOL_RECONCILER_CONDITION.into(),
-                    status: status.clone(),
-                    reason: reason.clone(),
-                    message: message.clone(),
-                    last_transition_time: Time(now),
-                    observed_generation: None,
-                })
-                .collect(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::core::v1::{
@@ -590,34 +505,6 @@ mod tests {
                 &mut allocator
             )),
             ["192.0.2.0"]
-        );
-    }
-
-    #[test]
-    fn configuration_errors_make_the_state_invalid_with_their_messages() {
-        use ferrolb_api::error::{ConfigError, Kind, Problem};
-        let valid = configuration_state(&[]);
-        assert_eq!(valid.result, ConfigurationStateResult::Valid);
-        assert_eq!(
-            valid.condition,
-            Some(("True".into(), "Reconciled".into(), String::new()))
-        );
-        let error = ConfigError::new(
-            Kind::IPAddressPool,
-            "a",
-            "metadata.name",
-            Problem::DefinedTwice("x".into()),
-        );
-        let invalid = configuration_state(std::slice::from_ref(&error));
-        assert!(invalid.is_invalid());
-        assert_eq!(invalid.error_summary, error.to_string());
-        let status = invalid.to_status(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
-        assert_eq!(status.conditions[0].type_, "poolReconcilerValid");
-        assert_eq!(status.conditions[0].reason, "ConfigurationError");
-        assert_eq!(
-            ConfigState::of(&status),
-            invalid,
-            "reading back what was written"
         );
     }
 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrolb_api::config::{self, Objects};
+use ferrolb_api::config_state::{COMPONENT_LABEL, ConfigState, POOL_RECONCILER_CONDITION};
 use ferrolb_api::selector::Labels;
 use ferrolb_api::service::{self, IP_ALLOCATED_FROM_POOL};
 use ferrolb_api::types::{ConfigurationState, IPAddressPool, IPAddressPoolStatus};
@@ -239,7 +240,7 @@ struct Task {
     /// The list behind a rebuild failed; try again shortly.
     rebuild_failed: bool,
     /// The ConfigurationState status last written or read, to write only changes.
-    written_state: Option<plan::ConfigState>,
+    written_state: Option<ConfigState>,
     /// Pools whose metrics are exported, to drop the series of a deleted or broken pool.
     exported_pools: BTreeSet<String>,
     /// What the current configuration was built from (see [`config_input`]).
@@ -344,7 +345,7 @@ impl Task {
             for problem in &built.problems {
                 tracing::warn!(reason = problem.reason(), "{problem}");
             }
-            let state = plan::configuration_state(&built.problems);
+            let state = ConfigState::from_problems(POOL_RECONCILER_CONDITION, &built.problems);
             let metrics = &self.shared.metrics;
             metrics.config_updates.inc();
             if state.is_invalid() {
@@ -430,13 +431,16 @@ impl Task {
     }
 
     /// Writes the `ConfigurationState` status when it differs from what is there.
-    async fn write_configuration_state(&mut self, state: plan::ConfigState) {
+    async fn write_configuration_state(&mut self, state: ConfigState) {
         let api: Api<ConfigurationState> =
             Api::namespaced(self.client.clone(), &self.settings.namespace);
         if self.written_state.is_none() {
             match api.get_opt(CONFIGURATION_STATE_NAME).await {
                 Ok(Some(existing)) => {
-                    self.written_state = existing.status.as_ref().map(plan::ConfigState::of);
+                    self.written_state = existing
+                        .status
+                        .as_ref()
+                        .map(|s| ConfigState::of(POOL_RECONCILER_CONDITION, s));
                 }
                 Ok(None) => {
                     let object = json!({
@@ -444,7 +448,7 @@ impl Task {
                         "kind": "ConfigurationState",
                         "metadata": {
                             "name": CONFIGURATION_STATE_NAME,
-                            "labels": {"metallb.io/component-type": "controller"},
+                            "labels": {COMPONENT_LABEL: "controller"},
                         },
                         "spec": {},
                     });

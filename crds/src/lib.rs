@@ -9,6 +9,7 @@
 //! - [`validate`]: the rules one object satisfies on its own.
 //! - [`config`]: the resolved [`config::Config`] built from all objects, with cross-object rules.
 //! - [`error`]: configuration problems naming kind, object, field and reason.
+//! - [`config_state`]: what a component's `ConfigurationState` says about those problems.
 //! - [`manifest`]: reading multi-document YAML into typed objects.
 //!
 //! Everything here is pure: no I/O, no clock, no randomness.
@@ -16,6 +17,7 @@
 pub mod addr;
 pub mod community;
 pub mod config;
+pub mod config_state;
 pub mod crd;
 pub mod duration;
 pub mod error;
