@@ -63,7 +63,7 @@ mod sys;
 pub use addr::MacAddr;
 pub use decide::{Announced, decide};
 #[cfg(target_os = "linux")]
-pub use driver::{Responder, ResponderConfig};
+pub use driver::{AnswerPath, Responder, ResponderConfig};
 pub use verdict::{DropReason, Verdict};
 
 #[cfg(test)]
