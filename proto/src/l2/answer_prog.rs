@@ -16,14 +16,22 @@
 //! announced go on to the sockets. The proof of "same bytes as `decide`" is a test
 //! (`fast_path_tests`), run through `BPF_PROG_TEST_RUN`.
 //!
+//! The program only reads the frame directly; the reply is built on the stack and
+//! written with `bpf_skb_store_bytes`. A direct packet write would make the verifier
+//! add a prologue that unshares every cloned frame (TCP over veth, or any frame while
+//! a packet tap runs) before the program even looks at it: a copy paid by unrelated
+//! traffic. This way only answered questions are unshared.
+//!
 //! Maps (file descriptors baked into the program):
-//! - addresses: hash, key `Key` (ifindex, IPv6 or v4-mapped IPv4), value our MAC (8
-//!   octets, the last two zero);
+//! - addresses: hash, key (ifindex, IPv6 or v4-mapped IPv4; `KEY_LEN`), value our
+//!   MAC (`VALUE_LEN` octets, the last two zero);
 //! - counters: per-CPU array of `COUNTERS` u64 (`ARP_SEEN`...).
 //!
 //! Pure: builds instructions; loading and attaching is `fast_path`'s job.
 
 use super::ebpf::{Alu, BuildError, Builder, Insn, Jmp, Label, Reg, Size};
+use super::ipv6::NEXT_HEADER_ICMPV6;
+use super::ndp::{TYPE_NEIGHBOR_ADVERTISEMENT, TYPE_NEIGHBOR_SOLICITATION};
 
 /// Octets of an address map key: ifindex (u32, host order), then 16 octets of address.
 pub const KEY_LEN: u32 = 20;
@@ -55,6 +63,7 @@ const SKB_DATA_END: i16 = 80;
 
 // Helper numbers (enum bpf_func_id).
 const FN_MAP_LOOKUP_ELEM: i32 = 1;
+const FN_SKB_STORE_BYTES: i32 = 9;
 const FN_REDIRECT: i32 = 23;
 const FN_SKB_CHANGE_TAIL: i32 = 38;
 
@@ -88,6 +97,10 @@ const NS_ICMP_LEN: u16 = 32;
 // Stack slots (below the frame pointer R10).
 const STACK_KEY: i16 = -24;
 const STACK_COUNTER_INDEX: i16 = -4;
+/// The ARP reply is built here (8-aligned: every even offset is 2-aligned).
+const ARP_BUF: i16 = -72;
+/// The NA is built here: 2 mod 8, so its octet 22 (the checksummed part) is 8-aligned.
+const NS_BUF: i16 = -206;
 
 // Registers kept across helper calls.
 const CTX: Reg = Reg::R6;
@@ -185,7 +198,7 @@ fn key_ifindex(b: &mut Builder) {
     b.store(Size::W, Reg::R10, STACK_KEY, Reg::R2);
 }
 
-/// Goes to `otherwise` when the 6 octets at `DATA + at` are our MAC (clobbers R2, R3).
+/// Goes to `then` when the 6 octets at `DATA + at` are our MAC (clobbers R2, R3).
 fn if_our_mac(b: &mut Builder, at: i16, then: Label) {
     let differs = b.label();
     b.load(Size::W, Reg::R2, DATA, at);
@@ -197,12 +210,27 @@ fn if_our_mac(b: &mut Builder, at: i16, then: Label) {
     b.bind(differs);
 }
 
-/// Copies the 6 octets of our MAC to `DATA + at` (clobbers R2, R3).
-fn write_our_mac(b: &mut Builder, at: i16) {
-    b.load(Size::W, Reg::R2, MAC, 0);
-    b.load(Size::H, Reg::R3, MAC, 4);
-    b.store(Size::W, DATA, at, Reg::R2);
-    b.store(Size::H, DATA, at + 4, Reg::R3);
+/// Copies `len` (even) octets from `src + from` to the stack at `R10 + to`, two at a
+/// time (stack stores must be aligned; `to` is even). Clobbers R2.
+fn copy16(b: &mut Builder, to: i16, src: Reg, from: i16, len: i16) {
+    for i in (0..len).step_by(2) {
+        b.load(Size::H, Reg::R2, src, from + i);
+        b.store(Size::H, Reg::R10, to + i, Reg::R2);
+    }
+}
+
+/// Overwrites the first `len` octets of the frame with the stack buffer at
+/// `R10 + buf` (bpf_skb_store_bytes, which unshares a cloned frame first); goes to
+/// `otherwise` if it fails. Packet pointers are invalid afterwards.
+fn store_frame(b: &mut Builder, buf: i16, len: i32, otherwise: Label) {
+    b.mov64(Reg::R1, CTX);
+    b.mov64_imm(Reg::R2, 0);
+    b.mov64(Reg::R3, Reg::R10);
+    b.alu64_imm(Alu::Add, Reg::R3, i32::from(buf));
+    b.mov64_imm(Reg::R4, len);
+    b.mov64_imm(Reg::R5, 0);
+    b.call(FN_SKB_STORE_BYTES);
+    b.jump_imm(Jmp::Ne, Reg::R0, 0, otherwise);
 }
 
 /// Goes to `otherwise` unless the octet at `DATA + at` is `value`.
@@ -291,36 +319,34 @@ fn answer_arp(b: &mut Builder, addresses: i32, counters: i32, pass: Label, redir
     b.bind(trimmed);
 
     // RFC 826: swap sender and target, put in our addresses, opcode reply.
-    b.load(Size::W, Reg::R2, DATA, ARP_SHA);
-    b.load(Size::H, Reg::R3, DATA, ARP_SHA + 4);
-    b.load(Size::W, Reg::R4, DATA, ARP_SPA);
-    b.load(Size::W, Reg::R5, DATA, ARP_TPA);
-    b.store(Size::W, DATA, ETH_DST, Reg::R2);
-    b.store(Size::H, DATA, ETH_DST + 4, Reg::R3);
-    b.store(Size::W, DATA, ARP_THA, Reg::R2);
-    b.store(Size::H, DATA, ARP_THA + 4, Reg::R3);
-    b.store(Size::W, DATA, ARP_TPA, Reg::R4);
-    b.store(Size::W, DATA, ARP_SPA, Reg::R5);
-    write_our_mac(b, ETH_SRC);
-    write_our_mac(b, ARP_SHA);
-    b.store_imm(Size::H, DATA, ARP_OP, wire16([0, 2]));
+    copy16(b, ARP_BUF, DATA, ARP_SHA, 6);
+    copy16(b, ARP_BUF + ETH_SRC, MAC, 0, 6);
+    // EtherType, hardware and protocol types and lengths: as received (checked).
+    copy16(b, ARP_BUF + ETH_TYPE, DATA, ETH_TYPE, ARP_OP - ETH_TYPE);
+    b.store_imm(Size::H, Reg::R10, ARP_BUF + ARP_OP, wire16([0, 2]));
+    copy16(b, ARP_BUF + ARP_SHA, MAC, 0, 6);
+    copy16(b, ARP_BUF + ARP_SPA, DATA, ARP_TPA, 4);
+    copy16(b, ARP_BUF + ARP_THA, DATA, ARP_SHA, 6);
+    copy16(b, ARP_BUF + ARP_TPA, DATA, ARP_SPA, 4);
+    store_frame(b, ARP_BUF, ARP_FRAME_LEN, pass);
     count(b, counters, ARP_ANSWERED);
     b.goto(redirect);
 }
 
-/// R2 = the ones' complement sum (RFC 1071) of the ICMPv6 pseudo-header and message:
-/// source, destination and the 32-octet message are contiguous at 22..86; the
+/// R2 = the ones' complement sum (RFC 1071) of the ICMPv6 pseudo-header and message
+/// of an 86-octet NS or NA frame at `base + at` (`at` = 0 for the frame's first
+/// octet): source, destination and the 32-octet message are contiguous at 22..86; the
 /// upper-layer length (32) and next header (58) are added as a constant. The sum is
 /// in the byte order of the loads, so it is stored or compared as loaded (RFC 1071
-/// §2(B)). Clobbers R3.
-fn icmpv6_sum(b: &mut Builder) {
+/// §2(B)). `base + at + 22` must be 4-aligned on the stack. Clobbers R3.
+fn icmpv6_sum(b: &mut Builder, base: Reg, at: i16) {
     b.mov64_imm(Reg::R2, 0);
-    for at in (IP6_SRC..IP6_SRC + 32 + i16::try_from(NS_ICMP_LEN).unwrap_or(0)).step_by(4) {
-        b.load(Size::W, Reg::R3, DATA, at);
+    for off in (IP6_SRC..NS_FRAME_LEN as i16).step_by(4) {
+        b.load(Size::W, Reg::R3, base, at + off);
         b.alu64(Alu::Add, Reg::R2, Reg::R3);
     }
-    let pseudo = u32::from(NS_ICMP_LEN) + 58;
-    b.alu64_imm(Alu::Add, Reg::R2, wire16((pseudo as u16).to_be_bytes()));
+    let pseudo = NS_ICMP_LEN + u16::from(NEXT_HEADER_ICMPV6);
+    b.alu64_imm(Alu::Add, Reg::R2, wire16(pseudo.to_be_bytes()));
     // Fold 64 → 32 → 16 bits, carries added back in.
     for _ in 0..2 {
         b.mov64(Reg::R3, Reg::R2);
@@ -342,8 +368,8 @@ fn answer_ns(b: &mut Builder, addresses: i32, counters: i32, pass: Label, redire
     let eth_dst_ok = b.label();
 
     need(b, i32::from(ICMP) + 1, pass);
-    expect_u8(b, IP6_NEXT_HEADER, 58, pass);
-    expect_u8(b, ICMP, 135, pass);
+    expect_u8(b, IP6_NEXT_HEADER, NEXT_HEADER_ICMPV6, pass);
+    expect_u8(b, ICMP, TYPE_NEIGHBOR_SOLICITATION, pass);
     count(b, counters, NS_SEEN);
     b.load(Size::W, Reg::R2, CTX, SKB_LEN);
     b.jump_imm(Jmp::Ne, Reg::R2, NS_FRAME_LEN, pass);
@@ -381,7 +407,7 @@ fn answer_ns(b: &mut Builder, addresses: i32, counters: i32, pass: Label, redire
     b.load(Size::B, Reg::R3, DATA, ND_TARGET + 15);
     b.jump(Jmp::Ne, Reg::R2, Reg::R3, pass);
     b.bind(dst_checked);
-    icmpv6_sum(b);
+    icmpv6_sum(b, DATA, 0);
     b.jump_imm(Jmp::Ne, Reg::R2, 0xffff, pass);
     // Key: ifindex, target.
     key_ifindex(b);
@@ -402,28 +428,32 @@ fn answer_ns(b: &mut Builder, addresses: i32, counters: i32, pass: Label, redire
     b.bind(eth_dst_ok);
 
     // RFC 4861 §7.2.4: to the asker (its link-layer option), from the target, S and O
-    // set, our MAC as the target link-layer address.
-    b.load(Size::Dw, Reg::R2, DATA, IP6_SRC);
-    b.load(Size::Dw, Reg::R3, DATA, IP6_SRC + 8);
-    b.store(Size::Dw, DATA, IP6_DST, Reg::R2);
-    b.store(Size::Dw, DATA, IP6_DST + 8, Reg::R3);
-    b.load(Size::Dw, Reg::R2, DATA, ND_TARGET);
-    b.load(Size::Dw, Reg::R3, DATA, ND_TARGET + 8);
-    b.store(Size::Dw, DATA, IP6_SRC, Reg::R2);
-    b.store(Size::Dw, DATA, IP6_SRC + 8, Reg::R3);
-    b.store_imm(Size::W, DATA, IP6_VERSION, wire32([0x60, 0, 0, 0]));
-    b.load(Size::W, Reg::R2, DATA, ND_OPTION_MAC);
-    b.load(Size::H, Reg::R3, DATA, ND_OPTION_MAC + 4);
-    b.store(Size::W, DATA, ETH_DST, Reg::R2);
-    b.store(Size::H, DATA, ETH_DST + 4, Reg::R3);
-    write_our_mac(b, ETH_SRC);
-    write_our_mac(b, ND_OPTION_MAC);
-    b.store_imm(Size::H, DATA, ND_OPTION, wire16([2, 1]));
-    b.store_imm(Size::W, DATA, ICMP, wire32([136, 0, 0, 0]));
-    b.store_imm(Size::W, DATA, ICMP_FLAGS, wire32([0x60, 0, 0, 0]));
-    icmpv6_sum(b);
+    // set, our MAC as the target link-layer address; traffic class and flow label 0.
+    copy16(b, NS_BUF, DATA, ND_OPTION_MAC, 6);
+    copy16(b, NS_BUF + ETH_SRC, MAC, 0, 6);
+    copy16(b, NS_BUF + ETH_TYPE, DATA, ETH_TYPE, 2);
+    b.store_imm(Size::H, Reg::R10, NS_BUF + IP6_VERSION, wire16([0x60, 0]));
+    b.store_imm(Size::H, Reg::R10, NS_BUF + IP6_VERSION + 2, 0);
+    // Payload length, next header, hop limit: as received (checked).
+    copy16(b, NS_BUF + IP6_PAYLOAD_LEN, DATA, IP6_PAYLOAD_LEN, 4);
+    copy16(b, NS_BUF + IP6_SRC, DATA, ND_TARGET, 16);
+    copy16(b, NS_BUF + IP6_DST, DATA, IP6_SRC, 16);
+    b.store_imm(
+        Size::H,
+        Reg::R10,
+        NS_BUF + ICMP,
+        wire16([TYPE_NEIGHBOR_ADVERTISEMENT, 0]),
+    );
+    b.store_imm(Size::H, Reg::R10, NS_BUF + ICMP_CHECKSUM, 0);
+    b.store_imm(Size::H, Reg::R10, NS_BUF + ICMP_FLAGS, wire16([0x60, 0]));
+    b.store_imm(Size::H, Reg::R10, NS_BUF + ICMP_FLAGS + 2, 0);
+    copy16(b, NS_BUF + ND_TARGET, DATA, ND_TARGET, 16);
+    b.store_imm(Size::H, Reg::R10, NS_BUF + ND_OPTION, wire16([2, 1]));
+    copy16(b, NS_BUF + ND_OPTION_MAC, MAC, 0, 6);
+    icmpv6_sum(b, Reg::R10, NS_BUF);
     b.alu64_imm(Alu::Xor, Reg::R2, 0xffff);
-    b.store(Size::H, DATA, ICMP_CHECKSUM, Reg::R2);
+    b.store(Size::H, Reg::R10, NS_BUF + ICMP_CHECKSUM, Reg::R2);
+    store_frame(b, NS_BUF, NS_FRAME_LEN, pass);
     count(b, counters, NS_ANSWERED);
     b.goto(redirect);
 }
