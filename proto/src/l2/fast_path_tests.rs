@@ -15,9 +15,10 @@ use super::addr::{self, MacAddr};
 use super::answer_prog::{ARP_ANSWERED, ARP_SEEN, NS_ANSWERED, NS_SEEN, TCX_NEXT, TCX_REDIRECT};
 use super::arp;
 use super::captured_tests::{ARPING_REQUEST, KERNEL_DAD_NS, NDISC6_NS, hex};
+use super::counters::InterfaceCounters;
 use super::decide::decide;
 use super::ethernet::{ETHERTYPE_IPV6, EthernetHeader};
-use super::fast_path::{AddressMap, Program};
+use super::fast_path::{AddressMap, FastPath, FastPathError, Program};
 use super::ndp::NeighborSolicitation;
 use super::verdict::Verdict;
 
@@ -227,6 +228,22 @@ fn a_removed_address_is_no_longer_answered() {
         .test_run(&ns_for(vip6()).to_bytes(), LO)
         .expect("run");
     assert_eq!(retval, TCX_NEXT);
+}
+
+#[test]
+fn attaching_to_a_missing_interface_fails_with_its_errno_for_the_warning() {
+    let Some(rig) = rig() else { return };
+    let err = FastPath::attach(
+        "gone0",
+        999_999,
+        OUR_MAC,
+        rig.addresses.clone(),
+        Arc::new(InterfaceCounters::default()),
+    )
+    .expect_err("no such interface");
+    assert!(matches!(err, FastPathError::Attach { .. }), "{err}");
+    assert_eq!(err.errno(), Some(libc::ENODEV), "{err}");
+    assert_eq!(err.reason(), "FastPathAttach");
 }
 
 #[test]
