@@ -401,6 +401,39 @@ proptest! {
     }
 
     #[test]
+    fn every_well_formed_question_for_an_announced_address_is_answered_in_the_kernel(
+        sender in any::<[u8; 6]>().prop_map(|mut m| { m[0] &= 0xfe; m[5] |= 1; MacAddr(m) }),
+        asker_ip in any::<[u8; 16]>().prop_map(|mut o| { o[0] = 0xfe; o[1] = 0x80; Ipv6Addr::from(o) }),
+        flow_label in any::<[u8; 3]>(),
+        unicast in any::<bool>(),
+        pad in 0usize..19,
+    ) {
+        let Some(rig) = shared_rig() else { return Ok(()) };
+        let mut req = arp::gratuitous_request(vip4(), sender);
+        req.sender_ip = Ipv4Addr::new(192, 0, 2, 1);
+        if unicast {
+            req.eth.dst = OUR_MAC;
+        }
+        let mut arp_frame = req.to_bytes();
+        arp_frame.resize(arp_frame.len() + pad, 0);
+        let mut ns = ns_for(vip6());
+        ns.eth.src = sender;
+        ns.source_lla = Some(sender);
+        ns.src = asker_ip;
+        if unicast {
+            ns.dst = vip6();
+            ns.eth.dst = OUR_MAC;
+        }
+        // A flow label is not covered by the checksum.
+        let mut ns_frame = ns.to_bytes();
+        ns_frame[15] = flow_label[0] & 0x0f;
+        ns_frame[16..18].copy_from_slice(&flow_label[1..]);
+        for frame in [arp_frame, ns_frame] {
+            prop_assert!(matches!(rig.run(&frame), Outcome::Answered(_)), "{frame:02x?}");
+        }
+    }
+
+    #[test]
     fn the_kernel_answers_only_as_decide_does_for_random_frames(
         ethertype in prop_oneof![Just([0x08u8, 0x06]), Just([0x86, 0xdd]), any::<[u8; 2]>()],
         body in proptest::collection::vec(any::<u8>(), 0..100),

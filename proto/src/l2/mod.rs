@@ -1,5 +1,7 @@
 //! The L2 responder: answers ARP (RFC 826) and IPv6 neighbour discovery (RFC 4861) for
-//! the Service addresses this node announces, on raw sockets, without promiscuous mode.
+//! the Service addresses this node announces, on raw sockets, without promiscuous mode;
+//! where the kernel allows, the common questions are answered first by a TCX ingress
+//! program in the kernel's receive path (`fast_path`), the rest by the sockets.
 //!
 //! Pure modules (no I/O, no clock):
 //! - `addr`: MAC addresses, solicited-node groups and their multicast MACs.
