@@ -252,16 +252,21 @@ fn main() {
         println!(
             "\nunrelated load: iperf3 cli -> spk over spk0 (fast path program on every \
              received frame) and over spk2 (sockets only, no program), alternating; \
-             'softirq' = all CPUs' softirq time, % of one core; 'prog ns/run' = the \
-             kernel's timing of our program (kernel.bpf_stats_enabled on for this part); \
-             'cpu' = the Responders' threads"
+             'prog' = the kernel's timing of our program in softirq (kernel.bpf_stats_enabled \
+             on for this part): runs, ns per run, total as % of one core; 'cpu' = the \
+             Responders' threads"
         );
         println!(
-            "{:<26} {:<5} {:>9} {:>8} {:>10} {:>12} {:>8} {:>7}",
-            "load", "dev", "Mbit/s", "softirq", "prog runs", "prog ns/run", "cpu", "wakeups"
+            "{:<26} {:<5} {:>9} {:>10} {:>12} {:>10} {:>8} {:>7}",
+            "load", "dev", "Mbit/s", "prog runs", "prog ns/run", "prog %core", "cpu", "wakeups"
         );
         let _stats = cpu::BpfStats::enable();
         let loads = [
+            (
+                "TCP over IPv4, unlimited",
+                ["192.0.2.2", "203.0.113.2"],
+                vec![],
+            ),
             (
                 "TCP over IPv4, -b 1G",
                 ["192.0.2.2", "203.0.113.2"],
@@ -282,13 +287,13 @@ fn main() {
             for (dev, server) in ["spk0", "spk2"].into_iter().zip(servers) {
                 match cpu::iperf3(name, &lab.cli, &lab.spk, server, &args, 5, &bench_threads) {
                     Some(l) => println!(
-                        "{:<26} {:<5} {:>9.0} {:>7.1}% {:>10} {:>12.1} {:>7.3}% {:>7}",
+                        "{:<26} {:<5} {:>9.0} {:>10} {:>12.1} {:>9.3}% {:>7.3}% {:>7}",
                         l.name,
                         dev,
                         l.mbit_per_s,
-                        l.softirq_percent,
                         l.program_runs,
                         l.program_ns as f64 / l.program_runs.max(1) as f64,
+                        100.0 * l.program_ns as f64 / (l.seconds * 1e9),
                         l.cpu_percent,
                         l.wakeups
                     ),
