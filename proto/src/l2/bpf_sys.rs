@@ -28,6 +28,8 @@ const BPF_LINK_CREATE: libc::c_long = 28;
 pub(crate) const MAP_TYPE_HASH: u32 = 1;
 /// enum bpf_map_type: BPF_MAP_TYPE_PERCPU_ARRAY.
 pub(crate) const MAP_TYPE_PERCPU_ARRAY: u32 = 6;
+/// BPF_MAP_CREATE flag: allocate hash entries on insert, not all up front.
+pub(crate) const MAP_F_NO_PREALLOC: u32 = 1;
 /// enum bpf_prog_type: BPF_PROG_TYPE_SCHED_CLS.
 const PROG_TYPE_SCHED_CLS: u32 = 3;
 /// enum bpf_attach_type: BPF_TCX_INGRESS (Linux 6.6).
@@ -171,13 +173,15 @@ pub(crate) struct Map {
 }
 
 impl Map {
-    /// Creates a map (`name` is cut to 15 characters). For a per-CPU type, pass the
-    /// number of possible CPUs (`possible_cpus`), 1 otherwise.
+    /// Creates a map (`name` is cut to 15 characters; `map_flags` as BPF_MAP_CREATE
+    /// takes them). For a per-CPU type, pass the number of possible CPUs
+    /// (`possible_cpus`), 1 otherwise.
     pub(crate) fn create(
         map_type: u32,
         key_size: u32,
         value_size: u32,
         max_entries: u32,
+        map_flags: u32,
         possible_cpus: usize,
         name: &str,
     ) -> io::Result<Map> {
@@ -186,6 +190,7 @@ impl Map {
             key_size,
             value_size,
             max_entries,
+            map_flags,
             map_name: name16(name),
             ..MapCreateAttr::default()
         };
@@ -218,7 +223,8 @@ impl Map {
         }
     }
 
-    /// Sets `key` to `value` (BPF_ANY: insert or replace).
+    /// Sets `key` to `value` (BPF_ANY: insert or replace). Not for per-CPU maps (their
+    /// update takes one value per CPU); those are only read here.
     pub(crate) fn update(&self, key: &[u8], value: &[u8]) -> io::Result<()> {
         self.check_key(key)?;
         if value.len() != self.value_size || self.read_size != self.value_size {

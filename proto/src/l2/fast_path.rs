@@ -29,7 +29,8 @@ use super::bpf_sys::{self, Map};
 use super::counters::{Family, InterfaceCounters};
 
 /// Most (interface, address) pairs one responder can serve in the kernel; beyond
-/// that, inserts fail and the socket path answers the rest.
+/// that, inserts fail and the socket path answers the rest. Entries are allocated
+/// as they are inserted (BPF_F_NO_PREALLOC), so the limit costs no memory.
 pub const MAX_ADDRESSES: u32 = 16 * 1024;
 
 /// Why the fast path could not start on an interface.
@@ -122,6 +123,7 @@ impl AddressMap {
             KEY_LEN,
             answer_prog::VALUE_LEN,
             MAX_ADDRESSES,
+            bpf_sys::MAP_F_NO_PREALLOC,
             1,
             "ferrolb_l2_addr",
         )
@@ -168,6 +170,7 @@ impl Program {
             4,
             8,
             COUNTERS,
+            0,
             addresses.possible_cpus,
             "ferrolb_l2_cnt",
         )
