@@ -85,7 +85,6 @@ const BPF_ATOMIC_ADD: i32 = 0x00;
 /// A register. R0 returns, R1-R5 pass arguments (clobbered by calls), R6-R9 survive
 /// calls, R10 is the read-only frame pointer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(missing_docs)]
 pub enum Reg {
     R0,
     R1,
@@ -132,7 +131,6 @@ impl Size {
 
 /// Arithmetic operations (BPF_ALU / BPF_ALU64).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(missing_docs)]
 pub enum Alu {
     Add = 0x00,
     Sub = 0x10,
@@ -148,7 +146,6 @@ pub enum Alu {
 
 /// Conditional jumps (BPF_JMP, 64-bit comparisons; `Lt`/`Gt`... are unsigned).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(missing_docs)]
 pub enum Jmp {
     Eq = 0x10,
     Gt = 0x20,
