@@ -116,6 +116,7 @@ fn main() {
             let (r, _task) = Responder::start(ResponderConfig {
                 announce_repeats: 1,
                 announce_interval: Duration::from_millis(1),
+                ..ResponderConfig::default()
             })
             .await
             .expect("responder");

@@ -167,6 +167,7 @@ fn main() {
             let config = ResponderConfig {
                 announce_repeats: 1,
                 announce_interval: Duration::from_millis(1),
+                ..ResponderConfig::default()
             };
             let (r, _task) = Responder::start(config).await.expect("responder");
             for vip in ["192.0.2.10", "2001:db8::10"] {

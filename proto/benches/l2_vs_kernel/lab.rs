@@ -18,9 +18,10 @@ pub fn ip(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `[cli] cli0 ──veth── spk0 [spk]` (the Responder's, and iperf3's) and an identical
-/// `cli1 ──veth── spk1` where the kernel owns 198.51.100.2 / 2001:db8:1::2, so the
-/// kernel's questions never reach the Responder's sockets.
+/// `[cli] cli0 ──veth── spk0 [spk]` (the Responder with the fast path, and iperf3's),
+/// an identical `cli1 ──veth── spk1` where the kernel owns 198.51.100.2 /
+/// 2001:db8:1::2, and `cli2 ──veth── spk2` for a second Responder with sockets only;
+/// so each answerer sees only its own questions.
 pub struct Lab {
     pub cli: String,
     pub spk: String,
@@ -36,7 +37,7 @@ impl Lab {
         for ns in [&lab.cli, &lab.spk] {
             ip(&["netns", "add", ns]);
         }
-        for (c, s) in [("cli0", "spk0"), ("cli1", "spk1")] {
+        for (c, s) in [("cli0", "spk0"), ("cli1", "spk1"), ("cli2", "spk2")] {
             ip(&[
                 "link", "add", c, "netns", &lab.cli, "type", "veth", "peer", "name", s, "netns",
                 &lab.spk,
@@ -47,6 +48,8 @@ impl Lab {
             (&lab.spk, "spk0", "192.0.2.2/24", "2001:db8::2/64"),
             (&lab.cli, "cli1", "198.51.100.1/24", "2001:db8:1::1/64"),
             (&lab.spk, "spk1", "198.51.100.2/24", "2001:db8:1::2/64"),
+            (&lab.cli, "cli2", "203.0.113.1/24", "2001:db8:2::1/64"),
+            (&lab.spk, "spk2", "203.0.113.2/24", "2001:db8:2::2/64"),
         ] {
             ip(&["-n", ns, "addr", "add", v4, "dev", dev]);
             ip(&["-n", ns, "addr", "add", v6, "dev", dev, "nodad"]);

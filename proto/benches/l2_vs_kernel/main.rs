@@ -1,17 +1,21 @@
 //! FerroLB's responder beside the kernel, for ARP and NDP, in one run: reply latency,
 //! sustained answers at the highest rate one flooder reaches, the highest offered rate
-//! answered without a single drop, and the responder's CPU while iperf3 loads the
-//! same interface with unrelated traffic. Needs root (and iperf3 for the last part);
-//! without root it prints why and exits 0.
+//! answered without a single drop, and the cost of the fast path while iperf3 loads
+//! the same interface with unrelated traffic. Three answerers per family: the kernel,
+//! a Responder with the in-kernel fast path (the default), and a Responder with
+//! sockets only. Needs root (and iperf3 for the last part); without root it prints
+//! why and exits 0.
 //!
 //! ```text
 //!   [fl2k-<pid>-cli]                                 [fl2k-<pid>-spk]
-//!   prober / flooder ─ cli0 ───── veth ───── spk0    192.0.2.10, 2001:db8::10: Responder
+//!   prober / flooder ─ cli0 ───── veth ───── spk0    192.0.2.10, 2001:db8::10: Responder, fast path
 //!   iperf3 client                                    iperf3 server on 192.0.2.2, ::2
 //!   prober / flooder ─ cli1 ───── veth ───── spk1    198.51.100.2, 2001:db8:1::2: kernel
+//!   prober / flooder ─ cli2 ───── veth ───── spk2    203.0.113.10, 2001:db8:2::10: Responder, sockets
+//!   iperf3 client                                    iperf3 server on 203.0.113.2, 2001:db8:2::2
 //! ```
-//! The kernel's address sits on an identical veth so its questions never wake the
-//! Responder; iperf3 runs over the Responder's own veth.
+//! Each answerer sits on its own identical veth so its questions never wake the
+//! others; iperf3 runs over both Responders' veths, with and without the program.
 //! `cargo bench -p ferrolb-proto --bench l2_vs_kernel`
 // Namespaces, raw sockets and thread ids need libc calls with no safe wrapper here.
 #![allow(unsafe_code)]
@@ -26,7 +30,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use ferrolb_proto::l2::counters::Family;
-use ferrolb_proto::l2::{Responder, ResponderConfig};
+use ferrolb_proto::l2::{AnswerPath, Responder, ResponderConfig};
 
 use lab::Lab;
 
@@ -35,6 +39,9 @@ const PROBE_GAP: Duration = Duration::from_micros(500);
 const STEP: Duration = Duration::from_secs(1);
 const RATES: [u64; 7] = [25_000, 50_000, 100_000, 150_000, 200_000, 250_000, 300_000];
 
+/// Answerers per family, in row order: kernel, fast path, sockets only.
+const ANSWERERS: usize = 3;
+
 /// One row of the comparison: who answers which address.
 struct Target {
     family: Family,
@@ -42,20 +49,50 @@ struct Target {
     ip: IpAddr,
     /// Client interface the questions leave from.
     dev: &'static str,
+    /// Which Responder answers (index into the responders), and on which interface;
+    /// `None` for the kernel.
+    responder: Option<(usize, &'static str)>,
 }
 
-fn targets() -> [Target; 4] {
-    let t = |family, who, ip: &str, dev| Target {
+fn targets() -> [Target; 2 * ANSWERERS] {
+    let t = |family, who, ip: &str, dev, responder| Target {
         family,
         who,
         ip: ip.parse().expect("literal"),
         dev,
+        responder,
     };
     [
-        t(Family::V4, "kernel", "198.51.100.2", "cli1"),
-        t(Family::V4, "ferrolb", "192.0.2.10", "cli0"),
-        t(Family::V6, "kernel", "2001:db8:1::2", "cli1"),
-        t(Family::V6, "ferrolb", "2001:db8::10", "cli0"),
+        t(Family::V4, "kernel", "198.51.100.2", "cli1", None),
+        t(
+            Family::V4,
+            "fast path",
+            "192.0.2.10",
+            "cli0",
+            Some((0, "spk0")),
+        ),
+        t(
+            Family::V4,
+            "sockets",
+            "203.0.113.10",
+            "cli2",
+            Some((1, "spk2")),
+        ),
+        t(Family::V6, "kernel", "2001:db8:1::2", "cli1", None),
+        t(
+            Family::V6,
+            "fast path",
+            "2001:db8::10",
+            "cli0",
+            Some((0, "spk0")),
+        ),
+        t(
+            Family::V6,
+            "sockets",
+            "2001:db8:2::10",
+            "cli2",
+            Some((1, "spk2")),
+        ),
     ]
 }
 
@@ -70,14 +107,15 @@ struct Client {
 struct Clients {
     cli0: Client,
     cli1: Client,
+    cli2: Client,
 }
 
 impl Clients {
     fn of(&self, t: &Target) -> Client {
-        if t.dev == "cli0" {
-            self.cli0
-        } else {
-            self.cli1
+        match t.dev {
+            "cli0" => self.cli0,
+            "cli1" => self.cli1,
+            _ => self.cli2,
         }
     }
 }
@@ -117,6 +155,7 @@ fn main() {
     let clients = Clients {
         cli0: client("cli0"),
         cli1: client("cli1"),
+        cli2: client("cli2"),
     };
 
     let (ready_tx, ready_rx) = mpsc::channel();
@@ -129,22 +168,29 @@ fn main() {
             .build()
             .expect("runtime");
         rt.block_on(async move {
-            let config = ResponderConfig {
-                announce_repeats: 1,
-                announce_interval: Duration::from_millis(1),
-            };
-            let (r, _task) = Responder::start(config).await.expect("responder");
-            for vip in ["192.0.2.10", "2001:db8::10"] {
-                let vip: IpAddr = vip.parse().expect("literal");
-                r.announce(vip, ["spk0".to_owned()])
-                    .await
-                    .expect("announce");
+            let mut responders = Vec::new();
+            for (fast_path, dev, vips) in [
+                (true, "spk0", ["192.0.2.10", "2001:db8::10"]),
+                (false, "spk2", ["203.0.113.10", "2001:db8:2::10"]),
+            ] {
+                let config = ResponderConfig {
+                    announce_repeats: 1,
+                    announce_interval: Duration::from_millis(1),
+                    fast_path,
+                };
+                let (r, task) = Responder::start(config).await.expect("responder");
+                for vip in vips {
+                    let vip: IpAddr = vip.parse().expect("literal");
+                    r.announce(vip, [dev.to_owned()]).await.expect("announce");
+                }
+                responders.push((r, task));
             }
-            ready_tx.send(r.clone()).expect("ready");
+            let handles: Vec<Responder> = responders.iter().map(|(r, _)| r.clone()).collect();
+            ready_tx.send(handles).expect("ready");
             let _ = stop_rx.await;
         });
     });
-    let responder = ready_rx.recv().expect("responder ready");
+    let responders = ready_rx.recv().expect("responders ready");
     lab::enter(&lab.cli);
     lab::raise_priority();
     let bench_threads: BTreeSet<i32> = [lab::gettid()].into();
@@ -159,42 +205,41 @@ fn main() {
     println!("FerroLB Responder vs the kernel on identical veth pairs, same run");
     let loadavg = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("load average at start: {}", loadavg().trim());
+    for r in &responders {
+        let paths = rt.block_on(r.answer_paths()).expect("paths");
+        let paths: Vec<String> = paths
+            .iter()
+            .map(|(dev, p): (&String, &AnswerPath)| format!("{dev}: {}", p.label()))
+            .collect();
+        println!("responder answers on {}", paths.join(", "));
+    }
     let mut figures: Vec<Figures> = targets().iter().map(|_| Figures::default()).collect();
     if sections.contains("latency") {
         latency(&clients, &mut figures);
     }
     if sections.contains("rate") {
-        rate(&rt, &responder, &clients, &bench_threads, &mut figures);
+        rate(&rt, &responders, &clients, &bench_threads, &mut figures);
     }
     println!(
         "\nsummary (targets: p99 <= 2x kernel; max answered/s >= 50% of kernel's; \
          lossless up to that rate)"
     );
     println!(
-        "{:<5} {:>12} {:>12} {:>14} {:>14} {:>17} {:>17}",
-        "proto",
-        "p50 k/ours",
-        "p99 k/ours",
-        "p99 ours/k",
-        "max ans/s k",
-        "max ans/s ours(%)",
-        "lossless k/ours"
+        "{:<5} {:<10} {:>8} {:>8} {:>10} {:>12} {:>8} {:>10}",
+        "proto", "answerer", "p50 µs", "p99 µs", "p99 / k", "max ans/s", "% of k", "lossless"
     );
-    for (i, family) in [Family::V4, Family::V6].into_iter().enumerate() {
-        let (k, o) = (&figures[2 * i], &figures[2 * i + 1]);
+    for (t, f) in targets().iter().zip(&figures) {
+        let k = &figures[if t.family == Family::V4 { 0 } else { ANSWERERS }];
         println!(
-            "{:<5} {:>5.1}/{:<6.1} {:>5.1}/{:<6.1} {:>13.1}x {:>14.0} {:>9.0}({:>4.0}%) {:>8}/{:<8}",
-            family.protocol(),
-            k.p50,
-            o.p50,
-            k.p99,
-            o.p99,
-            o.p99 / k.p99,
-            k.max_answered,
-            o.max_answered,
-            100.0 * o.max_answered / k.max_answered,
-            k.lossless.map_or("none".into(), |r| r.to_string()),
-            o.lossless.map_or("none".into(), |r| r.to_string()),
+            "{:<5} {:<10} {:>8.1} {:>8.1} {:>9.2}x {:>12.0} {:>7.0}% {:>10}",
+            t.family.protocol(),
+            t.who,
+            f.p50,
+            f.p99,
+            f.p99 / k.p99,
+            f.max_answered,
+            100.0 * f.max_answered / k.max_answered,
+            f.lossless.map_or("none".into(), |r| r.to_string()),
         );
     }
 
@@ -205,29 +250,55 @@ fn main() {
     let wants_iperf3 = sections.contains("iperf3");
     if wants_iperf3 && has_iperf3 {
         println!(
-            "\nunrelated load: iperf3 cli -> spk over cli0/spk0 (the Responder's interface); \
-             CPU of the Responder's threads"
+            "\nunrelated load: iperf3 cli -> spk over spk0 (fast path program on every \
+             received frame) and over spk2 (sockets only, no program), alternating; \
+             'prog' = the kernel's timing of our program in softirq (kernel.bpf_stats_enabled \
+             on for this part): runs, ns per run, total as % of one core; 'cpu' = the \
+             Responders' threads"
         );
         println!(
-            "{:<28} {:>10} {:>8} {:>10} {:>9}",
-            "load", "Mbit/s", "seconds", "cpu %core", "wakeups"
+            "{:<26} {:<5} {:>9} {:>10} {:>12} {:>10} {:>8} {:>7}",
+            "load", "dev", "Mbit/s", "prog runs", "prog ns/run", "prog %core", "cpu", "wakeups"
         );
+        let _stats = cpu::BpfStats::enable();
         let loads = [
-            ("TCP over IPv4, -b 1G", "192.0.2.2", vec!["-b", "1G"]),
-            ("TCP over IPv6, -b 1G", "2001:db8::2", vec!["-b", "1G"]),
+            (
+                "TCP over IPv4, unlimited",
+                ["192.0.2.2", "203.0.113.2"],
+                vec![],
+            ),
+            (
+                "TCP over IPv4, -b 1G",
+                ["192.0.2.2", "203.0.113.2"],
+                vec!["-b", "1G"],
+            ),
+            (
+                "TCP over IPv6, -b 1G",
+                ["2001:db8::2", "2001:db8:2::2"],
+                vec!["-b", "1G"],
+            ),
             (
                 "UDP over IPv6, 1G, 1400 B",
-                "2001:db8::2",
+                ["2001:db8::2", "2001:db8:2::2"],
                 vec!["-u", "-b", "1G", "-l", "1400"],
             ),
         ];
-        for (name, server, args) in loads {
-            match cpu::iperf3(name, &lab.cli, &lab.spk, server, &args, 5, &bench_threads) {
-                Some(l) => println!(
-                    "{:<28} {:>10.0} {:>8.1} {:>9.3}% {:>9}",
-                    l.name, l.mbit_per_s, l.seconds, l.cpu_percent, l.wakeups
-                ),
-                None => println!("{name:<28} iperf3 failed to run"),
+        for (name, servers, args) in loads {
+            for (dev, server) in ["spk0", "spk2"].into_iter().zip(servers) {
+                match cpu::iperf3(name, &lab.cli, &lab.spk, server, &args, 5, &bench_threads) {
+                    Some(l) => println!(
+                        "{:<26} {:<5} {:>9.0} {:>10} {:>12.1} {:>9.3}% {:>7.3}% {:>7}",
+                        l.name,
+                        dev,
+                        l.mbit_per_s,
+                        l.program_runs,
+                        l.program_ns as f64 / l.program_runs.max(1) as f64,
+                        100.0 * l.program_ns as f64 / (l.seconds * 1e9),
+                        l.cpu_percent,
+                        l.wakeups
+                    ),
+                    None => println!("{name:<26} {dev:<5} iperf3 failed to run"),
+                }
             }
         }
     } else if wants_iperf3 {
@@ -249,25 +320,26 @@ fn latency(clients: &Clients, figures: &mut [Figures]) {
          clock before send, µs"
     );
     println!(
-        "{:<5} {:<8} {:>8} {:>8} {:>8} {:>8} {:>5}",
+        "{:<5} {:<10} {:>8} {:>8} {:>8} {:>8} {:>5}",
         "proto", "answerer", "p50", "p90", "p99", "max", "lost"
     );
     let all = targets();
-    for pair in [0, 2] {
-        let mut rtts = [wire::Rtts::default(), wire::Rtts::default()];
+    for first in [0, ANSWERERS] {
+        let rows = first..first + ANSWERERS;
+        let mut rtts: [wire::Rtts; ANSWERERS] = Default::default();
         for _ in 0..PROBES / BLOCK {
-            for (t, r) in all[pair..pair + 2].iter().zip(&mut rtts) {
+            for (t, r) in all[rows.clone()].iter().zip(&mut rtts) {
                 let c = clients.of(t);
                 wire::probe(c.index, c.mac, t.ip, BLOCK, PROBE_GAP, r);
             }
         }
-        for ((t, r), fig) in all[pair..pair + 2]
+        for ((t, r), fig) in all[rows.clone()]
             .iter()
             .zip(&rtts)
-            .zip(&mut figures[pair..])
+            .zip(&mut figures[first..])
         {
             println!(
-                "{:<5} {:<8} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>5}",
+                "{:<5} {:<10} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>5}",
                 t.family.protocol(),
                 t.who,
                 r.pct(0.5),
@@ -282,21 +354,22 @@ fn latency(clients: &Clients, figures: &mut [Figures]) {
     }
 }
 
-/// Rate rows: each offered rate for the kernel, then the Responder, then the next.
+/// Rate rows: each offered rate for the kernel, then each Responder, then the next.
 fn rate(
     rt: &tokio::runtime::Runtime,
-    responder: &Responder,
+    responders: &[Responder],
     clients: &Clients,
     bench_threads: &BTreeSet<i32>,
     figures: &mut [Figures],
 ) {
     println!(
         "\nrate: {STEP:?} per step from one raw socket (sendmmsg), kernel and ferrolb \
-         alternating; answers counted at the client veth; 'seen' = frames the Responder read; 'qdrop' = lost in its full socket queue; 'cpu' = \
-         the Responder's threads, % of one core"
+         alternating; answers counted at the client veth; 'seen' = questions the Responder counted \
+         (read by its sockets or answered in the kernel); 'qdrop' = lost in its full socket queue; 'cpu' = \
+         both Responders' threads, % of one core (the fast path's work is softirq, not counted here)"
     );
     println!(
-        "{:<5} {:<8} {:>9} {:>9} {:>10} {:>8} {:>9} {:>7} {:>6}",
+        "{:<5} {:<10} {:>9} {:>9} {:>10} {:>8} {:>9} {:>7} {:>6}",
         "proto",
         "answerer",
         "offered/s",
@@ -309,15 +382,15 @@ fn rate(
     );
     let all = targets();
     let secs = STEP.as_secs_f64();
-    for pair in [0, 2] {
-        let mut lost_below = [false, false];
+    for first in [0, ANSWERERS] {
+        let mut lost_below = [false; ANSWERERS];
         for offered in RATES.iter().map(|r| Some(*r)).chain([None]) {
-            for (i, t) in all[pair..pair + 2].iter().enumerate() {
+            for (i, t) in all[first..first + ANSWERERS].iter().enumerate() {
                 // FERROLB_L2_ONLY=ferrolb (or kernel) runs one side, for profiling.
                 if std::env::var("FERROLB_L2_ONLY").is_ok_and(|only| only != t.who) {
                     continue;
                 }
-                let seen_before = seen(rt, responder, t.family);
+                let seen_before = seen(rt, responders, t);
                 let (rx_before, _) = lab::dev_packets(t.dev);
                 let (cpu_before, _) = cpu::responder_cpu(bench_threads);
                 let c = clients.of(t);
@@ -325,7 +398,7 @@ fn rate(
                 let (cpu_after, _) = cpu::responder_cpu(bench_threads);
                 std::thread::sleep(Duration::from_millis(200));
                 let answered = lab::dev_packets(t.dev).0 - rx_before;
-                let seen_after = seen(rt, responder, t.family);
+                let seen_after = seen(rt, responders, t);
                 let (seen, qdrop) = (seen_after.0 - seen_before.0, seen_after.1 - seen_before.1);
                 let step = Step {
                     offered,
@@ -333,7 +406,7 @@ fn rate(
                     answered,
                 };
                 println!(
-                    "{:<5} {:<8} {:>9} {:>9.0} {:>10.0} {:>7.1}% {:>9} {:>7} {:>5.1}%",
+                    "{:<5} {:<10} {:>9} {:>9.0} {:>10.0} {:>7.1}% {:>9} {:>7} {:>5.1}%",
                     t.family.protocol(),
                     t.who,
                     offered.map_or("max".to_owned(), |r| r.to_string()),
@@ -352,7 +425,7 @@ fn rate(
                     },
                     100.0 * (cpu_after - cpu_before) as f64 / (secs * 1e9),
                 );
-                let fig = &mut figures[pair + i];
+                let fig = &mut figures[first + i];
                 // The highest rate actually sent at a paced step that was answered in
                 // full, with every lower step also answered in full.
                 if step.offered.is_some() {
@@ -369,11 +442,17 @@ fn rate(
     }
 }
 
-/// Frames the Responder has read on spk0 for `family`, and those the kernel dropped
-/// from its full receive queue.
-fn seen(rt: &tokio::runtime::Runtime, r: &Responder, family: Family) -> (u64, u64) {
+/// Questions `t`'s Responder has counted on its interface for `t`'s family, and
+/// those the kernel dropped from its full receive queue; zeros for the kernel.
+fn seen(rt: &tokio::runtime::Runtime, responders: &[Responder], t: &Target) -> (u64, u64) {
+    let Some((r, dev)) = t
+        .responder
+        .and_then(|(i, dev)| Some((responders.get(i)?, dev)))
+    else {
+        return (0, 0);
+    };
     let all = rt.block_on(r.counters()).expect("counters");
-    all.get(&("spk0".to_owned(), family)).map_or((0, 0), |c| {
+    all.get(&(dev.to_owned(), t.family)).map_or((0, 0), |c| {
         let overflow = c.dropped.get("QueueOverflow").copied().unwrap_or(0);
         (c.requests_seen, overflow)
     })

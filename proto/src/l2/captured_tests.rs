@@ -12,21 +12,21 @@ use super::ndp::{NeighborAdvertisement, NeighborSolicitation};
 use super::verdict::Verdict;
 
 /// `ndisc6 2001:db8::10 cap0` from fe80::fcb3:4ff:fee1:6604 (note the non-zero flow label).
-const NDISC6_NS: &str = "3333ff000010feb304e1660486dd6001ad3000203afffe80000000000000fcb3\
+pub(super) const NDISC6_NS: &str = "3333ff000010feb304e1660486dd6001ad3000203afffe80000000000000fcb3\
                          04fffee16604ff0200000000000000000001ff00001087007d12000000002001\
                          0db80000000000000000000000100101feb304e16604";
 
 /// The kernel's own duplicate address detection probe for its link-local address:
 /// source ::, and a nonce option (RFC 7527, type 14) instead of a link-layer option.
-const KERNEL_DAD_NS: &str = "3333ff4ccd3f56d87d4ccd3f86dd6000000000203aff00000000000000000000\
+pub(super) const KERNEL_DAD_NS: &str = "3333ff4ccd3f56d87d4ccd3f86dd6000000000203aff00000000000000000000\
                              000000000000ff0200000000000000000001ff4ccd3f8700376e00000000fe80\
                              00000000000054d87dfffe4ccd3f0e01995396459b26";
 
 /// `arping -I cap0 192.0.2.10` from 192.0.2.1, padded by arping to 58 octets.
-const ARPING_REQUEST: &str = "fffffffffffffeb304e1660408060001080006040001feb304e16604c0000201\
+pub(super) const ARPING_REQUEST: &str = "fffffffffffffeb304e1660408060001080006040001feb304e16604c0000201\
                               000000000000c000020a00000000000000000000000000000000";
 
-fn hex(s: &str) -> Vec<u8> {
+pub(super) fn hex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s
         .bytes()
         .filter(u8::is_ascii_hexdigit)

@@ -45,6 +45,10 @@ pub struct FamilyCounters {
     dropped: [AtomicU64; DropReason::ALL.len()],
     /// Questions the kernel dropped before we read them (receive queue full).
     queue_overflows: AtomicU64,
+    /// Questions the in-kernel fast path looked at.
+    fast_path_seen: AtomicU64,
+    /// Questions the in-kernel fast path answered.
+    fast_path_replies: AtomicU64,
 }
 
 /// Label in `FamilySnapshot::dropped` of questions lost in the socket's receive queue
@@ -70,6 +74,17 @@ impl FamilyCounters {
     /// One reply sent.
     pub fn sent_reply(&self) {
         self.replies_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The in-kernel fast path looked at `seen` questions and answered `answered` of
+    /// them. The answered ones never reach the sockets, so they count here as seen and
+    /// as replies sent; the others went on to the sockets, which count them.
+    pub fn answered_in_kernel(&self, seen: u64, answered: u64) {
+        self.fast_path_seen.fetch_add(seen, Ordering::Relaxed);
+        self.fast_path_replies
+            .fetch_add(answered, Ordering::Relaxed);
+        self.requests_seen.fetch_add(answered, Ordering::Relaxed);
+        self.replies_sent.fetch_add(answered, Ordering::Relaxed);
     }
 
     /// One gratuitous ARP or unsolicited NA sent.
@@ -109,6 +124,8 @@ impl FamilyCounters {
             announcements_sent: self.announcements_sent.load(Ordering::Relaxed),
             send_errors: self.send_errors.load(Ordering::Relaxed),
             dropped,
+            fast_path_seen: self.fast_path_seen.load(Ordering::Relaxed),
+            fast_path_replies: self.fast_path_replies.load(Ordering::Relaxed),
         }
     }
 }
@@ -135,9 +152,10 @@ impl InterfaceCounters {
 /// The values of one family's counters at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FamilySnapshot {
-    /// Frames read (they passed the kernel filter).
+    /// Questions seen: frames the sockets read (they passed the kernel filter) plus
+    /// questions the in-kernel fast path answered.
     pub requests_seen: u64,
-    /// Replies sent.
+    /// Replies sent, by either path.
     pub replies_sent: u64,
     /// Gratuitous ARP / unsolicited NA sent.
     pub announcements_sent: u64,
@@ -147,6 +165,11 @@ pub struct FamilySnapshot {
     /// questions the kernel dropped before we could read them; reasons never seen
     /// are absent.
     pub dropped: BTreeMap<&'static str, u64>,
+    /// Frames of this family the in-kernel fast path looked at (ARP frames, or
+    /// neighbour solicitations); those it did not answer went on to the sockets.
+    pub fast_path_seen: u64,
+    /// Replies the in-kernel fast path sent (included in `replies_sent`).
+    pub fast_path_replies: u64,
 }
 
 #[cfg(test)]
@@ -174,6 +197,18 @@ mod tests {
         assert_eq!(c.snapshot().dropped.get(QUEUE_OVERFLOW), None);
         c.overflowed(3);
         assert_eq!(c.snapshot().dropped.get(QUEUE_OVERFLOW), Some(&3));
+    }
+
+    #[test]
+    fn answers_from_the_kernel_count_as_seen_and_sent() {
+        let c = FamilyCounters::default();
+        c.saw_requests(2);
+        c.sent_replies(1);
+        c.answered_in_kernel(5, 3);
+        let s = c.snapshot();
+        assert_eq!(s.requests_seen, 5);
+        assert_eq!(s.replies_sent, 4);
+        assert_eq!((s.fast_path_seen, s.fast_path_replies), (5, 3));
     }
 
     #[test]

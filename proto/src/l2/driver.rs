@@ -16,11 +16,20 @@
 //!               reader thread (per interface)      announcer task (per interface, ip)
 //!               poll both sockets → recvmmsg →     gratuitous ARP / unsolicited NA,
 //!               decide → sendmmsg; count           `repeats` times, `interval` apart
+//!
+//!   fast path (per interface, optional): TCX ingress program + address map entries;
+//!   answers the common questions in the kernel, passes the rest to the sockets
 //! ```
 //! Questions are answered on a plain thread (`reader`), not a tokio task, so a busy
 //! runtime never delays a reply; the driver and the announcers stay async.
 //! The driver decides nothing about frames (`decide` does) and nothing about which
 //! addresses to announce where (the caller does); it keeps sockets in step with both.
+//!
+//! With `ResponderConfig::fast_path` (the default) each served interface also gets the
+//! in-kernel fast path (`fast_path`): an address enters its map after the sockets
+//! serve it and leaves it before they stop. When the program cannot be loaded or
+//! attached, one warning names the interface and the errno and the sockets answer
+//! alone; `Responder::answer_paths` says which path each interface uses.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -34,6 +43,7 @@ use super::addr::MacAddr;
 use super::arp;
 use super::counters::{Family, FamilySnapshot, InterfaceCounters};
 use super::error::L2Error;
+use super::fast_path::{AddressMap, FastPath};
 use super::link::{LinkEvent, LinkInfo, LinkWatcher};
 use super::membership::Memberships;
 use super::ndp;
@@ -48,6 +58,9 @@ pub struct ResponderConfig {
     pub announce_repeats: u32,
     /// Pause between rounds.
     pub announce_interval: Duration,
+    /// Answer the common questions in the kernel (a TCX ingress program) as well as on
+    /// the sockets. Falls back to the sockets alone where the program cannot run.
+    pub fast_path: bool,
 }
 
 impl Default for ResponderConfig {
@@ -55,6 +68,26 @@ impl Default for ResponderConfig {
         ResponderConfig {
             announce_repeats: 3,
             announce_interval: Duration::from_millis(500),
+            fast_path: true,
+        }
+    }
+}
+
+/// Which path answers the questions of one interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AnswerPath {
+    /// The TCX ingress program answers the common questions; the sockets the rest.
+    InKernel,
+    /// The sockets answer everything (fast path off, or it could not be attached).
+    Sockets,
+}
+
+impl AnswerPath {
+    /// Stable label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            AnswerPath::InKernel => "InKernel",
+            AnswerPath::Sockets => "Sockets",
         }
     }
 }
@@ -74,6 +107,9 @@ enum Command {
     Counters {
         done: oneshot::Sender<BTreeMap<(String, Family), FamilySnapshot>>,
     },
+    Paths {
+        done: oneshot::Sender<BTreeMap<String, AnswerPath>>,
+    },
 }
 
 /// Handle to the responder task; cheap to clone. The task stops when every handle is
@@ -88,8 +124,21 @@ impl Responder {
     /// initial list of links, and starts the driver task. Needs CAP_NET_RAW.
     pub async fn start(config: ResponderConfig) -> Result<(Responder, JoinHandle<()>), L2Error> {
         let mut links = LinkWatcher::open()?;
+        let addresses = if config.fast_path {
+            match AddressMap::create() {
+                Ok(map) => Some(map),
+                Err(e) => {
+                    tracing::warn!(error = %e, errno = e.errno(), reason = e.reason(),
+                        "l2 fast path off on every interface; the sockets answer alone");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let mut driver = Driver {
             config,
+            addresses,
             links: HashMap::new(),
             wanted: BTreeMap::new(),
             active: HashMap::new(),
@@ -139,6 +188,13 @@ impl Responder {
         result.await.map_err(|_| L2Error::Stopped)
     }
 
+    /// Which path answers on each interface served now.
+    pub async fn answer_paths(&self) -> Result<BTreeMap<String, AnswerPath>, L2Error> {
+        let (done, result) = oneshot::channel();
+        self.send(Command::Paths { done }).await?;
+        result.await.map_err(|_| L2Error::Stopped)
+    }
+
     async fn send(&self, command: Command) -> Result<(), L2Error> {
         self.commands
             .send(command)
@@ -150,6 +206,8 @@ impl Responder {
 /// The driver task's state.
 struct Driver {
     config: ResponderConfig,
+    /// The fast path's (interface, address) → MAC map; `None` when it is off.
+    addresses: Option<Arc<AddressMap>>,
     /// Every link of the namespace, from rtnetlink.
     links: HashMap<u32, LinkInfo>,
     /// What the caller asked for: address → interface names.
@@ -162,6 +220,9 @@ struct Driver {
 
 /// One served interface. Dropping it stops its tasks and closes its sockets.
 struct Active {
+    /// The in-kernel fast path, when attached. First, so it is dropped (its entries
+    /// removed, its program detached) before the sockets close.
+    fast: Option<FastPath>,
     /// Kernel index the sockets are bound to.
     ifindex: u32,
     /// Our MAC on this interface (in replies and announcements).
@@ -230,7 +291,12 @@ impl Driver {
             }
             Command::Counters { done } => {
                 // Queue drops live in the sockets until read; collect them now.
-                for (name, a) in &self.active {
+                for (name, a) in &mut self.active {
+                    if let Some(fast) = &mut a.fast
+                        && let Err(e) = fast.sync()
+                    {
+                        tracing::warn!(interface = %name, error = %e, "l2 fast path counters not read");
+                    }
                     if let Some(c) = self.counters.get(name) {
                         for socket in [&a.arp, &a.ndp] {
                             if let Ok(n) = socket.take_queue_drops() {
@@ -246,6 +312,21 @@ impl Driver {
                     }
                 }
                 let _ = done.send(out);
+            }
+            Command::Paths { done } => {
+                let paths = self
+                    .active
+                    .iter()
+                    .map(|(name, a)| {
+                        let path = if a.fast.is_some() {
+                            AnswerPath::InKernel
+                        } else {
+                            AnswerPath::Sockets
+                        };
+                        (name.clone(), path)
+                    })
+                    .collect();
+                let _ = done.send(paths);
             }
         }
     }
@@ -288,7 +369,13 @@ impl Driver {
             let can_send = link.is_up && link.has_carrier;
             let counters = self.counters.entry(name.clone()).or_default().clone();
             if !self.active.contains_key(&name) {
-                match open(&name, link.index, mac, counters.clone()) {
+                match open(
+                    &name,
+                    link.index,
+                    mac,
+                    counters.clone(),
+                    self.addresses.as_ref(),
+                ) {
                     Ok(a) => {
                         self.active.insert(name.clone(), a);
                     }
@@ -309,12 +396,15 @@ impl Driver {
     }
 }
 
-/// Opens both sockets on an interface and starts its reader thread.
+/// Opens both sockets on an interface, starts its reader thread, and attaches the
+/// fast path when `addresses` is given (warning once and going on without it when it
+/// cannot be attached).
 fn open(
     name: &str,
     ifindex: u32,
     mac: MacAddr,
     counters: Arc<InterfaceCounters>,
+    addresses: Option<&Arc<AddressMap>>,
 ) -> Result<Active, L2Error> {
     let open_one = |family: Family| {
         PacketSocket::open(ifindex, family)
@@ -329,16 +419,38 @@ fn open(
     let arp = open_one(Family::V4)?;
     let ndp = open_one(Family::V6)?;
     let (announced, watched) = watch::channel(Arc::new(BTreeSet::new()));
-    let reader = Reader::spawn(name, arp.clone(), ndp.clone(), mac, watched, counters).map_err(
-        |source| L2Error::OpenSocket {
-            interface: name.to_owned(),
-            ifindex,
-            family: "reader thread for ARP and NDP",
-            source,
-        },
-    )?;
-    tracing::info!(interface = name, ifindex, %mac, "l2 responder serving interface");
+    let reader = Reader::spawn(
+        name,
+        arp.clone(),
+        ndp.clone(),
+        mac,
+        watched,
+        counters.clone(),
+    )
+    .map_err(|source| L2Error::OpenSocket {
+        interface: name.to_owned(),
+        ifindex,
+        family: "reader thread for ARP and NDP",
+        source,
+    })?;
+    let fast = addresses.and_then(|map| {
+        match FastPath::attach(name, ifindex, mac, map.clone(), counters) {
+            Ok(fast) => Some(fast),
+            Err(e) => {
+                tracing::warn!(interface = name, ifindex, errno = e.errno(), reason = e.reason(), error = %e,
+                    "l2 fast path not attached; the sockets answer alone on this interface");
+                None
+            }
+        }
+    });
+    let path = if fast.is_some() {
+        AnswerPath::InKernel
+    } else {
+        AnswerPath::Sockets
+    };
+    tracing::info!(interface = name, ifindex, %mac, path = path.label(), "l2 responder serving interface");
     Ok(Active {
+        fast,
         ifindex,
         mac,
         could_send: false,
@@ -368,6 +480,14 @@ fn update(
     for ip in &change.removed {
         if let Some(task) = a.announcers.remove(ip) {
             task.abort();
+        }
+        // Out of the kernel first: nothing is answered once withdraw returns.
+        if let Some(fast) = &mut a.fast
+            && let Err(e) = fast.withdraw(*ip)
+        {
+            tracing::warn!(interface = name, %ip, error = %e,
+                "l2 fast path entry not removed; detaching the fast path of this interface");
+            a.fast = None;
         }
         if let IpAddr::V6(v6) = ip
             && let Err(source) = a.groups.leave(&a.ndp, *v6)
@@ -407,6 +527,15 @@ fn update(
         }
     }
     a.announced.send_replace(Arc::new(ips));
+    // Into the kernel last: the sockets already serve the address (group joined).
+    if let Some(fast) = &mut a.fast {
+        for ip in &change.added {
+            if let Err(e) = fast.announce(*ip) {
+                tracing::warn!(interface = name, %ip, error = %e,
+                    "l2 fast path entry not added; the sockets answer for this address");
+            }
+        }
+    }
     first_error.map_or(Ok(()), Err)
 }
 

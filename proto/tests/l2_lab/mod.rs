@@ -230,6 +230,7 @@ pub(crate) fn fast() -> ResponderConfig {
     ResponderConfig {
         announce_repeats: 3,
         announce_interval: Duration::from_millis(600),
+        ..ResponderConfig::default()
     }
 }
 
