@@ -47,6 +47,10 @@ struct Cli {
     /// This node's addresses for BGP next hops (default: the Node's InternalIP/ExternalIP).
     #[arg(long = "node-address")]
     node_addresses: Vec<IpAddr>,
+    /// Answer ARP and NDP in the kernel's receive path (a TCX program; needs Linux 6.6+,
+    /// CAP_BPF and CAP_NET_ADMIN, else the raw sockets answer alone, with a warning).
+    #[arg(long, env = "FERROLB_L2_FAST_PATH", default_value_t = true, action = clap::ArgAction::Set)]
+    l2_fast_path: bool,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     #[arg(long, default_value = "0.0.0.0:7472")]
     metrics_addr: SocketAddr,
@@ -122,7 +126,10 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
         interface_filter,
         members,
         node_addresses: cli.node_addresses.clone(),
-        responder: ResponderConfig::default(),
+        responder: ResponderConfig {
+            fast_path: cli.l2_fast_path,
+            ..ResponderConfig::default()
+        },
     })
 }
 

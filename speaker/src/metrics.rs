@@ -31,6 +31,12 @@ pub struct Metrics {
     pub l2_gratuitous: IntCounterVec,
     /// `ferrolb_layer2_dropped_total{interface,family}`: malformed or unexpected frames.
     pub l2_dropped: IntCounterVec,
+    /// `ferrolb_layer2_in_kernel_answered_total{interface,family}`: the part of the responses
+    /// the in-kernel fast path sent.
+    pub l2_in_kernel: IntCounterVec,
+    /// `ferrolb_layer2_answer_path{interface,path}`: 1 for the path answering on the interface
+    /// (`InKernel` or `Sockets`).
+    pub l2_answer_path: IntGaugeVec,
     /// `ferrolb_speaker_members_live`: speakers this one knows alive (itself included).
     pub members_live: IntGauge,
     /// `ferrolb_speaker_takeover_seconds`: from learning that the owner of an IP left to having
@@ -123,6 +129,16 @@ impl Metrics {
                 "ferrolb_layer2_dropped_total",
                 "Frames dropped as malformed or unexpected",
                 &l2,
+            )?,
+            l2_in_kernel: counter_vec(
+                "ferrolb_layer2_in_kernel_answered_total",
+                "Responses sent by the in-kernel fast path (included in responses_sent)",
+                &l2,
+            )?,
+            l2_answer_path: gauge_vec(
+                "ferrolb_layer2_answer_path",
+                "1 for the path answering ARP and NDP on the interface: InKernel or Sockets",
+                &["interface", "path"],
             )?,
             members_live: gauge(
                 "ferrolb_speaker_members_live",

@@ -169,6 +169,33 @@ async fn one_node_answers_arp_and_ndp_and_another_takes_over_when_it_dies() {
         .iter()
         .position(|n| n.name == owner)
         .expect("owner node");
+    // The owner answers in the kernel (the TCX fast path), and its metrics say so.
+    let in_kernel = eventually(Duration::from_secs(8), Duration::from_millis(250), || {
+        let path = lab.speaker_metric(
+            index,
+            r#"ferrolb_layer2_answer_path{interface="eth0",path="InKernel"}"#,
+        )?;
+        let answered = lab.speaker_metric(
+            index,
+            r#"ferrolb_layer2_in_kernel_answered_total{family="ARP",interface="eth0"}"#,
+        )?;
+        (path == 1.0 && answered >= 5.0).then_some(answered)
+    })
+    .await;
+    assert!(
+        in_kernel.is_some(),
+        "{owner} reports answering ARP in the kernel\n{}",
+        lab.speaker_metrics(index).unwrap_or_default()
+    );
+    assert_eq!(
+        lab.speaker_metric(
+            index,
+            &format!(
+                r#"metallb_speaker_announced{{ip="{WEB4}",node="{owner}",protocol="layer2",service="default/web"}}"#
+            )
+        ),
+        Some(1.0)
+    );
     lab.stop_speaker(index, "KILL")
         .expect("kill the owner's speaker");
     let next = eventually(Duration::from_secs(3), Duration::from_millis(50), || {

@@ -505,6 +505,25 @@ impl ClusterLab {
         Some((field("VmRSS:")?, field("VmHWM:")?))
     }
 
+    /// The value of one sample in the `/metrics` text of node `index`'s speaker: `series` is the
+    /// metric name with its labels exactly as rendered (`name{a="x",b="y"}`).
+    pub fn speaker_metric(&self, index: usize, series: &str) -> Option<f64> {
+        self.speaker_metrics(index)?
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    /// The `/metrics` text of node `index`'s speaker.
+    pub fn speaker_metrics(&self, index: usize) -> Option<String> {
+        let node = self.nodes.get(index)?;
+        let url = format!("http://{}:7472/metrics", node.v4);
+        let out = self
+            .net
+            .exec(&node.role, &["curl", "-s", "-m", "2", url.as_str()])
+            .ok()?;
+        Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// CPU time (user + system) the speaker of node `index` has used so far.
     pub fn speaker_cpu(&self, index: usize) -> Option<Duration> {
         let pid = self.nodes.get(index)?.speaker?;

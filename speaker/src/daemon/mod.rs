@@ -835,8 +835,21 @@ impl Daemon {
                 .l2_dropped
                 .with_label_values(&labels)
                 .inc_by(delta(|s| s.dropped.values().sum()));
+            self.metrics
+                .l2_in_kernel
+                .with_label_values(&labels)
+                .inc_by(delta(|s| s.fast_path_replies));
         }
         self.l2_counters = now;
+        if let Ok(paths) = self.responder.answer_paths().await {
+            self.metrics.l2_answer_path.reset();
+            for (interface, path) in &paths {
+                self.metrics
+                    .l2_answer_path
+                    .with_label_values(&[interface.as_str(), path.label()])
+                    .set(1);
+            }
+        }
     }
 
     /// Leaves the membership first, so the others take over while we still answer, then stops
