@@ -58,6 +58,16 @@ impl ConfigState {
         }
     }
 
+    /// Nothing reported yet (MetalLB's result when there are no conditions).
+    pub fn unknown(condition_type: &'static str) -> Self {
+        ConfigState {
+            condition_type,
+            result: ConfigurationStateResult::Unknown,
+            error_summary: String::new(),
+            condition: None,
+        }
+    }
+
     /// Whether the configuration has errors.
     pub fn is_invalid(&self) -> bool {
         self.result == ConfigurationStateResult::Invalid

@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use ferrolb_proto::l2::ResponderConfig;
+use ferrolb_speaker::daemon::writer::PodRef;
 use ferrolb_speaker::daemon::{self, MembersSettings, Settings};
 use ferrolb_speaker::http::{self, Health};
 use ferrolb_speaker::interfaces::{InterfaceFilter, METALLB_EXCLUDED};
@@ -51,6 +52,12 @@ struct Cli {
     /// CAP_BPF and CAP_NET_ADMIN, else the raw sockets answer alone, with a warning).
     #[arg(long, env = "FERROLB_L2_FAST_PATH", default_value_t = true, action = clap::ArgAction::Set)]
     l2_fast_path: bool,
+    /// The speaker's Pod name (downward API), owner of the status objects it writes.
+    #[arg(long, env = "POD_NAME", requires = "pod_uid")]
+    pod_name: Option<String>,
+    /// The speaker's Pod UID (downward API), see --pod-name.
+    #[arg(long, env = "POD_UID", requires = "pod_name")]
+    pod_uid: Option<String>,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     #[arg(long, default_value = "0.0.0.0:7472")]
     metrics_addr: SocketAddr,
@@ -130,6 +137,11 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
             fast_path: cli.l2_fast_path,
             ..ResponderConfig::default()
         },
+        pod: cli
+            .pod_name
+            .clone()
+            .zip(cli.pod_uid.clone())
+            .map(|(name, uid)| PodRef { name, uid }),
     })
 }
 

@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ferrolb_api::types::{ServiceBGPStatus, ServiceL2Status};
+use ferrolb_api::types::{ConfigurationState, ServiceBGPStatus, ServiceL2Status};
 use ferrolb_tests::cluster::{Binaries, ClusterLab, NAMESPACE, eventually, eventually_async};
 use ferrolb_tests::netlab;
 use k8s_openapi::api::events::v1::Event;
@@ -76,6 +76,18 @@ async fn l2_statuses(lab: &ClusterLab, service: &str) -> Vec<String> {
         .filter(|s| s.service_name == service)
         .map(|s| s.node)
         .collect()
+}
+
+/// `(result, errorSummary)` of node `node`'s `ConfigurationState`, once it has a status.
+async fn config_state(lab: &ClusterLab, node: &str) -> Option<(String, String)> {
+    let api: Api<ConfigurationState> = Api::namespaced(lab.sim.client(), NAMESPACE);
+    let status = api
+        .get_opt(&format!("speaker-{node}"))
+        .await
+        .ok()??
+        .status?;
+    let result = serde_json::to_value(status.result?).ok()?;
+    Some((result.as_str()?.to_owned(), status.error_summary))
 }
 
 async fn events_about(lab: &ClusterLab, name: &str, reason: &str) -> Vec<String> {
@@ -155,6 +167,34 @@ async fn one_node_answers_arp_and_ndp_and_another_takes_over_when_it_dies() {
         statuses.is_some(),
         "exactly one ServiceL2Status, naming {owner}"
     );
+    let api: Api<ServiceL2Status> = Api::namespaced(lab.sim.client(), NAMESPACE);
+    let owners: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .expect("list statuses")
+        .items
+        .iter()
+        .flat_map(|s| s.metadata.owner_references.iter().flatten())
+        .map(|r| format!("{}/{}", r.kind, r.name))
+        .collect();
+    assert_eq!(
+        owners,
+        vec![format!("Pod/ferrolb-speaker-{owner}")],
+        "the status object is owned by its speaker's Pod"
+    );
+    for node in ["node-1", "node-2", "node-3"] {
+        let state = eventually_async(
+            Duration::from_secs(5),
+            Duration::from_millis(100),
+            || async { config_state(&lab, node).await },
+        )
+        .await;
+        assert_eq!(
+            state,
+            Some(("Valid".to_owned(), String::new())),
+            "speaker-{node} ConfigurationState"
+        );
+    }
     for _ in 0..5 {
         assert_eq!(
             lab.arp_owner(WEB4)
@@ -479,6 +519,22 @@ async fn a_bad_pool_is_reported_and_ignored_while_the_good_one_keeps_working() {
     assert!(
         reported.iter().any(|n| n.contains("spec.addresses")),
         "{reported:?}"
+    );
+    let state = eventually_async(
+        Duration::from_secs(5),
+        Duration::from_millis(200),
+        || async {
+            config_state(&lab, "node-1")
+                .await
+                .filter(|(result, _)| result == "Invalid")
+        },
+    )
+    .await;
+    assert!(
+        state.as_ref().is_some_and(
+            |(_, summary)| summary.contains("clash") && summary.contains("spec.addresses")
+        ),
+        "speaker-node-1 ConfigurationState is Invalid and names the pool and field: {state:?}"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(

@@ -163,9 +163,12 @@ impl ClusterLab {
             "--metrics-addr",
             metrics.as_str(),
         ];
+        let (pod_name, pod_uid) = self.speaker_pod(&node.name)?;
         let envs = [
             ("KUBECONFIG", kubeconfig.as_str()),
             ("RUST_LOG", "info,kube=warn"),
+            ("POD_NAME", pod_name.as_str()),
+            ("POD_UID", pod_uid.as_str()),
         ];
         let pid = self.net.spawn(
             &format!("speaker-{}", node.name),
@@ -178,6 +181,33 @@ impl ClusterLab {
             n.speaker = Some(pid);
         }
         Ok(pid)
+    }
+
+    /// The Pod object node `node`'s speaker runs "in" (created once, kept across restarts like a
+    /// container restart): its name and UID, which the speaker puts in its objects' ownerRefs.
+    pub fn speaker_pod(&self, node: &str) -> Result<(String, String), LabError> {
+        let name = format!("ferrolb-speaker-{node}");
+        let existing = self
+            .sim
+            .get_object("v1", "Pod", Some(NAMESPACE), &name)
+            .ok()
+            .flatten();
+        let pod = match existing {
+            Some(pod) => pod,
+            None => self
+                .sim
+                .create_object(json!({
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": name, "namespace": NAMESPACE},
+                    "spec": {"nodeName": node, "containers": [{"name": "speaker", "image": "ferrolb-speaker"}]}
+                }))
+                .map_err(fixture("speaker Pod"))?,
+        };
+        let uid = pod["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        Ok((name, uid))
     }
 
     /// Starts every node's speaker.

@@ -14,6 +14,7 @@
 //! - `watch`: the reflector stores. - `bgp`: the session tasks. - `writer`: API writes.
 
 pub mod bgp;
+pub mod config_state;
 pub mod statuses;
 pub mod watch;
 pub mod writer;
@@ -26,6 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferrolb_api::config::{self, Config, Objects};
+use ferrolb_api::config_state::{CONFIG_RECONCILER_CONDITION, ConfigState};
 use ferrolb_api::selector;
 use ferrolb_proto::l2::counters::{Family, FamilySnapshot};
 use ferrolb_proto::l2::error::L2Error;
@@ -50,7 +52,7 @@ use crate::plan::{self, Announcements, ClusterState};
 use crate::status;
 use bgp::Sessions;
 use watch::{InputEvent, Source, Stores, WATCHES};
-use writer::Writer;
+use writer::{PodRef, Writer};
 
 /// How long a new speaker waits for the membership to show every Ready node before planning L2
 /// anyway (nodes without a running speaker never show up).
@@ -96,6 +98,8 @@ pub struct Settings {
     pub node_addresses: Vec<IpAddr>,
     /// Gratuitous ARP / unsolicited NA rounds.
     pub responder: ResponderConfig,
+    /// The speaker's Pod, owner of the objects it writes; `None` outside a Pod.
+    pub pod: Option<PodRef>,
 }
 
 /// Why the daemon stopped.
@@ -146,8 +150,10 @@ pub async fn run(
         client,
         settings.namespace.clone(),
         settings.node.clone(),
+        settings.pod.clone(),
         metrics.clone(),
     );
+    let config_state = config_state::spawn(writer.clone());
     let statuses = statuses::spawn(
         writer.clone(),
         stores.l2_statuses.clone(),
@@ -175,6 +181,7 @@ pub async fn run(
         live_changed_at: None,
         l2_counters: BTreeMap::new(),
         statuses,
+        config_state,
         stepped_down: BTreeSet::new(),
         bgp_started: false,
         announced: BTreeSet::new(),
@@ -304,6 +311,8 @@ struct Daemon {
     l2_counters: BTreeMap<(String, Family), FamilySnapshot>,
     /// The status task's wish list.
     statuses: tokio_watch::Sender<Option<statuses::Wanted>>,
+    /// What this node's `ConfigurationState` should say.
+    config_state: tokio_watch::Sender<Option<ConfigState>>,
     /// Interfaces whose loss of carrier made this node leave the membership (so another node
     /// answers); it rejoins when they all have carrier again.
     stepped_down: BTreeSet<String>,
@@ -551,6 +560,14 @@ impl Daemon {
             );
         }
         self.reported_problems = now;
+        let state = ConfigState::from_problems(CONFIG_RECONCILER_CONDITION, &built.problems);
+        self.config_state.send_if_modified(|current| {
+            let changed = current.as_ref() != Some(&state);
+            if changed {
+                *current = Some(state);
+            }
+            changed
+        });
         built.config
     }
 

@@ -1,14 +1,17 @@
 //! API writes of the speaker: status objects and Events. Each write is one call; callers decide
 //! what to write from pure diffs, so nothing here is called at steady state.
 
+use ferrolb_api::config_state::{
+    COMPONENT_LABEL, CONFIG_RECONCILER_CONDITION, ConfigState, NODE_NAME_LABEL,
+};
 use ferrolb_api::types::{
-    ServiceBGPStatus, ServiceBGPStatusSpec, ServiceBGPStatusStatus, ServiceL2Status,
-    ServiceL2StatusSpec, ServiceL2StatusStatus,
+    ConfigurationState, ConfigurationStateSpec, ServiceBGPStatus, ServiceBGPStatusSpec,
+    ServiceBGPStatusStatus, ServiceL2Status, ServiceL2StatusSpec, ServiceL2StatusStatus,
 };
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource};
@@ -70,6 +73,16 @@ impl StatusKind for ServiceBGPStatus {
     }
 }
 
+/// The speaker's own Pod (from the downward API): owner of the objects it writes, so they go
+/// when the Pod is deleted, as MetalLB's do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodRef {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.uid`.
+    pub uid: String,
+}
+
 /// Writes to the API server on behalf of this node. Events go through a queue to a task of
 /// their own, so a slow API server never holds up an announcement.
 #[derive(Clone)]
@@ -77,6 +90,7 @@ pub struct Writer {
     client: Client,
     namespace: String,
     node: String,
+    pod: Option<PodRef>,
     events: mpsc::Sender<(ObjectReference, Event)>,
     metrics: Metrics,
 }
@@ -101,8 +115,15 @@ const STATUS_WRITES_IN_FLIGHT: usize = 16;
 type WrittenObject<S> = (String, Option<(String, S)>);
 
 impl Writer {
-    /// Writes into `namespace` as the speaker of `node`; starts the Event publisher.
-    pub fn new(client: Client, namespace: String, node: String, metrics: Metrics) -> Self {
+    /// Writes into `namespace` as the speaker of `node` running in `pod`; starts the Event
+    /// publisher.
+    pub fn new(
+        client: Client,
+        namespace: String,
+        node: String,
+        pod: Option<PodRef>,
+        metrics: Metrics,
+    ) -> Self {
         let recorder = Recorder::new(
             client.clone(),
             Reporter {
@@ -116,6 +137,7 @@ impl Writer {
             client,
             namespace,
             node,
+            pod,
             events,
             metrics,
         }
@@ -206,8 +228,84 @@ impl Writer {
             generate_name: Some(K::GENERATE_NAME.to_owned()),
             namespace: Some(self.namespace.clone()),
             labels: Some(labels),
+            owner_references: self.owner(),
             ..ObjectMeta::default()
         }
+    }
+
+    fn owner(&self) -> Option<Vec<OwnerReference>> {
+        let pod = self.pod.as_ref()?;
+        Some(vec![OwnerReference {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            name: pod.name.clone(),
+            uid: pod.uid.clone(),
+            ..OwnerReference::default()
+        }])
+    }
+
+    /// Name of this node's `ConfigurationState`, as MetalLB names it.
+    pub fn config_state_name(&self) -> String {
+        format!("speaker-{}", self.node)
+    }
+
+    /// What this node's `ConfigurationState` says now; `None` when it does not exist yet.
+    pub async fn read_config_state(&self) -> Result<Option<ConfigState>, kube::Error> {
+        let api: Api<ConfigurationState> = Api::namespaced(self.client.clone(), &self.namespace);
+        let object = api.get_opt(&self.config_state_name()).await?;
+        Ok(object.map(|o| {
+            o.status
+                .as_ref()
+                .map(|s| ConfigState::of(CONFIG_RECONCILER_CONDITION, s))
+                .unwrap_or_else(|| ConfigState::unknown(CONFIG_RECONCILER_CONDITION))
+        }))
+    }
+
+    /// Creates this node's `ConfigurationState` (labelled, owned by the Pod) if `exists` is
+    /// false, then writes `state` into its status.
+    pub async fn write_config_state(
+        &self,
+        exists: bool,
+        state: &ConfigState,
+    ) -> Result<(), kube::Error> {
+        let api: Api<ConfigurationState> = Api::namespaced(self.client.clone(), &self.namespace);
+        let name = self.config_state_name();
+        let count = || {
+            self.metrics
+                .api_writes
+                .with_label_values(&["ConfigurationState"])
+                .inc()
+        };
+        if !exists {
+            let labels = [(COMPONENT_LABEL, "speaker"), (NODE_NAME_LABEL, &self.node)]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            let object = ConfigurationState {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    namespace: Some(self.namespace.clone()),
+                    labels: Some(labels),
+                    owner_references: self.owner(),
+                    ..ObjectMeta::default()
+                },
+                spec: ConfigurationStateSpec {},
+                status: None,
+            };
+            count();
+            match api.create(&PostParams::default(), &object).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        count();
+        let patch = serde_json::json!({
+            "status": state.to_status(k8s_openapi::jiff::Timestamp::now())
+        });
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
     }
 
     /// Queues an Event about `object`. Events are best effort: a full queue drops it.

@@ -134,6 +134,25 @@ impl KubeSim {
             .create(&res, namespace.as_deref(), object, &Query::default())?)
     }
 
+    /// An object straight from the store, as a GET would return it; `None` when absent.
+    pub fn get_object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>, FixtureError> {
+        let res = self
+            .state
+            .registry()
+            .resolve_kind(api_version, kind)
+            .ok_or_else(|| FixtureError::UnknownKind {
+                api_version: api_version.to_owned(),
+                kind: kind.to_owned(),
+            })?;
+        Ok(self.state.get(&res, namespace, name).ok())
+    }
+
     /// Creates every object of a manifest file or directory, in order; returns how many.
     pub fn create_from(&self, path: &Path) -> Result<usize, FixtureError> {
         let objects = load_manifests(path)?;
