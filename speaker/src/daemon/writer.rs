@@ -11,9 +11,10 @@ use ferrolb_api::types::{
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -91,7 +92,7 @@ pub struct Writer {
     namespace: String,
     node: String,
     pod: Option<PodRef>,
-    events: mpsc::Sender<(ObjectReference, Event)>,
+    events: mpsc::Sender<QueuedEvent>,
     metrics: Metrics,
 }
 
@@ -124,15 +125,13 @@ impl Writer {
         pod: Option<PodRef>,
         metrics: Metrics,
     ) -> Self {
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "ferrolb-speaker".into(),
-                instance: Some(node.clone()),
-            },
-        );
         let (events, queue) = mpsc::channel(EVENT_QUEUE);
-        tokio::spawn(publish_events(recorder, queue, metrics.clone()));
+        tokio::spawn(publish_events(
+            client.clone(),
+            node.clone(),
+            queue,
+            metrics.clone(),
+        ));
         Self {
             client,
             namespace,
@@ -310,32 +309,68 @@ impl Writer {
 
     /// Queues an Event about `object`. Events are best effort: a full queue drops it.
     pub fn event(&self, object: &ObjectReference, warning: bool, reason: &str, note: String) {
-        let event = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
+        let event = QueuedEvent {
+            regarding: object.clone(),
+            warning,
             reason: reason.to_owned(),
-            note: Some(note),
-            action: reason.to_owned(),
-            secondary: None,
+            note,
         };
-        if self.events.try_send((object.clone(), event)).is_err() {
-            tracing::warn!(reason, "Event queue full; Event dropped");
+        if self.events.try_send(event).is_err() {
+            tracing::debug!(reason, "Event queue full; Event dropped");
         }
     }
 }
 
+/// An Event waiting to be published.
+#[derive(Debug)]
+struct QueuedEvent {
+    regarding: ObjectReference,
+    warning: bool,
+    reason: String,
+    note: String,
+}
+
+/// Publishes queued Events one at a time as `events.k8s.io/v1` Events. Each is created once:
+/// kube's `Recorder` keeps every Event it published for 6 minutes to count repeats, which at
+/// 10k Services held tens of MB and scanned the whole cache on every publish.
 async fn publish_events(
-    recorder: Recorder,
-    mut queue: mpsc::Receiver<(ObjectReference, Event)>,
+    client: Client,
+    node: String,
+    mut queue: mpsc::Receiver<QueuedEvent>,
     metrics: Metrics,
 ) {
-    while let Some((object, event)) = queue.recv().await {
+    while let Some(queued) = queue.recv().await {
         metrics.api_writes.with_label_values(&["Event"]).inc();
-        if let Err(error) = recorder.publish(&event, &object).await {
-            tracing::warn!(%error, reason = event.reason, "could not publish an Event");
+        let namespace = queued
+            .regarding
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned());
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let event = Event {
+            metadata: ObjectMeta {
+                // client-go's naming: the object's name and the time in hex nanoseconds.
+                name: Some(format!(
+                    "{}.{:x}",
+                    queued.regarding.name.as_deref().unwrap_or("object"),
+                    now.as_nanosecond()
+                )),
+                namespace: Some(namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            action: Some(queued.reason.clone()),
+            reason: Some(queued.reason.clone()),
+            note: Some(queued.note),
+            type_: Some(if queued.warning { "Warning" } else { "Normal" }.to_owned()),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(queued.regarding),
+            reporting_controller: Some("ferrolb-speaker".to_owned()),
+            reporting_instance: Some(node.clone()),
+            ..Event::default()
+        };
+        let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
+        if let Err(error) = api.create(&PostParams::default(), &event).await {
+            tracing::warn!(%error, reason = queued.reason, "could not publish an Event");
         }
     }
 }
