@@ -7,7 +7,7 @@
 //!
 //! `cargo bench -p ferrolb-speaker --bench failover` (root; FERROLB_TRIALS=N and
 //! FERROLB_GRACEFUL=N change the number of crash and graceful trials, FERROLB_SERVICES=N the
-//! scale step).
+//! scale step, FERROLB_SPEAKER_BIN another speaker binary or a wrapper script).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -31,6 +31,10 @@ fn env_number(name: &str, default: usize) -> usize {
 }
 
 fn speaker_binary() -> PathBuf {
+    // Another build, or a wrapper such as a heap profiler around it.
+    if let Some(path) = std::env::var_os("FERROLB_SPEAKER_BIN") {
+        return PathBuf::from(path);
+    }
     // Benches run from target/<profile>/deps; the binary sits one level up.
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");

@@ -7,7 +7,7 @@
 //! Services are held in a `Vec` the plan borrows as it is, in no particular order (the plan
 //! does not depend on it); an index by key makes every update O(1).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use crate::plan::{Endpoint, ServiceInfo};
 
@@ -55,8 +55,9 @@ pub struct ServiceInputs {
     uids: HashMap<String, String>,
     /// Slice key → (Service key, endpoints).
     slices: HashMap<String, (String, Vec<Endpoint>)>,
-    /// Service key → its slices (also for Services that are not, or not yet, ours).
-    slices_of: HashMap<String, BTreeSet<String>>,
+    /// Service key → its slices (also for Services that are not, or not yet, ours). A `Vec`:
+    /// most Services have one slice, and a one-element `BTreeSet` allocates a whole node.
+    slices_of: HashMap<String, Vec<String>>,
     /// Keys seen since a re-list began, per kind; `None` outside a re-list.
     relisting_services: Option<HashSet<String>>,
     relisting_slices: Option<HashSet<String>>,
@@ -128,10 +129,11 @@ impl ServiceInputs {
         let old_service = self.detach_slice(&facts.key);
         let new_service = facts.endpoints.as_ref().map(|(s, _)| s.clone());
         if let Some((service, endpoints)) = facts.endpoints {
-            self.slices_of
-                .entry(service.clone())
-                .or_default()
-                .insert(facts.key.clone());
+            let slices = self.slices_of.entry(service.clone()).or_default();
+            // Sorted, so the joined endpoints keep their order when a slice is re-applied.
+            if let Err(at) = slices.binary_search(&facts.key) {
+                slices.insert(at, facts.key.clone());
+            }
             self.slices.insert(facts.key, (service, endpoints));
         }
         let mut changed = false;
@@ -197,7 +199,7 @@ impl ServiceInputs {
     fn detach_slice(&mut self, key: &str) -> Option<String> {
         let (service, _) = self.slices.remove(key)?;
         if let Some(slices) = self.slices_of.get_mut(&service) {
-            slices.remove(key);
+            slices.retain(|slice| slice != key);
             if slices.is_empty() {
                 self.slices_of.remove(&service);
             }

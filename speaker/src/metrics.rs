@@ -1,7 +1,11 @@
 //! The speaker's Prometheus metrics. Names are MetalLB's where the meaning is the same, so
 //! existing dashboards and alerts keep working; `ferrolb_*` names are for what MetalLB lacks.
 
+mod announced;
+
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+pub use announced::{Announced, Series};
 
 /// Every metric the speaker exports, registered in one registry.
 #[derive(Debug, Clone)]
@@ -9,7 +13,7 @@ pub struct Metrics {
     /// The registry `/metrics` renders.
     pub registry: Registry,
     /// `metallb_speaker_announced{service,protocol,node,ip}`: 1 while announced from this node.
-    pub announced: IntGaugeVec,
+    pub announced: Announced,
     /// `metallb_bgp_session_up{peer}`.
     pub bgp_session_up: IntGaugeVec,
     /// `metallb_bgp_announced_prefixes_total{peer}`: prefixes handed to the session.
@@ -76,12 +80,10 @@ impl Metrics {
             ]),
         )?;
         registry.register(Box::new(takeover_seconds.clone()))?;
+        let announced = Announced::new()?;
+        registry.register(Box::new(announced.clone()))?;
         Ok(Self {
-            announced: gauge_vec(
-                "metallb_speaker_announced",
-                "Services being announced from this node",
-                &["service", "protocol", "node", "ip"],
-            )?,
+            announced,
             bgp_session_up: gauge_vec(
                 "metallb_bgp_session_up",
                 "BGP session state (1 is up)",

@@ -47,7 +47,7 @@ use crate::cluster;
 use crate::inputs::ServiceInputs;
 use crate::interfaces::{self, InterfaceFilter};
 use crate::members::{Budget, Key, Members, SpeakerId};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Series};
 use crate::plan::{self, Announcements, ClusterState};
 use crate::status;
 use bgp::Sessions;
@@ -184,7 +184,6 @@ pub async fn run(
         config_state,
         stepped_down: BTreeSet::new(),
         bgp_started: false,
-        announced: BTreeSet::new(),
         last_replan_took: Duration::ZERO,
     };
     let mut synced: BTreeSet<usize> = BTreeSet::new();
@@ -318,8 +317,6 @@ struct Daemon {
     stepped_down: BTreeSet<String>,
     /// The first BGP plan has been applied (sessions started after it are not restarts).
     bgp_started: bool,
-    /// Label sets of `metallb_speaker_announced` now exported.
-    announced: BTreeSet<[String; 4]>,
     /// How long the last plan took: watch-driven plans wait at least that long, so a large
     /// cluster's event stream never keeps the speaker planning back to back.
     last_replan_took: Duration,
@@ -768,10 +765,10 @@ impl Daemon {
         }
     }
 
-    /// Keeps `metallb_speaker_announced` in step, touching only the series that changed.
-    fn set_announced_metric(&mut self, announcements: &Announcements) {
-        let node = self.settings.node.clone();
-        let mut now: BTreeSet<[String; 4]> = BTreeSet::new();
+    /// Keeps `metallb_speaker_announced` in step with what is announced.
+    fn set_announced_metric(&self, announcements: &Announcements) {
+        let node = &self.settings.node;
+        let mut now: BTreeSet<Series> = BTreeSet::new();
         for (ip, a) in &announcements.l2 {
             for service in &a.services {
                 now.insert([
@@ -785,16 +782,7 @@ impl Daemon {
         for service in announcements.bgp_peers_by_service.keys() {
             now.insert([service.clone(), "bgp".into(), node.clone(), String::new()]);
         }
-        let gauge = &self.metrics.announced;
-        for gone in self.announced.difference(&now) {
-            let labels: Vec<&str> = gone.iter().map(String::as_str).collect();
-            let _ = gauge.remove_label_values(&labels);
-        }
-        for new in now.difference(&self.announced) {
-            let labels: Vec<&str> = new.iter().map(String::as_str).collect();
-            gauge.with_label_values(&labels).set(1);
-        }
-        self.announced = now;
+        self.metrics.announced.set(now);
     }
 
     fn publish_statuses(&self, announcements: &Announcements) {
