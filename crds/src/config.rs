@@ -291,17 +291,45 @@ impl Built {
 /// Objects sorted oldest first, so that in a clash the object that was there first is kept. An
 /// object without `creationTimestamp` has not been created yet (a manifest being applied, an object
 /// under admission) and counts as the newest.
-fn oldest_first<K: Resource>(objects: &[K]) -> Vec<&K> {
-    let mut sorted: Vec<&K> = objects.iter().collect();
-    sorted.sort_by_cached_key(|o| {
-        let created = o.meta().creation_timestamp.as_ref().map(|t| t.0);
-        (created.is_none(), created, o.name_any())
-    });
-    sorted
+/// The objects a build reads, and which of them were accepted by the previous build unchanged.
+/// Objects are taken oldest first (a newer object conflicting with an older one is the one left
+/// out, as in MetalLB); creationTimestamp has one-second resolution, and among objects of the
+/// same second an accepted one comes first, so a new object never displaces a working one.
+struct Source<'a> {
+    objects: &'a Objects,
+    accepted: &'a BTreeSet<(Kind, String)>,
+}
+
+impl<'a> Source<'a> {
+    fn oldest_first<K: Resource>(&self, list: &'a [K], kind: Kind) -> Vec<&'a K> {
+        let mut sorted: Vec<&K> = list.iter().collect();
+        sorted.sort_by_cached_key(|o| {
+            let created = o.meta().creation_timestamp.as_ref().map(|t| t.0);
+            let name = o.name_any();
+            let is_new = !self.accepted.contains(&(kind, name.clone()));
+            (created.is_none(), created, is_new, name)
+        });
+        sorted
+    }
+}
+
+impl std::ops::Deref for Source<'_> {
+    type Target = Objects;
+
+    fn deref(&self) -> &Objects {
+        self.objects
+    }
 }
 
 /// Builds the configuration from all objects; never fails as a whole.
 pub fn build(objects: &Objects) -> Built {
+    build_from(&Source {
+        objects,
+        accepted: &BTreeSet::new(),
+    })
+}
+
+fn build_from(objects: &Source<'_>) -> Built {
     let mut problems = Vec::new();
     let pools = build_pools(objects, &mut problems);
     let community_aliases = build_aliases(objects, &mut problems);
@@ -337,6 +365,13 @@ pub fn build(objects: &Objects) -> Built {
 ///
 /// Returns the configuration and the next `last_good`: every object that is in it.
 pub fn build_keeping_last_good(objects: &Objects, last_good: &Objects) -> (Built, Objects) {
+    let accepted = unchanged_since(objects, last_good);
+    let build = |objects: &Objects| {
+        build_from(&Source {
+            objects,
+            accepted: &accepted,
+        })
+    };
     let first = build(objects);
     let mut working = objects.clone();
     let mut kept: BTreeSet<(Kind, String)> = BTreeSet::new();
@@ -384,11 +419,53 @@ pub fn build_keeping_last_good(objects: &Objects, last_good: &Objects) -> (Built
     (built, next)
 }
 
-fn build_pools(objects: &Objects, problems: &mut Vec<ConfigError>) -> BTreeMap<String, Pool> {
+/// The FerroLB objects present in `last_good` exactly as they are now.
+fn unchanged_since(objects: &Objects, last_good: &Objects) -> BTreeSet<(Kind, String)> {
+    fn same<K: ResourceExt + PartialEq>(
+        kind: Kind,
+        now: &[K],
+        before: &[K],
+    ) -> impl Iterator<Item = (Kind, String)> {
+        now.iter()
+            .filter(|o| before.iter().any(|b| b == *o))
+            .map(move |o| (kind, o.name_any()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+    same(Kind::IPAddressPool, &objects.pools, &last_good.pools)
+        .chain(same(
+            Kind::L2Advertisement,
+            &objects.l2_advertisements,
+            &last_good.l2_advertisements,
+        ))
+        .chain(same(
+            Kind::BGPAdvertisement,
+            &objects.bgp_advertisements,
+            &last_good.bgp_advertisements,
+        ))
+        .chain(same(
+            Kind::BGPPeer,
+            &objects.bgp_peers,
+            &last_good.bgp_peers,
+        ))
+        .chain(same(
+            Kind::BFDProfile,
+            &objects.bfd_profiles,
+            &last_good.bfd_profiles,
+        ))
+        .chain(same(
+            Kind::Community,
+            &objects.communities,
+            &last_good.communities,
+        ))
+        .collect()
+}
+
+fn build_pools(objects: &Source<'_>, problems: &mut Vec<ConfigError>) -> BTreeMap<String, Pool> {
     let mut pools = BTreeMap::new();
     // Accepted ranges keyed by (family, start): disjoint, so one neighbour lookup finds a clash.
     let mut taken: BTreeMap<(Family, IpAddr), (IpRange, String, usize)> = BTreeMap::new();
-    for object in oldest_first(&objects.pools) {
+    for object in objects.oldest_first(&objects.pools, Kind::IPAddressPool) {
         let name = object.name_any();
         let ranges = match validate::pool(object) {
             Ok(ranges) => ranges,
@@ -447,12 +524,12 @@ fn build_pools(objects: &Objects, problems: &mut Vec<ConfigError>) -> BTreeMap<S
 }
 
 fn build_aliases(
-    objects: &Objects,
+    objects: &Source<'_>,
     problems: &mut Vec<ConfigError>,
 ) -> BTreeMap<String, BgpCommunity> {
     let mut aliases: BTreeMap<String, BgpCommunity> = BTreeMap::new();
     let mut defined_by: BTreeMap<String, String> = BTreeMap::new();
-    for object in oldest_first(&objects.communities) {
+    for object in objects.oldest_first(&objects.communities, Kind::Community) {
         let name = object.name_any();
         let entries = match validate::community(object) {
             Ok(entries) => entries,
@@ -491,12 +568,12 @@ fn build_aliases(
 }
 
 fn build_bfd_profiles(
-    objects: &Objects,
+    objects: &Source<'_>,
     problems: &mut Vec<ConfigError>,
 ) -> BTreeMap<String, BfdProfile> {
     let ms = |v: Option<u32>, default: u64| Duration::from_millis(v.map_or(default, u64::from));
     let mut profiles = BTreeMap::new();
-    for object in oldest_first(&objects.bfd_profiles) {
+    for object in objects.oldest_first(&objects.bfd_profiles, Kind::BFDProfile) {
         if let Err(errors) = validate::bfd_profile(object) {
             problems.extend(errors);
             continue;
@@ -585,12 +662,12 @@ fn may_share_a_node(objects: &Objects, a: &[LabelSelector], b: &[LabelSelector])
 }
 
 fn build_peers(
-    objects: &Objects,
+    objects: &Source<'_>,
     bfd_profiles: &BTreeMap<String, BfdProfile>,
     problems: &mut Vec<ConfigError>,
 ) -> BTreeMap<String, Peer> {
     let mut peers: BTreeMap<String, Peer> = BTreeMap::new();
-    for object in oldest_first(&objects.bgp_peers) {
+    for object in objects.oldest_first(&objects.bgp_peers, Kind::BGPPeer) {
         let name = object.name_any();
         let timers = match validate::bgp_peer(object) {
             Ok(timers) => timers,
@@ -711,12 +788,12 @@ fn advertised_pools(
 }
 
 fn build_l2_advertisements(
-    objects: &Objects,
+    objects: &Source<'_>,
     pools: &BTreeMap<String, Pool>,
     problems: &mut Vec<ConfigError>,
 ) -> Vec<L2Advertisement> {
     let mut ads = Vec::new();
-    for object in oldest_first(&objects.l2_advertisements) {
+    for object in objects.oldest_first(&objects.l2_advertisements, Kind::L2Advertisement) {
         if let Err(errors) = validate::l2_advertisement(object) {
             problems.extend(errors);
             continue;
@@ -745,7 +822,7 @@ fn build_l2_advertisements(
 
 /// What BGPAdvertisements are checked against.
 struct BgpContext<'a> {
-    objects: &'a Objects,
+    objects: &'a Source<'a>,
     pools: &'a BTreeMap<String, Pool>,
     aliases: &'a BTreeMap<String, BgpCommunity>,
     peers: &'a BTreeMap<String, Peer>,
@@ -755,7 +832,10 @@ struct BgpContext<'a> {
 impl BgpContext<'_> {
     fn build(&self, problems: &mut Vec<ConfigError>) -> Vec<BgpAdvertisement> {
         let mut accepted: Vec<BgpAdvertisement> = Vec::new();
-        for object in oldest_first(&self.objects.bgp_advertisements) {
+        for object in self
+            .objects
+            .oldest_first(&self.objects.bgp_advertisements, Kind::BGPAdvertisement)
+        {
             if let Err(errors) = validate::bgp_advertisement(object) {
                 problems.extend(errors);
                 continue;

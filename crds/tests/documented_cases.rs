@@ -886,3 +886,29 @@ fn a_kept_version_that_clashes_with_the_others_is_left_out_too() {
     assert!(built.kept_last_good.is_empty());
     assert_eq!(next.pools.len(), 1);
 }
+
+#[test]
+fn a_new_pool_created_in_the_same_second_as_an_accepted_one_is_the_one_refused() {
+    // creationTimestamp has one-second resolution: an accepted pool `l2` and a clashing
+    // `clash` created within the same second tie on age, and `clash` sorts first by name.
+    let accepted = "kind: IPAddressPool\nmetadata: {name: l2, creationTimestamp: \"2026-02-01T00:00:00Z\"}\nspec: {addresses: [192.0.2.192/26]}";
+    let (_, last_good) =
+        config::build_keeping_last_good(&objects(accepted), &config::Objects::default());
+    let both = format!(
+        "{accepted}\n---\nkind: IPAddressPool\nmetadata: {{name: clash, creationTimestamp: \"2026-02-01T00:00:00Z\"}}\nspec: {{addresses: [192.0.2.192/27]}}"
+    );
+    let (built, still_good) = config::build_keeping_last_good(&objects(&both), &last_good);
+    assert!(
+        built.config.pools.contains_key("l2"),
+        "the accepted pool keeps its addresses: {:?}",
+        built.problems
+    );
+    assert!(!built.config.pools.contains_key("clash"));
+    assert!(
+        built.problems.iter().all(|p| p.name == "clash"),
+        "only the new pool is blamed: {:?}",
+        built.problems
+    );
+    assert_eq!(still_good.pools.len(), 1);
+    assert_eq!(still_good.pools[0].metadata.name.as_deref(), Some("l2"));
+}
