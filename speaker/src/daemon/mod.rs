@@ -49,9 +49,9 @@ use crate::interfaces::{self, InterfaceFilter};
 use crate::members::{Budget, Key, Members, SpeakerId};
 use crate::metrics::{Metrics, Series};
 use crate::plan::{self, Announcements, ClusterState};
-use crate::status;
+use crate::status::{self, StatusView};
 use bgp::Sessions;
-use watch::{InputEvent, Source, Stores, WATCHES};
+use watch::{InputEvent, Source, Stores, WATCHES, read_statuses};
 use writer::{PodRef, Writer};
 
 /// How long a new speaker waits for the membership to show every Ready node before planning L2
@@ -669,7 +669,7 @@ impl Daemon {
         let with_status = if taken_over.is_empty() {
             BTreeSet::new()
         } else {
-            services_with_status(&self.stores.l2_statuses)
+            read_statuses(&self.stores.l2_statuses, StatusView::services)
         };
         for service in taken_over {
             let previous = self.last.l2_owners.get(&service).cloned();
@@ -734,7 +734,7 @@ impl Daemon {
         }
         if !self.bgp_started {
             // A previous run of this speaker advertised if it left status objects behind.
-            let advertised_before = !statuses::existing(&self.stores.bgp_statuses).is_empty();
+            let advertised_before = !read_statuses(&self.stores.bgp_statuses, StatusView::is_empty);
             self.sessions.set_restarting(advertised_before);
         }
         let newly: Vec<String> = announcements
@@ -751,7 +751,7 @@ impl Daemon {
         let with_status = if newly.is_empty() {
             BTreeSet::new()
         } else {
-            services_with_status(&self.stores.bgp_statuses)
+            read_statuses(&self.stores.bgp_statuses, StatusView::services)
         };
         for service in newly {
             if with_status.contains(&service) {
@@ -871,14 +871,6 @@ impl Daemon {
         self.sessions.stop_all().await;
         tracing::info!("speaker stopped");
     }
-}
-
-/// Services that have a status object of this node.
-fn services_with_status<K: writer::StatusKind>(store: &Store<K>) -> BTreeSet<String> {
-    statuses::existing(store)
-        .into_iter()
-        .map(|e| e.service)
-        .collect()
 }
 
 fn is_live(live: &Option<tokio_watch::Receiver<BTreeSet<String>>>, node: &str) -> bool {

@@ -8,13 +8,11 @@ use std::time::Duration;
 use ferrolb_api::types::{
     ServiceBGPStatus, ServiceBGPStatusStatus, ServiceL2Status, ServiceL2StatusStatus,
 };
-use kube::ResourceExt;
-use kube::runtime::reflector::Store;
 use tokio::sync::watch;
 
-use super::writer::{StatusKind, Writer};
-use crate::cluster;
-use crate::status::{self, Existing, SERVICE_NAME_LABEL, SERVICE_NAMESPACE_LABEL, Written};
+use super::watch::{StatusStore, read_statuses};
+use super::writer::Writer;
+use crate::status::{self, StatusView, Written};
 
 /// Wait before retrying after a failed write.
 const RETRY: Duration = Duration::from_secs(2);
@@ -28,31 +26,11 @@ pub struct Wanted {
     pub bgp: BTreeMap<String, ServiceBGPStatusStatus>,
 }
 
-/// The status objects in a store, read as [`Existing`] (the Service from their labels).
-pub fn existing<K: StatusKind>(store: &Store<K>) -> Vec<Existing<K::Status>> {
-    store
-        .state()
-        .iter()
-        .map(|o| {
-            let labels = o.labels();
-            let service = cluster::key(
-                labels.get(SERVICE_NAMESPACE_LABEL).map(String::as_str),
-                labels.get(SERVICE_NAME_LABEL).map(String::as_str),
-            );
-            Existing {
-                name: o.name_any(),
-                service,
-                status: o.current_status(),
-            }
-        })
-        .collect()
-}
-
 /// Starts the task; send `Some(wanted)` to have it written.
 pub fn spawn(
     writer: Writer,
-    l2_store: Store<ServiceL2Status>,
-    bgp_store: Store<ServiceBGPStatus>,
+    l2_store: StatusStore<ServiceL2StatusStatus>,
+    bgp_store: StatusStore<ServiceBGPStatusStatus>,
 ) -> watch::Sender<Option<Wanted>> {
     let (tx, mut rx) = watch::channel(None::<Wanted>);
     tokio::spawn(async move {
@@ -71,8 +49,10 @@ pub fn spawn(
             let Some(wanted) = rx.borrow_and_update().clone() else {
                 continue;
             };
-            let l2 = status::writes(&l2_written.overlay(existing(&l2_store)), &wanted.l2);
-            let bgp = status::writes(&bgp_written.overlay(existing(&bgp_store)), &wanted.bgp);
+            let l2_now = read_statuses(&l2_store, StatusView::existing);
+            let bgp_now = read_statuses(&bgp_store, StatusView::existing);
+            let l2 = status::writes(&l2_written.overlay(l2_now), &wanted.l2);
+            let bgp = status::writes(&bgp_written.overlay(bgp_now), &wanted.bgp);
             let result = match writer
                 .statuses::<ServiceL2Status>(l2, &mut l2_written)
                 .await

@@ -6,9 +6,11 @@
 
 use std::fmt::Debug;
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use ferrolb_api::types::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
-    ServiceBGPStatus, ServiceL2Status,
+    ServiceBGPStatus, ServiceBGPStatusStatus, ServiceL2Status, ServiceL2StatusStatus,
 };
 use futures::StreamExt;
 use futures::stream::{BoxStream, SelectAll};
@@ -16,12 +18,24 @@ use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use super::writer::StatusKind;
 use crate::cluster;
 use crate::inputs::{Input, ServiceFacts, SliceFacts};
-use crate::status::NODE_LABEL;
+use crate::status::{
+    Existing, NODE_LABEL, SERVICE_NAME_LABEL, SERVICE_NAMESPACE_LABEL, StatusView,
+};
+
+/// A [`StatusView`] shared by the watch that fills it and the tasks that read it.
+pub type StatusStore<S> = Arc<Mutex<StatusView<S>>>;
+
+/// Runs `read` on a status store (a poisoned lock still holds a consistent view: every update
+/// is one `apply`).
+pub fn read_statuses<S, T>(store: &StatusStore<S>, read: impl FnOnce(&StatusView<S>) -> T) -> T {
+    read(&store.lock().unwrap_or_else(PoisonError::into_inner))
+}
 
 /// Which store a watch event updated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -78,9 +92,9 @@ pub struct Stores {
     /// Secrets in FerroLB's namespace (BGP passwords).
     pub secrets: Store<Secret>,
     /// This node's `ServiceL2Status` objects.
-    pub l2_statuses: Store<ServiceL2Status>,
+    pub l2_statuses: StatusStore<ServiceL2StatusStatus>,
     /// This node's `ServiceBGPStatus` objects.
-    pub bgp_statuses: Store<ServiceBGPStatus>,
+    pub bgp_statuses: StatusStore<ServiceBGPStatusStatus>,
 }
 
 /// How many watches [`start`] opens: the loop waits for this many distinct first lists.
@@ -185,19 +199,17 @@ pub fn start(
         all,
         Source::Config,
     );
-    let l2_statuses = watch(
+    let l2_statuses = watch_statuses::<ServiceL2Status>(
         &mut streams,
         10,
         Api::namespaced(client.clone(), namespace),
         mine.clone(),
-        Source::Statuses,
     );
-    let bgp_statuses = watch(
+    let bgp_statuses = watch_statuses::<ServiceBGPStatus>(
         &mut streams,
         11,
         Api::namespaced(client.clone(), namespace),
         mine,
-        Source::Statuses,
     );
     let stores = Stores {
         nodes,
@@ -258,6 +270,65 @@ where
     });
     streams.push(stream.boxed());
     store
+}
+
+/// Watches this node's status objects of one kind into a [`StatusStore`].
+fn watch_statuses<K: StatusKind>(
+    streams: &mut SelectAll<BoxStream<'static, (usize, Change)>>,
+    index: usize,
+    api: Api<K>,
+    config: watcher::Config,
+) -> StatusStore<K::Status>
+where
+    K::Status: Send + Clone,
+{
+    let store: StatusStore<K::Status> = Arc::default();
+    let view = store.clone();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .filter_map(move |event| {
+            let view = view.clone();
+            async move {
+                let (input, synced) = match event {
+                    Ok(watcher::Event::Init) => (Input::Relist, false),
+                    Ok(watcher::Event::InitApply(object) | watcher::Event::Apply(object)) => {
+                        (Input::Apply(existing_of(&object)), false)
+                    }
+                    Ok(watcher::Event::Delete(object)) => (Input::Delete(object.name_any()), false),
+                    Ok(watcher::Event::InitDone) => (Input::Relisted, true),
+                    Err(error) => {
+                        tracing::warn!(source = ?Source::Statuses, %error, "watch failed; retrying");
+                        return None;
+                    }
+                };
+                view.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .apply(input);
+                Some((
+                    index,
+                    Change {
+                        source: Source::Statuses,
+                        synced,
+                        input: None,
+                    },
+                ))
+            }
+        });
+    streams.push(stream.boxed());
+    store
+}
+
+/// A status object read as [`Existing`]: the Service from its labels.
+fn existing_of<K: StatusKind>(object: &K) -> Existing<K::Status> {
+    let labels = object.labels();
+    Existing {
+        name: object.name_any(),
+        service: cluster::key(
+            labels.get(SERVICE_NAMESPACE_LABEL).map(String::as_str),
+            labels.get(SERVICE_NAME_LABEL).map(String::as_str),
+        ),
+        status: object.current_status(),
+    }
 }
 
 /// Watches a kind whose objects are read once with `read` and not kept.
