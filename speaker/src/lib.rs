@@ -10,7 +10,7 @@
 //! - [`status`]: the status objects wanted, and the writes to get there.
 //!
 //! Edges: [`members`] (gossip over UDP), [`daemon`] (watches, responder, BGP sessions, API
-//! writes), [`metrics`] and [`http`].
+//! writes), [`metrics`] and [`http`], [`memory`] (allocator settings).
 
 pub mod apply;
 pub mod cluster;
@@ -19,6 +19,7 @@ pub mod http;
 pub mod inputs;
 pub mod interfaces;
 pub mod members;
+pub mod memory;
 pub mod metrics;
 pub mod plan;
 pub mod status;

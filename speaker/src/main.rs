@@ -13,6 +13,7 @@ use ferrolb_speaker::daemon::{self, MembersSettings, Settings};
 use ferrolb_speaker::http::{self, Health};
 use ferrolb_speaker::interfaces::{InterfaceFilter, METALLB_EXCLUDED};
 use ferrolb_speaker::members::Key;
+use ferrolb_speaker::memory;
 use ferrolb_speaker::metrics::Metrics;
 
 /// FerroLB speaker: answers ARP/NDP and holds BGP sessions for Service IPs on this node.
@@ -150,6 +151,7 @@ fn main() -> anyhow::Result<()> {
     init_logging(cli.log_format);
     let settings = settings(&cli)?;
     tracing::debug!(default_exclusions = ?METALLB_EXCLUDED, "interface exclusions");
+    memory::limit_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

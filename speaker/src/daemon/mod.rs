@@ -59,8 +59,11 @@ use writer::{PodRef, Writer};
 const MEMBERS_SETTLE: Duration = Duration::from_secs(2);
 /// How often speakers known from Node objects but missing from the membership are asked to join.
 const JOIN_INTERVAL: Duration = Duration::from_secs(2);
-/// How often the L2 counters are copied into the metrics.
+/// How often the L2 counters are copied into the metrics, and free memory is handed back
+/// after large plans.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(5);
+/// A plan taking this long means a large cluster or a burst of changes: worth a trim after.
+const BUSY_PLAN: Duration = Duration::from_millis(10);
 /// Watch events arriving within this window share one plan (a status write of ours, a burst of
 /// EndpointSlice updates). Membership and link changes are planned at once.
 const WATCH_DEBOUNCE: Duration = Duration::from_millis(20);
@@ -185,6 +188,7 @@ pub async fn run(
         stepped_down: BTreeSet::new(),
         bgp_started: false,
         last_replan_took: Duration::ZERO,
+        busy_since_trim: false,
     };
     let mut synced: BTreeSet<usize> = BTreeSet::new();
     let mut join_tick = tokio::time::interval(JOIN_INTERVAL);
@@ -239,7 +243,12 @@ pub async fn run(
                 dirty = true;
             }
             _ = join_tick.tick() => daemon.join_missing().await,
-            _ = housekeeping.tick() => daemon.copy_l2_counters().await,
+            _ = housekeeping.tick() => {
+                daemon.copy_l2_counters().await;
+                if std::mem::take(&mut daemon.busy_since_trim) {
+                    crate::memory::trim();
+                }
+            }
         }
         if synced.len() < WATCHES || !dirty {
             continue;
@@ -252,6 +261,7 @@ pub async fn run(
         let started = Instant::now();
         daemon.replan().await;
         daemon.last_replan_took = started.elapsed();
+        daemon.busy_since_trim |= daemon.last_replan_took >= BUSY_PLAN;
     }
     daemon.stop().await;
     Ok(())
@@ -320,6 +330,8 @@ struct Daemon {
     /// How long the last plan took: watch-driven plans wait at least that long, so a large
     /// cluster's event stream never keeps the speaker planning back to back.
     last_replan_took: Duration,
+    /// A large plan ran since the allocator last handed free memory back.
+    busy_since_trim: bool,
 }
 
 impl Daemon {

@@ -16,6 +16,8 @@ use crate::status::{self, StatusView, Written};
 
 /// Wait before retrying after a failed write.
 const RETRY: Duration = Duration::from_secs(2);
+/// A batch of at least this many writes is followed by handing free memory back.
+const BURST: usize = 100;
 
 /// The statuses this node should have, by Service key.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -53,6 +55,7 @@ pub fn spawn(
             let bgp_now = read_statuses(&bgp_store, StatusView::existing);
             let l2 = status::writes(&l2_written.overlay(l2_now), &wanted.l2);
             let bgp = status::writes(&bgp_written.overlay(bgp_now), &wanted.bgp);
+            let is_burst = l2.len() + bgp.len() >= BURST;
             let result = match writer
                 .statuses::<ServiceL2Status>(l2, &mut l2_written)
                 .await
@@ -64,6 +67,10 @@ pub fn spawn(
                 }
                 Err(e) => Err(e),
             };
+            if is_burst {
+                // Thousands of requests and responses were just freed.
+                crate::memory::trim();
+            }
             failed = match result {
                 Ok(()) => false,
                 Err(error) => {
