@@ -58,7 +58,7 @@ pub fn wanted_bgp(
                 node: node.to_owned(),
                 service_name: name.to_owned(),
                 service_namespace: namespace.to_owned(),
-                peers: peers.iter().cloned().collect(),
+                peers: peers.clone(),
             };
             (service.clone(), status)
         })
@@ -373,10 +373,9 @@ mod tests {
             "empty means every interface"
         );
 
-        announcements.bgp_peers_by_service.insert(
-            "db/pg".into(),
-            BTreeSet::from(["tor-b".to_owned(), "tor-a".to_owned()]),
-        );
+        announcements
+            .bgp_peers_by_service
+            .insert("db/pg".into(), vec!["tor-a".to_owned(), "tor-b".to_owned()]);
         let bgp = wanted_bgp("n1", &announcements);
         assert_eq!(
             bgp["db/pg"].peers,
