@@ -9,6 +9,7 @@ use std::time::Duration;
 use ferrolb_api::config_state::ConfigState;
 use tokio::sync::watch;
 
+use super::statuses::next_wish;
 use super::writer::Writer;
 
 /// Wait before retrying after a failed read or write.
@@ -21,18 +22,7 @@ pub fn spawn(writer: Writer) -> watch::Sender<Option<ConfigState>> {
         // What the object says, once read: `Some(None)` when it does not exist.
         let mut written: Option<Option<ConfigState>> = None;
         let mut failed = false;
-        loop {
-            if failed {
-                tokio::select! {
-                    changed = rx.changed() => if changed.is_err() { return },
-                    () = tokio::time::sleep(RETRY) => {}
-                }
-            } else if rx.changed().await.is_err() {
-                return;
-            }
-            let Some(wanted) = rx.borrow_and_update().clone() else {
-                continue;
-            };
+        while let Some(wanted) = next_wish(&mut rx, failed.then_some(RETRY)).await {
             failed = match report(&writer, &mut written, &wanted).await {
                 Ok(()) => false,
                 Err(error) => {

@@ -28,6 +28,26 @@ pub struct Wanted {
     pub bgp: BTreeMap<String, ServiceBGPStatusStatus>,
 }
 
+/// The newest wish of a writer task: when it changes, or after `retry` (the last attempt
+/// failed) even if it did not. `None` when the daemon is gone.
+pub async fn next_wish<T: Clone>(
+    rx: &mut watch::Receiver<Option<T>>,
+    retry: Option<Duration>,
+) -> Option<T> {
+    loop {
+        match retry {
+            Some(pause) => tokio::select! {
+                changed = rx.changed() => changed.ok()?,
+                () = tokio::time::sleep(pause) => {}
+            },
+            None => rx.changed().await.ok()?,
+        }
+        if let Some(wanted) = rx.borrow_and_update().clone() {
+            return Some(wanted);
+        }
+    }
+}
+
 /// Starts the task; send `Some(wanted)` to have it written.
 pub fn spawn(
     writer: Writer,
@@ -39,18 +59,7 @@ pub fn spawn(
         let mut l2_written = Written::default();
         let mut bgp_written = Written::default();
         let mut failed = false;
-        loop {
-            if failed {
-                tokio::select! {
-                    changed = rx.changed() => if changed.is_err() { return },
-                    () = tokio::time::sleep(RETRY) => {}
-                }
-            } else if rx.changed().await.is_err() {
-                return;
-            }
-            let Some(wanted) = rx.borrow_and_update().clone() else {
-                continue;
-            };
+        while let Some(wanted) = next_wish(&mut rx, failed.then_some(RETRY)).await {
             let l2_now = read_statuses(&l2_store, StatusView::existing);
             let bgp_now = read_statuses(&bgp_store, StatusView::existing);
             let l2 = status::writes(&l2_written.overlay(l2_now), &wanted.l2);

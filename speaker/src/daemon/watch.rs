@@ -289,18 +289,12 @@ where
         .filter_map(move |event| {
             let view = view.clone();
             async move {
-                let (input, synced) = match event {
-                    Ok(watcher::Event::Init) => (Input::Relist, false),
-                    Ok(watcher::Event::InitApply(object) | watcher::Event::Apply(object)) => {
-                        (Input::Apply(existing_of(&object)), false)
-                    }
-                    Ok(watcher::Event::Delete(object)) => (Input::Delete(object.name_any()), false),
-                    Ok(watcher::Event::InitDone) => (Input::Relisted, true),
-                    Err(error) => {
-                        tracing::warn!(source = ?Source::Statuses, %error, "watch failed; retrying");
-                        return None;
-                    }
-                };
+                let (input, synced) = input_of(
+                    event,
+                    Source::Statuses,
+                    |object: K| existing_of(&object),
+                    |object| object.name_any(),
+                )?;
                 view.lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .apply(input);
@@ -316,6 +310,28 @@ where
         });
     streams.push(stream.boxed());
     store
+}
+
+/// A watch event as an [`Input`] (objects read with `read`, deletions named with `key`), and
+/// whether a (re)list just ended; `None` for an error, which the watcher retries itself.
+fn input_of<K, T>(
+    event: Result<watcher::Event<K>, watcher::Error>,
+    source: Source,
+    read: impl FnOnce(K) -> T,
+    key: impl FnOnce(&K) -> String,
+) -> Option<(Input<T>, bool)> {
+    match event {
+        Ok(watcher::Event::Init) => Some((Input::Relist, false)),
+        Ok(watcher::Event::InitApply(object) | watcher::Event::Apply(object)) => {
+            Some((Input::Apply(read(object)), false))
+        }
+        Ok(watcher::Event::Delete(object)) => Some((Input::Delete(key(&object)), false)),
+        Ok(watcher::Event::InitDone) => Some((Input::Relisted, true)),
+        Err(error) => {
+            tracing::warn!(?source, %error, "watch failed; retrying");
+            None
+        }
+    }
 }
 
 /// A status object read as [`Existing`]: the Service from its labels.
@@ -350,22 +366,15 @@ fn watch_inputs<K, T>(
         .filter_map(move |event| {
             let read = read.clone();
             async move {
-                let (input, synced) = match event {
-                    Ok(watcher::Event::Init) => (Input::Relist, false),
-                    Ok(watcher::Event::InitApply(object) | watcher::Event::Apply(object)) => {
-                        (Input::Apply(read(object)), false)
-                    }
-                    Ok(watcher::Event::Delete(object)) => {
+                let (input, synced) = input_of(
+                    event,
+                    source,
+                    |object| read(object),
+                    |object| {
                         let meta = object.meta();
-                        let key = cluster::key(meta.namespace.as_deref(), meta.name.as_deref());
-                        (Input::Delete(key), false)
-                    }
-                    Ok(watcher::Event::InitDone) => (Input::Relisted, true),
-                    Err(error) => {
-                        tracing::warn!(?source, %error, "watch failed; retrying");
-                        return None;
-                    }
-                };
+                        cluster::key(meta.namespace.as_deref(), meta.name.as_deref())
+                    },
+                )?;
                 Some((
                     index,
                     Change {
