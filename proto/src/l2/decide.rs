@@ -86,13 +86,14 @@ fn answer_ndp(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::l2::ndp::NeighborAdvertisement;
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     const OUR_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
-    const ASKER: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xaa]);
+    /// The MAC of the host asking, in every test question.
+    pub(crate) const ASKER: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xaa]);
 
     fn vip4() -> Ipv4Addr {
         Ipv4Addr::new(192, 0, 2, 10)
@@ -108,13 +109,15 @@ mod tests {
             .collect()
     }
 
-    fn who_has(ip: Ipv4Addr) -> ArpFrame {
+    /// An ARP request for `ip` from 192.0.2.1 ([`ASKER`]).
+    pub(crate) fn who_has(ip: Ipv4Addr) -> ArpFrame {
         let mut req = arp::gratuitous_request(ip, ASKER);
         req.sender_ip = Ipv4Addr::new(192, 0, 2, 1);
         req
     }
 
-    fn ns_for(target: Ipv6Addr) -> NeighborSolicitation {
+    /// A multicast neighbour solicitation for `target` from 2001:db8::1 ([`ASKER`]).
+    pub(crate) fn ns_for(target: Ipv6Addr) -> NeighborSolicitation {
         NeighborSolicitation {
             eth: EthernetHeader {
                 dst: addr::solicited_node_mac(target),

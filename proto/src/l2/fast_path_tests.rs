@@ -11,19 +11,17 @@ use std::sync::{Arc, OnceLock};
 
 use proptest::prelude::*;
 
-use super::addr::{self, MacAddr};
+use super::addr::MacAddr;
 use super::answer_prog::{ARP_ANSWERED, ARP_SEEN, NS_ANSWERED, NS_SEEN, TCX_NEXT, TCX_REDIRECT};
 use super::arp;
 use super::captured_tests::{ARPING_REQUEST, KERNEL_DAD_NS, NDISC6_NS, hex};
 use super::counters::InterfaceCounters;
 use super::decide::decide;
-use super::ethernet::{ETHERTYPE_IPV6, EthernetHeader};
+use super::decide::tests::{ASKER, ns_for, who_has};
 use super::fast_path::{AddressMap, FastPath, FastPathError, Program};
-use super::ndp::NeighborSolicitation;
 use super::verdict::Verdict;
 
 const OUR_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
-const ASKER: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xaa]);
 /// BPF_PROG_TEST_RUN runs on the loopback device (ifindex 1).
 const LO: u32 = 1;
 /// An interface the frames never arrive on.
@@ -128,26 +126,6 @@ impl Rig {
     }
 }
 
-fn who_has(ip: Ipv4Addr) -> Vec<u8> {
-    let mut req = arp::gratuitous_request(ip, ASKER);
-    req.sender_ip = Ipv4Addr::new(192, 0, 2, 1);
-    req.to_bytes()
-}
-
-fn ns_for(target: Ipv6Addr) -> NeighborSolicitation {
-    NeighborSolicitation {
-        eth: EthernetHeader {
-            dst: addr::solicited_node_mac(target),
-            src: ASKER,
-            ethertype: ETHERTYPE_IPV6,
-        },
-        src: "2001:db8::1".parse().expect("literal"),
-        dst: addr::solicited_node(target),
-        target,
-        source_lla: Some(ASKER),
-    }
-}
-
 #[test]
 fn captured_arping_request_is_answered_in_the_kernel_exactly_as_decide_would() {
     let Some(rig) = rig() else { return };
@@ -179,7 +157,10 @@ fn the_kernels_own_dad_probe_goes_to_the_sockets() {
 #[test]
 fn built_questions_for_announced_addresses_are_answered_and_others_passed() {
     let Some(rig) = rig() else { return };
-    assert!(matches!(rig.run(&who_has(vip4())), Outcome::Answered(_)));
+    assert!(matches!(
+        rig.run(&who_has(vip4()).to_bytes()),
+        Outcome::Answered(_)
+    ));
     assert!(matches!(
         rig.run(&ns_for(vip6()).to_bytes()),
         Outcome::Answered(_)
@@ -190,11 +171,11 @@ fn built_questions_for_announced_addresses_are_answered_and_others_passed() {
     unicast.eth.dst = OUR_MAC;
     assert!(matches!(rig.run(&unicast.to_bytes()), Outcome::Answered(_)));
     // ARP unicast to our MAC.
-    let mut bytes = who_has(vip4());
+    let mut bytes = who_has(vip4()).to_bytes();
     bytes[..6].copy_from_slice(&OUR_MAC.0);
     assert!(matches!(rig.run(&bytes), Outcome::Answered(_)));
     for frame in [
-        who_has(Ipv4Addr::new(192, 0, 2, 99)),
+        who_has(Ipv4Addr::new(192, 0, 2, 99)).to_bytes(),
         ns_for("2001:db8::99".parse().expect("literal")).to_bytes(),
     ] {
         assert_eq!(rig.run(&frame), Outcome::Passed);
@@ -204,7 +185,7 @@ fn built_questions_for_announced_addresses_are_answered_and_others_passed() {
 #[test]
 fn addresses_announced_on_another_interface_are_not_answered_here() {
     let Some(rig) = rig() else { return };
-    assert_eq!(rig.run(&who_has(elsewhere4())), Outcome::Passed);
+    assert_eq!(rig.run(&who_has(elsewhere4()).to_bytes()), Outcome::Passed);
     assert_eq!(rig.run(&ns_for(elsewhere6()).to_bytes()), Outcome::Passed);
 }
 
@@ -221,7 +202,10 @@ fn a_removed_address_is_no_longer_answered() {
         rig.addresses.get(LO, IpAddr::V4(vip4())).expect("get"),
         None
     );
-    let (retval, _) = rig.program.test_run(&who_has(vip4()), LO).expect("run");
+    let (retval, _) = rig
+        .program
+        .test_run(&who_has(vip4()).to_bytes(), LO)
+        .expect("run");
     assert_eq!(retval, TCX_NEXT);
     let (retval, _) = rig
         .program
@@ -249,7 +233,7 @@ fn attaching_to_a_missing_interface_fails_with_its_errno_for_the_warning() {
 #[test]
 fn hostile_frames_are_passed_on_untouched() {
     let Some(rig) = rig() else { return };
-    let arp = who_has(vip4());
+    let arp = who_has(vip4()).to_bytes();
     let ns = ns_for(vip6()).to_bytes();
     let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
     for len in 14..arp.len() {
