@@ -421,44 +421,47 @@ pub fn build_keeping_last_good(objects: &Objects, last_good: &Objects) -> (Built
 
 /// The FerroLB objects present in `last_good` exactly as they are now.
 fn unchanged_since(objects: &Objects, last_good: &Objects) -> BTreeSet<(Kind, String)> {
-    fn same<K: ResourceExt + PartialEq>(
+    fn add_same<K: ResourceExt + PartialEq>(
+        out: &mut BTreeSet<(Kind, String)>,
         kind: Kind,
         now: &[K],
         before: &[K],
-    ) -> impl Iterator<Item = (Kind, String)> {
-        now.iter()
-            .filter(|o| before.iter().any(|b| b == *o))
-            .map(move |o| (kind, o.name_any()))
-            .collect::<Vec<_>>()
-            .into_iter()
+    ) {
+        out.extend(
+            now.iter()
+                .filter(|o| before.contains(o))
+                .map(|o| (kind, o.name_any())),
+        );
     }
-    same(Kind::IPAddressPool, &objects.pools, &last_good.pools)
-        .chain(same(
-            Kind::L2Advertisement,
-            &objects.l2_advertisements,
-            &last_good.l2_advertisements,
-        ))
-        .chain(same(
-            Kind::BGPAdvertisement,
-            &objects.bgp_advertisements,
-            &last_good.bgp_advertisements,
-        ))
-        .chain(same(
-            Kind::BGPPeer,
-            &objects.bgp_peers,
-            &last_good.bgp_peers,
-        ))
-        .chain(same(
-            Kind::BFDProfile,
-            &objects.bfd_profiles,
-            &last_good.bfd_profiles,
-        ))
-        .chain(same(
-            Kind::Community,
-            &objects.communities,
-            &last_good.communities,
-        ))
-        .collect()
+    let (now, before) = (objects, last_good);
+    let mut out = BTreeSet::new();
+    add_same(&mut out, Kind::IPAddressPool, &now.pools, &before.pools);
+    add_same(
+        &mut out,
+        Kind::L2Advertisement,
+        &now.l2_advertisements,
+        &before.l2_advertisements,
+    );
+    add_same(
+        &mut out,
+        Kind::BGPAdvertisement,
+        &now.bgp_advertisements,
+        &before.bgp_advertisements,
+    );
+    add_same(&mut out, Kind::BGPPeer, &now.bgp_peers, &before.bgp_peers);
+    add_same(
+        &mut out,
+        Kind::BFDProfile,
+        &now.bfd_profiles,
+        &before.bfd_profiles,
+    );
+    add_same(
+        &mut out,
+        Kind::Community,
+        &now.communities,
+        &before.communities,
+    );
+    out
 }
 
 fn build_pools(objects: &Source<'_>, problems: &mut Vec<ConfigError>) -> BTreeMap<String, Pool> {
