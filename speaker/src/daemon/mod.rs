@@ -570,13 +570,7 @@ impl Daemon {
         }
         self.reported_problems = now;
         let state = ConfigState::from_problems(CONFIG_RECONCILER_CONDITION, &built.problems);
-        self.config_state.send_if_modified(|current| {
-            let changed = current.as_ref() != Some(&state);
-            if changed {
-                *current = Some(state);
-            }
-            changed
-        });
+        statuses::publish_wish(&self.config_state, state);
         built.config
     }
 
@@ -803,13 +797,7 @@ impl Daemon {
             l2: status::wanted_l2(node, announcements),
             bgp: status::wanted_bgp(node, announcements),
         };
-        self.statuses.send_if_modified(|current| {
-            let changed = current.as_ref() != Some(&wanted);
-            if changed {
-                *current = Some(wanted);
-            }
-            changed
-        });
+        statuses::publish_wish(&self.statuses, wanted);
     }
 
     fn service_event(&self, service: &str, warning: bool, reason: &str, note: String) {

@@ -28,6 +28,17 @@ pub struct Wanted {
     pub bgp: BTreeMap<String, ServiceBGPStatusStatus>,
 }
 
+/// Hands a writer task a new wish; an unchanged one does not wake it.
+pub fn publish_wish<T: PartialEq>(tx: &watch::Sender<Option<T>>, wanted: T) {
+    tx.send_if_modified(|current| {
+        let changed = current.as_ref() != Some(&wanted);
+        if changed {
+            *current = Some(wanted);
+        }
+        changed
+    });
+}
+
 /// The newest wish of a writer task: when it changes, or after `retry` (the last attempt
 /// failed) even if it did not. `None` when the daemon is gone.
 pub async fn next_wish<T: Clone>(

@@ -38,12 +38,9 @@ impl Announced {
         })
     }
 
-    /// Replaces the set (only when it changed, so a scrape never waits behind a copy).
+    /// Replaces the set.
     pub fn set(&self, series: BTreeSet<Series>) {
-        let mut current = self.series.write().unwrap_or_else(|e| e.into_inner());
-        if *current != series {
-            *current = series;
-        }
+        *self.series.write().unwrap_or_else(|e| e.into_inner()) = series;
     }
 
     /// Whether `series` is exported now.
