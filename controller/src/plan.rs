@@ -69,11 +69,7 @@ pub enum Plan {
 
 /// `namespace/name`: how the allocator and the reconciler name a Service.
 pub fn service_key(service: &Service) -> String {
-    format!(
-        "{}/{}",
-        service.namespace().unwrap_or_default(),
-        service.name_any()
-    )
+    ferrolb_api::key::of(&service.metadata)
 }
 
 /// The IPs a Service's status shows now.

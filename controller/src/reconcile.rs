@@ -89,13 +89,7 @@ impl Change {
 
 /// Keys a watch event touches, and whether it completed a (re)list.
 fn touched<K: Resource>(event: &watcher::Event<K>) -> (Vec<String>, bool) {
-    let key = |o: &K| {
-        format!(
-            "{}/{}",
-            o.meta().namespace.clone().unwrap_or_default(),
-            o.meta().name.clone().unwrap_or_default()
-        )
-    };
+    let key = |o: &K| ferrolb_api::key::of(o.meta());
     match event {
         watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o) => {
             (vec![key(o)], false)

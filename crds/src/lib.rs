@@ -11,6 +11,7 @@
 //! - [`error`]: configuration problems naming kind, object, field and reason.
 //! - [`config_state`]: what a component's `ConfigurationState` says about those problems.
 //! - [`manifest`]: reading multi-document YAML into typed objects.
+//! - [`key`]: the `namespace/name` key of an object.
 //!
 //! Everything here is pure: no I/O, no clock, no randomness.
 
@@ -21,6 +22,7 @@ pub mod config_state;
 pub mod crd;
 pub mod duration;
 pub mod error;
+pub mod key;
 pub mod manifest;
 pub mod selector;
 pub mod service;

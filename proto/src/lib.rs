@@ -5,5 +5,7 @@
 //!
 //! - [`bgp`]: BGP-4 sessions (RFC 4271 state machine, capabilities, framing) and update packing.
 //! - [`l2`]: ARP and NDP: pure codecs and answer rules, AF_PACKET sockets, the `Responder`.
+//! - [`time`]: optional deadlines as the drivers' `select!` loops wait on them.
 pub mod bgp;
 pub mod l2;
+pub mod time;

@@ -11,15 +11,6 @@ use crate::plan::{Endpoint, NodeInfo, ServiceInfo};
 /// The label tying an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-/// `namespace/name` of an object.
-pub fn key(namespace: Option<&str>, name: Option<&str>) -> String {
-    format!(
-        "{}/{}",
-        namespace.unwrap_or_default(),
-        name.unwrap_or_default()
-    )
-}
-
 /// The plan's view of a Node.
 pub fn node_info(node: &Node) -> NodeInfo {
     NodeInfo {
@@ -65,7 +56,7 @@ pub fn slice_endpoints(slice: &EndpointSlice) -> Option<(String, Vec<Endpoint>)>
         .as_ref()
         .and_then(|l| l.get(SERVICE_NAME_LABEL))?;
     Some((
-        key(slice.metadata.namespace.as_deref(), Some(service)),
+        ferrolb_api::key::of_parts(slice.metadata.namespace.as_deref(), Some(service)),
         endpoints(slice),
     ))
 }
@@ -96,7 +87,7 @@ pub fn service_info(service: &Service, our_class: Option<&str>) -> Option<Servic
         .and_then(|s| s.external_traffic_policy.as_deref())
         == Some("Local");
     Some(ServiceInfo {
-        key: key(
+        key: ferrolb_api::key::of_parts(
             service.metadata.namespace.as_deref(),
             service.metadata.name.as_deref(),
         ),

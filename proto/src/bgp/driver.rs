@@ -39,6 +39,7 @@ use super::packet::{
 use super::packing::{Packed, PeerEncoding, RouteSet, end_of_rib, pack};
 use super::sockopt::set_ttl;
 pub use super::sockopt::{DeviceName, DeviceNameError};
+use crate::time::sleep_until;
 
 /// What the speaker tells a peer task.
 #[derive(Debug)]
@@ -261,12 +262,6 @@ pub async fn run(
     }
     if let Some((_, dial)) = peer.dial.take() {
         dial.abort();
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    if let Some(at) = deadline {
-        tokio::time::sleep_until(at).await;
     }
 }
 

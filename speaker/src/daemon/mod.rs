@@ -33,6 +33,7 @@ use ferrolb_proto::l2::counters::{Family, FamilySnapshot};
 use ferrolb_proto::l2::error::L2Error;
 use ferrolb_proto::l2::link::{LinkEvent, LinkInfo, LinkWatcher};
 use ferrolb_proto::l2::{Responder, ResponderConfig};
+use ferrolb_proto::time::sleep_until;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, ObjectReference};
 use kube::runtime::reflector::Store;
@@ -265,14 +266,6 @@ pub async fn run(
     }
     daemon.stop().await;
     Ok(())
-}
-
-/// Resolves at `deadline`, never without one.
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Resolves when the live set changes (`true`), never when there is no membership.

@@ -117,7 +117,7 @@ pub fn start(
         Api::<Service>::all(client.clone()),
         Source::Services,
         move |service| {
-            let key = cluster::key(
+            let key = ferrolb_api::key::of_parts(
                 service.metadata.namespace.as_deref(),
                 service.metadata.name.as_deref(),
             );
@@ -135,7 +135,7 @@ pub fn start(
         Api::<EndpointSlice>::all(client.clone()),
         Source::EndpointSlices,
         |slice| SliceFacts {
-            key: cluster::key(
+            key: ferrolb_api::key::of_parts(
                 slice.metadata.namespace.as_deref(),
                 slice.metadata.name.as_deref(),
             ),
@@ -339,7 +339,7 @@ fn existing_of<K: StatusKind>(object: &K) -> Existing<K::Status> {
     let labels = object.labels();
     Existing {
         name: object.name_any(),
-        service: cluster::key(
+        service: ferrolb_api::key::of_parts(
             labels.get(SERVICE_NAMESPACE_LABEL).map(String::as_str),
             labels.get(SERVICE_NAME_LABEL).map(String::as_str),
         ),
@@ -372,7 +372,7 @@ fn watch_inputs<K, T>(
                     |object| read(object),
                     |object| {
                         let meta = object.meta();
-                        cluster::key(meta.namespace.as_deref(), meta.name.as_deref())
+                        ferrolb_api::key::of_parts(meta.namespace.as_deref(), meta.name.as_deref())
                     },
                 )?;
                 Some((

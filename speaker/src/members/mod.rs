@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use ferrolb_proto::time::sleep_until;
 use foca::{Foca, Notification, PostcardCodec, Runtime, Timer};
 use rand::rngs::StdRng;
 use tokio::net::UdpSocket;
@@ -299,12 +300,5 @@ impl Task {
                 changed
             });
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
