@@ -1,18 +1,11 @@
-//! `/metrics`, `/healthz` and `/readyz` over plain HTTP/1.1 (the kubelet probes and Prometheus
-//! scrape it on the node's address).
+//! What the speaker reports on `/metrics`, `/healthz` and `/readyz` (served by
+//! [`ferrolb_shell::http::probes`] on the node's address: the kubelet probes it and Prometheus
+//! scrapes it).
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use ferrolb_shell::http::probes::Probes;
 
 use crate::metrics::Metrics;
 
@@ -25,56 +18,16 @@ pub struct Health {
     pub metrics: Metrics,
 }
 
-/// Serves until the task is dropped. Connections are handled one task each; a broken client
-/// only ends its own connection.
-pub async fn serve(listener: TcpListener, health: Health) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let health = health.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let response = respond(&request, &health);
-                async move { Ok::<_, Infallible>(response) }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+impl Probes for Health {
+    fn metrics(&self) -> String {
+        self.metrics.render()
     }
-}
 
-/// Binds `addr` and serves in the background.
-pub async fn start(addr: SocketAddr, health: Health) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    tokio::spawn(serve(listener, health));
-    Ok(local)
-}
-
-fn respond<B>(request: &Request<B>, health: &Health) -> Response<Full<Bytes>> {
-    if request.method() != Method::GET {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
-    }
-    match request.uri().path() {
-        "/metrics" => {
-            let mut response = text(StatusCode::OK, health.metrics.render());
-            response.headers_mut().insert(
-                hyper::header::CONTENT_TYPE,
-                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
-            );
-            response
+    fn readiness(&self) -> Result<(), String> {
+        if self.ready.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err("watches not synced or first plan not applied yet".into())
         }
-        "/healthz" => text(StatusCode::OK, "ok\n".into()),
-        "/readyz" if health.ready.load(Ordering::Relaxed) => text(StatusCode::OK, "ok\n".into()),
-        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not synced yet\n".into()),
-        _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
     }
-}
-
-fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response
 }

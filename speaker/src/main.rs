@@ -6,15 +6,20 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use ferrolb_proto::l2::ResponderConfig;
+use ferrolb_shell::http::Limits;
+use ferrolb_shell::http::probes::serve_probes;
+use ferrolb_shell::logging::{self, LogFormat};
+use ferrolb_shell::signal;
 use ferrolb_speaker::daemon::writer::PodRef;
 use ferrolb_speaker::daemon::{self, MembersSettings, Settings};
-use ferrolb_speaker::http::{self, Health};
+use ferrolb_speaker::http::Health;
 use ferrolb_speaker::interfaces::{InterfaceFilter, METALLB_EXCLUDED};
 use ferrolb_speaker::members::Key;
 use ferrolb_speaker::memory;
 use ferrolb_speaker::metrics::Metrics;
+use tokio::net::TcpListener;
 
 /// FerroLB speaker: answers ARP/NDP and holds BGP sessions for Service IPs on this node.
 #[derive(Debug, Parser)]
@@ -59,44 +64,40 @@ struct Cli {
     /// The speaker's Pod UID (downward API), see --pod-name.
     #[arg(long, env = "POD_UID", requires = "pod_name")]
     pod_uid: Option<String>,
-    /// Where `/metrics`, `/healthz` and `/readyz` are served.
-    #[arg(long, default_value = "0.0.0.0:7472")]
-    metrics_addr: SocketAddr,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (repeat for several addresses).
+    /// Default: this node's IP (--host-ip) and 127.0.0.1, on --metrics-port: the speaker runs
+    /// on the host network, where every other address may face networks nobody should scrape
+    /// from.
+    #[arg(long)]
+    metrics_addr: Vec<SocketAddr>,
+    /// Port of the default --metrics-addr.
+    #[arg(long, default_value_t = 7472)]
+    metrics_port: u16,
+    /// This node's IP (downward API `status.hostIP`), where metrics are served by default.
+    #[arg(long, env = "HOST_IP")]
+    host_ip: Option<IpAddr>,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-fn init_logging(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+/// Where the probe endpoints listen: the flags' addresses, else this node's IP and loopback.
+fn metrics_addresses(cli: &Cli) -> Vec<SocketAddr> {
+    if !cli.metrics_addr.is_empty() {
+        return cli.metrics_addr.clone();
     }
-}
-
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+    let port = cli.metrics_port;
+    match cli.host_ip {
+        Some(ip) if !ip.is_loopback() => vec![
+            SocketAddr::new(ip, port),
+            SocketAddr::from(([127, 0, 0, 1], port)),
+        ],
+        _ => {
+            tracing::warn!(
+                "no --host-ip (HOST_IP): serving metrics on every address of the host network"
+            );
+            vec![SocketAddr::from(([0, 0, 0, 0], port))]
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
     }
 }
 
@@ -148,7 +149,7 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    logging::init(cli.log_format);
     let settings = settings(&cli)?;
     tracing::debug!(default_exclusions = ?METALLB_EXCLUDED, "interface exclusions");
     memory::limit_arenas();
@@ -162,14 +163,20 @@ fn main() -> anyhow::Result<()> {
             ready: ready.clone(),
             metrics: metrics.clone(),
         };
-        let served = http::start(cli.metrics_addr, health)
-            .await
-            .with_context(|| format!("serving metrics on {}", cli.metrics_addr))?;
+        let health: Arc<Health> = Arc::new(health);
+        let mut served = Vec::new();
+        for addr in metrics_addresses(&cli) {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("serving metrics on {addr}"))?;
+            served.push(listener.local_addr()?);
+            tokio::spawn(serve_probes(listener, Limits::default(), health.clone()));
+        }
         let client = kube::Client::try_default()
             .await
             .context("connecting to the API server")?;
-        tracing::info!(node = settings.node, namespace = settings.namespace, metrics = %served, "speaker starting");
-        daemon::run(client, settings, metrics, ready, shutdown_signal()).await?;
+        tracing::info!(node = settings.node, namespace = settings.namespace, metrics = ?served, "speaker starting");
+        daemon::run(client, settings, metrics, ready, signal::shutdown()).await?;
         anyhow::Ok(())
     })
 }
