@@ -120,7 +120,14 @@ fn wire32(bytes: [u8; 4]) -> i32 {
 }
 
 /// The program for the maps open as `addresses` and `counters`.
+///
+/// Refused on big-endian hosts: the register nibbles of every instruction, the `wire16`/
+/// `wire32` constants and the map keys are laid out for a little-endian kernel, and nobody has
+/// run the program on a big-endian one. There the sockets answer alone.
 pub fn program(addresses: i32, counters: i32) -> Result<Vec<Insn>, BuildError> {
+    if cfg!(target_endian = "big") {
+        return Err(BuildError::BigEndianHost);
+    }
     let mut b = Builder::new();
     let pass = b.label();
     let arp = b.label();
@@ -466,6 +473,39 @@ mod tests {
     fn the_program_builds_and_fits_the_classic_limit() {
         let insns = program(3, 4).expect("builds");
         assert!(insns.len() < 4096, "{} instructions", insns.len());
+    }
+
+    /// The golden listing beside this file is the program as a reviewer reads it: every change
+    /// to the program shows in a commit as a diff of that listing.
+    /// `FERROLB_UPDATE_GOLDEN=1` rewrites it.
+    #[test]
+    fn the_program_matches_its_golden_listing() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/l2/answer_prog.golden");
+        let listing = super::super::ebpf_text::listing(&program(3, 4).expect("builds"));
+        if std::env::var_os("FERROLB_UPDATE_GOLDEN").is_some() {
+            std::fs::write(path, &listing).expect("write the golden listing");
+        }
+        let golden = std::fs::read_to_string(path).expect("read the golden listing");
+        assert!(
+            golden == listing,
+            "the fast path program changed: review the difference and rerun with \
+             FERROLB_UPDATE_GOLDEN=1 to accept it\n{}",
+            first_difference(&golden, &listing)
+        );
+    }
+
+    fn first_difference(golden: &str, now: &str) -> String {
+        let line = golden
+            .lines()
+            .zip(now.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| golden.lines().count().min(now.lines().count()));
+        format!(
+            "first difference at line {}: golden {:?}, now {:?}",
+            line + 1,
+            golden.lines().nth(line),
+            now.lines().nth(line)
+        )
     }
 
     #[test]

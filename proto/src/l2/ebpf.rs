@@ -169,6 +169,9 @@ pub enum BuildError {
     /// A label was bound twice.
     #[error("label {0} is bound twice")]
     BoundTwice(usize),
+    /// The host is big-endian: the programs are laid out for little-endian kernels only.
+    #[error("the in-kernel fast path is built for little-endian hosts only")]
+    BigEndianHost,
     /// A jump is farther than an i16 offset reaches.
     #[error("jump at instruction {at} to {target} is out of range")]
     OutOfRange {

@@ -16,7 +16,9 @@
 //! - `filter`: the classic BPF programs that let only questions through.
 //! - `counters`: per-interface, per-family counters (atomics).
 //! - `ebpf`: an eBPF instruction builder (opcodes, labels, jump fixups).
-//! - `answer_prog`: the in-kernel fast path program, built with `ebpf`.
+//! - `answer_prog`: the in-kernel fast path program, built with `ebpf`; its listing (by
+//!   `ebpf_text`) is kept as `answer_prog.golden`, so each change to it is a reviewable diff.
+//! - `ebpf_text`: instructions as text in the verifier's notation.
 //! - `error`: `L2Error`, failures of the socket layer and the responder.
 //!
 //! I/O (Linux only):
@@ -37,6 +39,7 @@ pub mod checksum;
 pub mod counters;
 pub mod decide;
 pub mod ebpf;
+pub mod ebpf_text;
 pub mod error;
 pub mod ethernet;
 pub mod filter;
