@@ -177,6 +177,7 @@ fn main() {
                     announce_repeats: 1,
                     announce_interval: Duration::from_millis(1),
                     fast_path,
+                    ..ResponderConfig::default()
                 };
                 let (r, task) = Responder::start(config).await.expect("responder");
                 for vip in vips {

@@ -25,7 +25,11 @@
 //! Maps (file descriptors baked into the program):
 //! - addresses: hash, key (ifindex, IPv6 or v4-mapped IPv4; `KEY_LEN`), value our
 //!   MAC (`VALUE_LEN` octets, the last two zero);
-//! - counters: per-CPU array of `COUNTERS` u64 (`ARP_SEEN`...).
+//! - counters: per-CPU array of `COUNTERS` u64 (`ARP_SEEN`...);
+//! - deadline: array of one u64, the CLOCK_MONOTONIC time in ns after which the
+//!   program answers nothing (the speaker's heartbeat moves it forward; `u64::MAX`:
+//!   no heartbeat required). A frozen speaker (SIGSTOP, a hung runtime) would otherwise
+//!   keep answering from the kernel after another node took its addresses over.
 //!
 //! Pure: builds instructions; loading and attaching is `fast_path`'s job.
 
@@ -63,6 +67,7 @@ const SKB_DATA_END: i16 = 80;
 
 // Helper numbers (enum bpf_func_id).
 const FN_MAP_LOOKUP_ELEM: i32 = 1;
+const FN_KTIME_GET_NS: i32 = 5;
 const FN_SKB_STORE_BYTES: i32 = 9;
 const FN_REDIRECT: i32 = 23;
 const FN_SKB_CHANGE_TAIL: i32 = 38;
@@ -97,6 +102,8 @@ const NS_ICMP_LEN: u16 = 32;
 // Stack slots (below the frame pointer R10).
 const STACK_KEY: i16 = -24;
 const STACK_COUNTER_INDEX: i16 = -4;
+/// The time read before the deadline lookup (between the ARP and NS buffers).
+const STACK_NOW: i16 = -80;
 /// The ARP reply is built here (8-aligned: every even offset is 2-aligned).
 const ARP_BUF: i16 = -72;
 /// The NA is built here: 2 mod 8, so its octet 22 (the checksummed part) is 8-aligned.
@@ -119,15 +126,20 @@ fn wire32(bytes: [u8; 4]) -> i32 {
     i32::from_ne_bytes(bytes)
 }
 
-/// The program for the maps open as `addresses` and `counters`.
+/// The program for the maps open as `addresses`, `counters` and `deadline`.
 ///
 /// Refused on big-endian hosts: the register nibbles of every instruction, the `wire16`/
 /// `wire32` constants and the map keys are laid out for a little-endian kernel, and nobody has
 /// run the program on a big-endian one. There the sockets answer alone.
-pub fn program(addresses: i32, counters: i32) -> Result<Vec<Insn>, BuildError> {
+pub fn program(addresses: i32, counters: i32, deadline: i32) -> Result<Vec<Insn>, BuildError> {
     if cfg!(target_endian = "big") {
         return Err(BuildError::BigEndianHost);
     }
+    let maps = Maps {
+        addresses,
+        counters,
+        deadline,
+    };
     let mut b = Builder::new();
     let pass = b.label();
     let arp = b.label();
@@ -145,10 +157,10 @@ pub fn program(addresses: i32, counters: i32) -> Result<Vec<Insn>, BuildError> {
     b.goto(pass);
 
     b.bind(arp);
-    answer_arp(&mut b, addresses, counters, pass, redirect);
+    answer_arp(&mut b, maps, pass, redirect);
 
     b.bind(ns);
-    answer_ns(&mut b, addresses, counters, pass, redirect);
+    answer_ns(&mut b, maps, pass, redirect);
 
     b.bind(redirect);
     b.load(Size::W, Reg::R1, CTX, SKB_IFINDEX);
@@ -160,6 +172,14 @@ pub fn program(addresses: i32, counters: i32) -> Result<Vec<Insn>, BuildError> {
     b.mov64_imm(Reg::R0, TCX_NEXT);
     b.exit();
     b.finish()
+}
+
+/// The descriptors of the program's maps.
+#[derive(Clone, Copy)]
+struct Maps {
+    addresses: i32,
+    counters: i32,
+    deadline: i32,
 }
 
 fn load_packet_pointers(b: &mut Builder) {
@@ -229,6 +249,34 @@ fn copy16(b: &mut Builder, to: i16, src: Reg, from: i16, len: i16) {
 /// Overwrites the first `len` octets of the frame with the stack buffer at
 /// `R10 + buf` (bpf_skb_store_bytes, which unshares a cloned frame first); goes to
 /// `otherwise` if it fails. Packet pointers are invalid afterwards.
+/// Goes to `otherwise` when the speaker's heartbeat deadline has passed (or cannot be
+/// read): a stalled speaker must not answer. Clobbers R0-R5; call it before the frame
+/// is changed, so a stale question goes to the stack untouched.
+fn heartbeat_fresh(b: &mut Builder, deadline: i32, otherwise: Label) {
+    b.call(FN_KTIME_GET_NS);
+    b.store(Size::Dw, Reg::R10, STACK_NOW, Reg::R0);
+    b.store_imm(Size::W, Reg::R10, STACK_COUNTER_INDEX, 0);
+    b.ld_map_fd(Reg::R1, deadline);
+    b.mov64(Reg::R2, Reg::R10);
+    b.alu64_imm(Alu::Add, Reg::R2, i32::from(STACK_COUNTER_INDEX));
+    b.call(FN_MAP_LOOKUP_ELEM);
+    b.jump_imm(Jmp::Eq, Reg::R0, 0, otherwise);
+    b.load(Size::Dw, Reg::R1, Reg::R0, 0);
+    b.load(Size::Dw, Reg::R2, Reg::R10, STACK_NOW);
+    b.jump(Jmp::Gt, Reg::R2, Reg::R1, otherwise);
+}
+
+/// Goes to `otherwise` unless the 6 octets at `DATA + at` are a unicast, non-zero MAC:
+/// an answer sent there reaches exactly one host.
+fn unicast_mac(b: &mut Builder, at: i16, otherwise: Label) {
+    b.load(Size::B, Reg::R2, DATA, at);
+    b.jump_imm(Jmp::Set, Reg::R2, 1, otherwise);
+    b.load(Size::W, Reg::R2, DATA, at);
+    b.load(Size::H, Reg::R3, DATA, at + 4);
+    b.alu64(Alu::Or, Reg::R2, Reg::R3);
+    b.jump_imm(Jmp::Eq, Reg::R2, 0, otherwise);
+}
+
 fn store_frame(b: &mut Builder, buf: i16, len: i32, otherwise: Label) {
     b.mov64(Reg::R1, CTX);
     b.mov64_imm(Reg::R2, 0);
@@ -268,24 +316,19 @@ fn expect_same(b: &mut Builder, a: i16, other: i16, len: i16, otherwise: Label) 
     }
 }
 
-fn answer_arp(b: &mut Builder, addresses: i32, counters: i32, pass: Label, redirect: Label) {
+fn answer_arp(b: &mut Builder, maps: Maps, pass: Label, redirect: Label) {
     let dst_is_ours = b.label();
     let dst_not_broadcast = b.label();
     let trimmed = b.label();
 
-    count(b, counters, ARP_SEEN);
+    count(b, maps.counters, ARP_SEEN);
     need(b, ARP_FRAME_LEN, pass);
     // Hardware type 1, protocol 0x0800, lengths 6 and 4, operation request.
     expect_u32(b, ARP_FIXED, [0, 1, 0x08, 0x00], pass);
     expect_u16(b, ARP_FIXED + 4, [6, 4], pass);
     expect_u16(b, ARP_OP, [0, 1], pass);
     // The sender MAC is unicast and not zero.
-    b.load(Size::B, Reg::R2, DATA, ARP_SHA);
-    b.jump_imm(Jmp::Set, Reg::R2, 1, pass);
-    b.load(Size::W, Reg::R2, DATA, ARP_SHA);
-    b.load(Size::H, Reg::R3, DATA, ARP_SHA + 4);
-    b.alu64(Alu::Or, Reg::R2, Reg::R3);
-    b.jump_imm(Jmp::Eq, Reg::R2, 0, pass);
+    unicast_mac(b, ARP_SHA, pass);
     // Not gratuitous: sender IP differs from target IP.
     b.load(Size::W, Reg::R2, DATA, ARP_SPA);
     b.load(Size::W, Reg::R3, DATA, ARP_TPA);
@@ -301,7 +344,7 @@ fn answer_arp(b: &mut Builder, addresses: i32, counters: i32, pass: Label, redir
         wire32([0, 0, 0xff, 0xff]),
     );
     b.store(Size::W, Reg::R10, STACK_KEY + 16, Reg::R3);
-    lookup_mac(b, addresses, pass);
+    lookup_mac(b, maps.addresses, pass);
     if_our_mac(b, ETH_SRC, pass);
     // Ethernet destination: broadcast or our MAC.
     b.load(Size::W, Reg::R2, DATA, ETH_DST);
@@ -335,8 +378,9 @@ fn answer_arp(b: &mut Builder, addresses: i32, counters: i32, pass: Label, redir
     copy16(b, ARP_BUF + ARP_SPA, DATA, ARP_TPA, 4);
     copy16(b, ARP_BUF + ARP_THA, DATA, ARP_SHA, 6);
     copy16(b, ARP_BUF + ARP_TPA, DATA, ARP_SPA, 4);
+    heartbeat_fresh(b, maps.deadline, pass);
     store_frame(b, ARP_BUF, ARP_FRAME_LEN, pass);
-    count(b, counters, ARP_ANSWERED);
+    count(b, maps.counters, ARP_ANSWERED);
     b.goto(redirect);
 }
 
@@ -369,7 +413,7 @@ fn icmpv6_sum(b: &mut Builder, base: Reg, at: i16) {
     }
 }
 
-fn answer_ns(b: &mut Builder, addresses: i32, counters: i32, pass: Label, redirect: Label) {
+fn answer_ns(b: &mut Builder, maps: Maps, pass: Label, redirect: Label) {
     let dst_checked = b.label();
     let not_target = b.label();
     let eth_dst_ok = b.label();
@@ -377,7 +421,7 @@ fn answer_ns(b: &mut Builder, addresses: i32, counters: i32, pass: Label, redire
     need(b, i32::from(ICMP) + 1, pass);
     expect_u8(b, IP6_NEXT_HEADER, NEXT_HEADER_ICMPV6, pass);
     expect_u8(b, ICMP, TYPE_NEIGHBOR_SOLICITATION, pass);
-    count(b, counters, NS_SEEN);
+    count(b, maps.counters, NS_SEEN);
     b.load(Size::W, Reg::R2, CTX, SKB_LEN);
     b.jump_imm(Jmp::Ne, Reg::R2, NS_FRAME_LEN, pass);
     need(b, NS_FRAME_LEN, pass);
@@ -388,8 +432,10 @@ fn answer_ns(b: &mut Builder, addresses: i32, counters: i32, pass: Label, redire
     // RFC 4861 §7.1.1: hop limit 255, code 0.
     expect_u8(b, IP6_HOP_LIMIT, 255, pass);
     expect_u8(b, ICMP_CODE, 0, pass);
-    // Exactly one option: source link-layer address, length 1 (8 octets).
+    // Exactly one option: source link-layer address, length 1 (8 octets), naming one
+    // host (the answer goes there).
     expect_u16(b, ND_OPTION, [1, 1], pass);
+    unicast_mac(b, ND_OPTION_MAC, pass);
     // Target and source not multicast; source not :: (DAD goes to the sockets).
     b.load(Size::B, Reg::R2, DATA, ND_TARGET);
     b.jump_imm(Jmp::Eq, Reg::R2, 0xff, pass);
@@ -422,7 +468,7 @@ fn answer_ns(b: &mut Builder, addresses: i32, counters: i32, pass: Label, redire
         b.load(Size::W, Reg::R2, DATA, ND_TARGET + i);
         b.store(Size::W, Reg::R10, STACK_KEY + 4 + i, Reg::R2);
     }
-    lookup_mac(b, addresses, pass);
+    lookup_mac(b, maps.addresses, pass);
     if_our_mac(b, ETH_SRC, pass);
     // Ethernet destination: our MAC, or 33:33 + the low 32 bits of a multicast
     // destination address (RFC 2464 §7).
@@ -460,8 +506,9 @@ fn answer_ns(b: &mut Builder, addresses: i32, counters: i32, pass: Label, redire
     icmpv6_sum(b, Reg::R10, NS_BUF);
     b.alu64_imm(Alu::Xor, Reg::R2, 0xffff);
     b.store(Size::H, Reg::R10, NS_BUF + ICMP_CHECKSUM, Reg::R2);
+    heartbeat_fresh(b, maps.deadline, pass);
     store_frame(b, NS_BUF, NS_FRAME_LEN, pass);
-    count(b, counters, NS_ANSWERED);
+    count(b, maps.counters, NS_ANSWERED);
     b.goto(redirect);
 }
 
@@ -471,7 +518,7 @@ mod tests {
 
     #[test]
     fn the_program_builds_and_fits_the_classic_limit() {
-        let insns = program(3, 4).expect("builds");
+        let insns = program(3, 4, 5).expect("builds");
         assert!(insns.len() < 4096, "{} instructions", insns.len());
     }
 
@@ -481,7 +528,7 @@ mod tests {
     #[test]
     fn the_program_matches_its_golden_listing() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/l2/answer_prog.golden");
-        let listing = super::super::ebpf_text::listing(&program(3, 4).expect("builds"));
+        let listing = super::super::ebpf_text::listing(&program(3, 4, 5).expect("builds"));
         if std::env::var_os("FERROLB_UPDATE_GOLDEN").is_some() {
             std::fs::write(path, &listing).expect("write the golden listing");
         }

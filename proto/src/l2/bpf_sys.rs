@@ -26,6 +26,8 @@ const BPF_LINK_CREATE: libc::c_long = 28;
 
 /// enum bpf_map_type: BPF_MAP_TYPE_HASH.
 pub(crate) const MAP_TYPE_HASH: u32 = 1;
+/// enum bpf_map_type: BPF_MAP_TYPE_ARRAY.
+pub(crate) const MAP_TYPE_ARRAY: u32 = 2;
 /// enum bpf_map_type: BPF_MAP_TYPE_PERCPU_ARRAY.
 pub(crate) const MAP_TYPE_PERCPU_ARRAY: u32 = 6;
 /// BPF_MAP_CREATE flag: allocate hash entries on insert, not all up front.

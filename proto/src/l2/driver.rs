@@ -44,6 +44,7 @@ use super::arp;
 use super::counters::{Family, FamilySnapshot, InterfaceCounters};
 use super::error::L2Error;
 use super::fast_path::{AddressMap, FastPath};
+use super::heartbeat::Heartbeat;
 use super::link::{LinkEvent, LinkInfo, LinkWatcher};
 use super::membership::Memberships;
 use super::ndp;
@@ -61,6 +62,9 @@ pub struct ResponderConfig {
     /// Answer the common questions in the kernel (a TCX ingress program) as well as on
     /// the sockets. Falls back to the sockets alone where the program cannot run.
     pub fast_path: bool,
+    /// Answer only while `Responder::heartbeat` beats at least this often (see
+    /// `heartbeat`); `None`: answer whether or not anyone beats.
+    pub heartbeat_timeout: Option<Duration>,
 }
 
 impl Default for ResponderConfig {
@@ -69,6 +73,7 @@ impl Default for ResponderConfig {
             announce_repeats: 3,
             announce_interval: Duration::from_millis(500),
             fast_path: true,
+            heartbeat_timeout: None,
         }
     }
 }
@@ -117,6 +122,7 @@ enum Command {
 #[derive(Debug, Clone)]
 pub struct Responder {
     commands: mpsc::Sender<Command>,
+    heartbeat: Heartbeat,
 }
 
 impl Responder {
@@ -136,8 +142,10 @@ impl Responder {
         } else {
             None
         };
+        let heartbeat = Heartbeat::new(config.heartbeat_timeout, addresses.clone());
         let mut driver = Driver {
             config,
+            heartbeat: heartbeat.clone(),
             addresses,
             links: HashMap::new(),
             wanted: BTreeMap::new(),
@@ -152,7 +160,13 @@ impl Responder {
         }
         let (tx, rx) = mpsc::channel(64);
         let task = tokio::spawn(driver.run(rx, links));
-        Ok((Responder { commands: tx }, task))
+        Ok((
+            Responder {
+                commands: tx,
+                heartbeat,
+            },
+            task,
+        ))
     }
 
     /// Answers for `ip` on exactly `interfaces` (replacing any earlier set), joining its
@@ -181,6 +195,11 @@ impl Responder {
         result.await.map_err(|_| L2Error::Stopped)?
     }
 
+    /// The heartbeat that keeps this responder answering (see `heartbeat`).
+    pub fn heartbeat(&self) -> &Heartbeat {
+        &self.heartbeat
+    }
+
     /// Counters of every interface served so far, by interface name and family.
     pub async fn counters(&self) -> Result<BTreeMap<(String, Family), FamilySnapshot>, L2Error> {
         let (done, result) = oneshot::channel();
@@ -206,6 +225,8 @@ impl Responder {
 /// The driver task's state.
 struct Driver {
     config: ResponderConfig,
+    /// Handed to every reader thread.
+    heartbeat: Heartbeat,
     /// The fast path's (interface, address) → MAC map; `None` when it is off.
     addresses: Option<Arc<AddressMap>>,
     /// Every link of the namespace, from rtnetlink.
@@ -375,6 +396,7 @@ impl Driver {
                     mac,
                     counters.clone(),
                     self.addresses.as_ref(),
+                    &self.heartbeat,
                 ) {
                     Ok(a) => {
                         self.active.insert(name.clone(), a);
@@ -405,6 +427,7 @@ fn open(
     mac: MacAddr,
     counters: Arc<InterfaceCounters>,
     addresses: Option<&Arc<AddressMap>>,
+    heartbeat: &Heartbeat,
 ) -> Result<Active, L2Error> {
     let open_one = |family: Family| {
         PacketSocket::open(ifindex, family)
@@ -426,6 +449,7 @@ fn open(
         mac,
         watched,
         counters.clone(),
+        heartbeat.clone(),
     )
     .map_err(|source| L2Error::OpenSocket {
         interface: name.to_owned(),

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //!   driver ── announce/withdraw ──► AddressMap (hash: ifindex, ip → MAC)
+//!   Heartbeat::beat ──────────────────► AddressMap's deadline (array: 1 × u64 ns)
 //!     │                                  ▲ lookup
 //!     └─ open interface ──► FastPath: program ── TCX ingress link (owned fd)
 //!                                      └─ counters (per-CPU array) ──► sync() ──► InterfaceCounters
@@ -105,10 +106,13 @@ fn value(mac: MacAddr) -> [u8; answer_prog::VALUE_LEN as usize] {
     out
 }
 
-/// The (interface, address) → MAC map of one responder, read by every program.
+/// The (interface, address) → MAC map of one responder, and the heartbeat deadline after
+/// which it answers nothing; read by every program.
 #[derive(Debug)]
 pub struct AddressMap {
     map: Map,
+    /// One u64: CLOCK_MONOTONIC ns after which the programs pass every frame on.
+    deadline: Map,
     /// Stride of per-CPU counter values.
     possible_cpus: usize,
 }
@@ -128,7 +132,23 @@ impl AddressMap {
             "ferrolb_l2_addr",
         )
         .map_err(map_err("address"))?;
-        Ok(Arc::new(AddressMap { map, possible_cpus }))
+        let deadline = Map::create(bpf_sys::MAP_TYPE_ARRAY, 4, 8, 1, 0, 1, "ferrolb_l2_beat")
+            .map_err(map_err("deadline"))?;
+        let addresses = AddressMap {
+            map,
+            deadline,
+            possible_cpus,
+        };
+        addresses
+            .set_deadline(u64::MAX)
+            .map_err(map_err("deadline"))?;
+        Ok(Arc::new(addresses))
+    }
+
+    /// The programs answer until CLOCK_MONOTONIC passes `deadline_ns`.
+    pub fn set_deadline(&self, deadline_ns: u64) -> io::Result<()> {
+        self.deadline
+            .update(&0u32.to_ne_bytes(), &deadline_ns.to_ne_bytes())
     }
 
     /// Answers for `ip` on `ifindex` with `mac`.
@@ -178,7 +198,11 @@ impl Program {
             map: "counters",
             source,
         })?;
-        let insns = answer_prog::program(addresses.map.raw_fd(), counters.raw_fd())?;
+        let insns = answer_prog::program(
+            addresses.map.raw_fd(),
+            counters.raw_fd(),
+            addresses.deadline.raw_fd(),
+        )?;
         let fd = bpf_sys::load_sched_cls(&insns, name).map_err(|e| FastPathError::Load {
             source: e.source,
             log: e.log,

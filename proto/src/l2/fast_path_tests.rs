@@ -278,6 +278,18 @@ fn hostile_frames_are_passed_on_untouched() {
         ),
         ("NS to another group MAC", resum(edit(&ns, 5, 0x99))),
         ("NS with trailing octets", [ns.clone(), vec![0; 8]].concat()),
+        (
+            "NS asking for a broadcast answer",
+            resum(ns.replace_octets(80..86, &[0xff; 6])),
+        ),
+        (
+            "NS asking for an all-nodes answer",
+            resum(ns.replace_octets(80..86, &[0x33, 0x33, 0, 0, 0, 1])),
+        ),
+        (
+            "NS asking for an answer to nobody",
+            resum(ns.replace_octets(80..86, &[0; 6])),
+        ),
     ]);
     let mut dad = ns_for(vip6());
     dad.src = Ipv6Addr::UNSPECIFIED;
@@ -288,6 +300,20 @@ fn hostile_frames_are_passed_on_untouched() {
     cases.push(("NS without an option", no_option.to_bytes()));
     for (what, frame) in cases {
         assert_eq!(rig.run(&frame), Outcome::Passed, "{what}");
+    }
+}
+
+#[test]
+fn a_stale_heartbeat_silences_the_kernel_and_a_beat_brings_it_back() {
+    let Some(rig) = rig() else { return };
+    let questions = [who_has(vip4()).to_bytes(), ns_for(vip6()).to_bytes()];
+    rig.addresses.set_deadline(0).expect("deadline in the past");
+    for frame in &questions {
+        assert_eq!(rig.run(frame), Outcome::Passed, "stale: {frame:02x?}");
+    }
+    rig.addresses.set_deadline(u64::MAX).expect("no deadline");
+    for frame in &questions {
+        assert!(matches!(rig.run(frame), Outcome::Answered(_)));
     }
 }
 

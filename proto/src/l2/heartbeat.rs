@@ -86,10 +86,7 @@ mod tests {
 
     #[test]
     fn a_deadline_is_the_timeout_after_now() {
-        assert_eq!(
-            deadline_after(1_000, Some(Duration::from_micros(5))),
-            6_000
-        );
+        assert_eq!(deadline_after(1_000, Some(Duration::from_micros(5))), 6_000);
     }
 
     #[test]

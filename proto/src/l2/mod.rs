@@ -24,6 +24,7 @@
 //! I/O (Linux only):
 //! - `sys`: the raw socket syscalls; with `bpf_sys`, the only `unsafe` in `l2`.
 //! - `bpf_sys`: bpf(2): maps, program load, TCX attach, test runs.
+//! - `heartbeat`: the speaker's heartbeat; both answer paths fall silent when it stops.
 //! - `fast_path`: the address map, and per interface the attached program and its
 //!   counters (answers in the kernel's receive path; the sockets get the rest).
 //! - `socket`: one filtered AF_PACKET socket per interface and family.
@@ -54,6 +55,8 @@ mod bpf_sys;
 pub mod driver;
 #[cfg(target_os = "linux")]
 pub mod fast_path;
+#[cfg(target_os = "linux")]
+pub mod heartbeat;
 #[cfg(target_os = "linux")]
 pub mod link;
 #[cfg(target_os = "linux")]

@@ -211,6 +211,12 @@ impl NeighborSolicitation {
         if f.ip.dst != solicited_group && f.ip.dst != target {
             return Err(DropReason::NdpBadDestination);
         }
+        // A DAD probe is answered to all-nodes by design; anything else goes back to the
+        // asker's link-layer address, which must name one host.
+        let reply_to = slla.mac.unwrap_or(f.eth.src);
+        if !f.ip.src.is_unspecified() && (reply_to.is_multicast() || reply_to.is_zero()) {
+            return Err(DropReason::NdpBadSourceLinkLayerAddress);
+        }
         Ok(NeighborSolicitation {
             eth: f.eth,
             src: f.ip.src,

@@ -35,9 +35,10 @@ use tokio::sync::watch;
 use super::addr::MacAddr;
 use super::counters::InterfaceCounters;
 use super::decide::decide;
+use super::heartbeat::Heartbeat;
 use super::socket::{PacketSocket, RecvBatch};
 use super::sys;
-use super::verdict::Verdict;
+use super::verdict::{DropReason, Verdict};
 
 /// Nice value of the reader thread (-20: highest weight in the fair class).
 const READER_NICE: i32 = -20;
@@ -62,6 +63,8 @@ struct Serve {
     /// The addresses answered on this interface, replaced by the driver.
     announced: watch::Receiver<Arc<BTreeSet<IpAddr>>>,
     counters: Arc<InterfaceCounters>,
+    /// Questions are answered only while it is fresh.
+    heartbeat: Heartbeat,
 }
 
 impl Reader {
@@ -73,6 +76,7 @@ impl Reader {
         mac: MacAddr,
         announced: watch::Receiver<Arc<BTreeSet<IpAddr>>>,
         counters: Arc<InterfaceCounters>,
+        heartbeat: Heartbeat,
     ) -> io::Result<Reader> {
         let (stop_rx, stop_tx) = io::pipe()?;
         let serve = Serve {
@@ -81,6 +85,7 @@ impl Reader {
             mac,
             announced,
             counters,
+            heartbeat,
         };
         let thread = std::thread::Builder::new()
             .name(format!("l2-{interface}"))
@@ -152,9 +157,14 @@ impl Serve {
                 }
             };
             let announced = Arc::clone(&self.announced.borrow());
+            let is_fresh = self.heartbeat.is_fresh();
             let mut seen = 0;
             for frame in batch.frames() {
                 seen += 1;
+                if !is_fresh {
+                    c.dropped(DropReason::SpeakerStalled);
+                    continue;
+                }
                 match decide(frame, self.mac, &*announced) {
                     Verdict::Reply(reply) => replies.push(reply),
                     Verdict::Drop(reason) => c.dropped(reason),

@@ -394,3 +394,18 @@ pub(crate) fn set_thread_latency(nice: i32, slice: Duration) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock `bpf_ktime_get_ns` reads in the fast path
+/// program, so deadlines written from here compare with its reading.
+pub(crate) fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into `now`, which lives across the call;
+    // CLOCK_MONOTONIC always exists on Linux, so it cannot fail with valid arguments.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    (now.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(now.tv_nsec as u64)
+}

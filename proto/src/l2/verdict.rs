@@ -66,13 +66,20 @@ pub enum DropReason {
     NdpMulticastSource,
     /// The IPv6 destination is neither the target nor its solicited-node group.
     NdpBadDestination,
+    /// The answer would go to a multicast, broadcast or zero link-layer address (the
+    /// source link-layer option's, else the frame's source): answering would reflect
+    /// one forged question to every host of the segment.
+    NdpBadSourceLinkLayerAddress,
     /// The question is about an address we do not announce on this interface.
     UnknownTarget,
+    /// The speaker's heartbeat is older than its bound: the process may be frozen while
+    /// another node has taken its addresses over, so this node must not answer.
+    SpeakerStalled,
 }
 
 impl DropReason {
     /// Every reason, in declaration order (for metric initialisation and dense counters).
-    pub const ALL: [DropReason; 26] = [
+    pub const ALL: [DropReason; 28] = [
         DropReason::Truncated,
         DropReason::UnsupportedEtherType,
         DropReason::NotForUs,
@@ -98,7 +105,9 @@ impl DropReason {
         DropReason::NdpUnspecifiedSourceBadDestination,
         DropReason::NdpMulticastSource,
         DropReason::NdpBadDestination,
+        DropReason::NdpBadSourceLinkLayerAddress,
         DropReason::UnknownTarget,
+        DropReason::SpeakerStalled,
     ];
 
     /// Stable CamelCase label for metrics and logs.
@@ -131,7 +140,9 @@ impl DropReason {
             DropReason::NdpUnspecifiedSourceBadDestination => "NdpUnspecifiedSourceBadDestination",
             DropReason::NdpMulticastSource => "NdpMulticastSource",
             DropReason::NdpBadDestination => "NdpBadDestination",
+            DropReason::NdpBadSourceLinkLayerAddress => "NdpBadSourceLinkLayerAddress",
             DropReason::UnknownTarget => "UnknownTarget",
+            DropReason::SpeakerStalled => "SpeakerStalled",
         }
     }
 

@@ -405,3 +405,44 @@ fn unsolicited_na_has_o_set_s_clear_and_a_valid_checksum() {
 fn a_solicitation_is_not_an_advertisement() {
     assert_eq!(NeighborAdvertisement::parse(&ns_bytes()), None);
 }
+
+/// A question whose answer would go to many hosts (or none) is never answered: a forged
+/// solicitation must not make us flood the segment.
+#[test]
+fn a_source_link_layer_option_naming_a_group_or_nobody_is_dropped() {
+    for slla in [
+        [0xff; 6],                   // broadcast
+        [0x33, 0x33, 0, 0, 0, 1],    // IPv6 all-nodes
+        [0x01, 0x00, 0x5e, 0, 0, 1], // IPv4 multicast
+        [0, 0, 0, 0, 0, 0],          // nobody
+    ] {
+        let mut bytes = ns_bytes();
+        bytes[80..86].copy_from_slice(&slla);
+        fix_checksum(&mut bytes);
+        assert_eq!(
+            NeighborSolicitation::parse(&bytes).map(|_| ()),
+            Err(DropReason::NdpBadSourceLinkLayerAddress),
+            "{slla:02x?}"
+        );
+    }
+}
+
+#[test]
+fn without_the_option_a_multicast_frame_source_is_dropped_too() {
+    let mut bytes = ns_bytes();
+    bytes.truncate(54 + 24);
+    bytes[19] = 24;
+    bytes[6..12].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 1]);
+    fix_checksum(&mut bytes);
+    assert_eq!(
+        NeighborSolicitation::parse(&bytes).map(|_| ()),
+        Err(DropReason::NdpBadSourceLinkLayerAddress)
+    );
+}
+
+#[test]
+fn a_dad_probe_from_a_multicast_frame_source_is_still_answered_to_all_nodes() {
+    let mut bytes = dad_bytes();
+    bytes[6..12].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 1]);
+    assert!(NeighborSolicitation::parse(&bytes).is_ok_and(|ns| ns.is_dad()));
+}
