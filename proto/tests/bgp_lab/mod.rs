@@ -12,12 +12,14 @@
 
 #![allow(dead_code)]
 
+mod incoming;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ferrolb_netlab::routers::{self, Local};
-use ferrolb_netlab::{AcceptErrors, Netlab, NsRuntime, counters};
+use ferrolb_netlab::{Netlab, NsRuntime, counters};
 use ferrolb_proto::bgp::driver::{self, Event, PeerConfig};
 use ferrolb_proto::bgp::fsm::Config;
 use ferrolb_proto::bgp::md5::{self, Md5Key};
@@ -26,6 +28,7 @@ use ferrolb_proto::bgp::packing::RouteSet;
 use tokio::sync::mpsc;
 
 pub(crate) use ferrolb_netlab::can_run;
+pub(crate) use incoming::hand_over;
 // Each test binary uses some of them.
 #[allow(unused_imports)]
 pub(crate) use ferrolb_netlab::routers::{Bird, Frr, Gobgp, Neighbor, RibPath, Router};
@@ -157,24 +160,6 @@ impl Node {
             }
             tokio::spawn(hand_over(listener, to));
         });
-    }
-}
-
-/// Hands every connection `listener` accepts to the passive peer behind `to`, until it is gone.
-pub(crate) async fn hand_over(
-    listener: tokio::net::TcpListener,
-    to: mpsc::Sender<driver::Command>,
-) {
-    let mut errors = AcceptErrors::new("test listener");
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                if to.send(driver::Command::Incoming(stream)).await.is_err() {
-                    return;
-                }
-            }
-            Err(error) => errors.pause_after(&error).await,
-        }
     }
 }
 

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use ferrolb_netlab::{self as netlab, eventually};
 use ferrolb_tests::cluster::probe;
-use ferrolb_tests::cluster::{Binaries, ClusterLab, HTTP_PORT, eventually};
-use ferrolb_tests::netlab;
+use ferrolb_tests::cluster::{Binaries, ClusterLab, HTTP_PORT};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, PostParams};
 use serde_json::json;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
-use ferrolb_tests::kubesim::{KubeSim, Options};
+use ferrolb_kubesim::{KubeSim, Options};
 
 #[derive(Debug, Parser)]
 #[command(about = "An in-process Kubernetes API server for tests (plain HTTP)")]

@@ -1,17 +1,17 @@
 //! Helm against kubesim: the Helm v4 engine from PyPI's `helm-python-sdk` (Go's Helm SDK in a
-//! shared library, driven by `tests/helm/driver.py`) lints, renders, installs, upgrades and
-//! uninstalls the sample chart in `tests/helm/sample` (a CRD in `crds/`, a ConfigMap, a Service,
+//! shared library, driven by `kubesim/tests/helm/driver.py`) lints, renders, installs, upgrades and
+//! uninstalls the sample chart in `kubesim/tests/helm/sample` (a CRD in `crds/`, a ConfigMap, a Service,
 //! a ServiceAccount the upgrade turns off, and a custom resource of the CRD). Skips (with a
 //! message) when python3 or the SDK is absent, but fails when `CI=true`
 //! (`scripts/install-deps.sh` installs it).
 
 use std::path::PathBuf;
 
-use ferrolb_tests::kubesim::{KubeSim, Options};
+use ferrolb_kubesim::{KubeSim, Options};
 use serde_json::{Value, json};
 
 fn helm_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("helm")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/helm")
 }
 
 /// True when python3 can import the SDK; otherwise skips (or fails in CI).

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ferrolb_tests::kubesim::KubeSim;
+use ferrolb_kubesim::KubeSim;
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Service};
 use k8s_openapi::api::events::v1::Event;

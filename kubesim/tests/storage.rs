@@ -2,7 +2,7 @@
 //! resourceVersions, uid/generation, 404/409/422 Status bodies, selectors, pagination,
 //! optimistic concurrency, finalizers, patches and the status subresource.
 
-use ferrolb_tests::kubesim::KubeSim;
+use ferrolb_kubesim::KubeSim;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};

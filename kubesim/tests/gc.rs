@@ -2,7 +2,7 @@
 //! Background (the default) and Foreground delete the dependents, Orphan releases them, and a
 //! dependent with another live owner only loses the dangling reference.
 
-use ferrolb_tests::kubesim::KubeSim;
+use ferrolb_kubesim::KubeSim;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt as _;
 use kube::api::{Api, DeleteParams, PostParams};

@@ -3,7 +3,7 @@
 //! resourceNames and apiGroups, 403 worded as the real server words it, discovery open to
 //! authenticated users, and `kubectl auth can-i` through SelfSubjectAccessReviews.
 
-use ferrolb_tests::kubesim::{KubeSim, Options};
+use ferrolb_kubesim::{KubeSim, Options};
 use futures::StreamExt as _;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};

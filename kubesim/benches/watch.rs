@@ -1,12 +1,12 @@
 //! Watch fan-out benchmark: 10 000 ConfigMaps, 100 watchers, a writer aiming at 1 000 patches a
 //! second for 60 s (`KUBESIM_BENCH_SECS` to change). Prints achieved writes/s, fan-out latency
 //! (write start → watcher receipt) p50/p99/max, and peak RSS (VmHWM). Run with
-//! `cargo bench -p ferrolb-tests --bench kubesim_watch`.
+//! `cargo bench -p ferrolb-kubesim --bench watch`.
 
 use std::time::Duration;
 
-use ferrolb_tests::kubesim::load::{self, LoadConfig};
-use ferrolb_tests::kubesim::{KubeSim, Options};
+use ferrolb_kubesim::load::{self, LoadConfig};
+use ferrolb_kubesim::{KubeSim, Options};
 
 /// Peak resident set size from /proc/self/status, as written there (e.g. `123456 kB`).
 fn peak_rss() -> String {

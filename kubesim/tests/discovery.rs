@@ -1,7 +1,7 @@
 //! Step 2 of kubesim: built-in kinds and discovery, checked with kube-rs's own discovery client
 //! and raw requests for the documents kubectl reads.
 
-use ferrolb_tests::kubesim::KubeSim;
+use ferrolb_kubesim::KubeSim;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Endpoints, Node, Secret};
 use k8s_openapi::api::discovery::v1::EndpointSlice;

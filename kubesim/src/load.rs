@@ -1,4 +1,4 @@
-//! A watch load run against a kubesim, shared by the soak test and the `kubesim_watch` bench:
+//! A watch load run against a kubesim, shared by the soak test and the `watch` bench:
 //! N ConfigMaps, W watchers (kube-rs watch streams that resume from their last RV when a stream
 //! ends, as real clients do) and a writer patching objects at a target rate for a while. Reports
 //! what every watcher saw against what was written (missed, reordered or unexpected events) and

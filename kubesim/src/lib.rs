@@ -1,4 +1,4 @@
-//! `kubesim`: an in-process Kubernetes API server for tests. It speaks the real HTTP API (plain
+//! `ferrolb-kubesim`: an in-process Kubernetes API server for tests. It speaks the real HTTP API (plain
 //! HTTP/1.1 and JSON) so that the real kube-rs client, `kubectl` and Helm use it unmodified.
 //! Where it and a real API server differ, the real one is right.
 //!
@@ -43,7 +43,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! let sim = ferrolb_tests::kubesim::KubeSim::start().await?;
+//! let sim = ferrolb_kubesim::KubeSim::start().await?;
 //! let client = sim.client();
 //! // kubectl --kubeconfig sim.kubeconfig_path() get ns
 //! # drop(client); Ok(()) }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use ferrolb_tests::kubesim::KubeSim;
+use ferrolb_kubesim::KubeSim;
 
 fn find_kubectl() -> Option<PathBuf> {
     if let Some(explicit) = std::env::var_os("KUBECTL") {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use ferrolb_tests::kubesim::{KubeSim, Options};
+use ferrolb_kubesim::{KubeSim, Options};
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{
@@ -374,9 +374,8 @@ async fn a_reflector_relists_after_its_resource_version_expires() {
             .await
             .expect("secret");
     }
-    let expired_then_relisted = |requests: &[ferrolb_tests::kubesim::api::RequestRecord]| {
-        let configmaps =
-            |r: &&ferrolb_tests::kubesim::api::RequestRecord| r.path.ends_with("/configmaps");
+    let expired_then_relisted = |requests: &[ferrolb_kubesim::api::RequestRecord]| {
+        let configmaps = |r: &&ferrolb_kubesim::api::RequestRecord| r.path.ends_with("/configmaps");
         let expired = requests
             .iter()
             .filter(configmaps)

@@ -3,7 +3,7 @@
 //! unless forced, and plain updates take the fields they change (see `kubesim::managed` for
 //! what is simplified).
 
-use ferrolb_tests::kubesim::KubeSim;
+use ferrolb_kubesim::KubeSim;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrolb_tests::kubesim::{FaultStatus, KubeSim, Options};
+use ferrolb_kubesim::{FaultStatus, KubeSim, Options};
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use ferrolb_tests::kubesim::KubeSim;
-use ferrolb_tests::kubesim::fixtures::load_manifests;
+use ferrolb_kubesim::KubeSim;
+use ferrolb_kubesim::fixtures::load_manifests;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,

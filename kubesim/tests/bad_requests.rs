@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ferrolb_tests::kubesim::{KubeSim, Options};
+use ferrolb_kubesim::{KubeSim, Options};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use serde_json::json;

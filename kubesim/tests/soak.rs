@@ -1,12 +1,13 @@
 //! Watch soak: 10 000 ConfigMaps, 100 concurrent watchers and about 1 000 writes a second for a
 //! bounded time; every watcher must see every write exactly once and in resourceVersion order
-//! (resuming from its last RV when a stream ends). No timing assertions: the figures are the
-//! `kubesim_watch` bench's job. `KUBESIM_SOAK_SECS` changes the write phase (default 10 s).
+//! (resuming from its last RV when a stream ends). No timing assertions: the figures are the job
+//! of `cargo bench -p ferrolb-kubesim --bench watch`. `KUBESIM_SOAK_SECS` changes the write phase
+//! (default 10 s).
 
 use std::time::Duration;
 
-use ferrolb_tests::kubesim::load::{self, LoadConfig};
-use ferrolb_tests::kubesim::{KubeSim, Options};
+use ferrolb_kubesim::load::{self, LoadConfig};
+use ferrolb_kubesim::{KubeSim, Options};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_watcher_misses_or_reorders_an_event_under_load() {

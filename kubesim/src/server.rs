@@ -12,6 +12,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use ferrolb_netlab::AcceptErrors;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
@@ -363,13 +364,18 @@ pub async fn serve(
         .unwrap_or_default()
         .into();
     let header_read_timeout = state.options.header_read_timeout;
+    let mut errors = AcceptErrors::new("kubesim");
     loop {
         let accepted = tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => return,
             accepted = listener.accept() => accepted,
         };
-        let Ok((stream, _peer)) = accepted else {
-            continue;
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(error) => {
+                errors.pause_after(&error).await;
+                continue;
+            }
         };
         let state = Arc::clone(&state);
         let address = Arc::clone(&address);
