@@ -11,8 +11,8 @@ use super::event_views;
 use super::meta::{meta_mut, meta_str, now_rfc3339};
 use super::resources::Resolved;
 use super::routing::Query;
-use super::schema;
 use super::validation;
+use super::{rules, schema};
 
 /// Checks and completes an object about to be written: kind/apiVersion, CR schema
 /// (prune, default, validate), built-in defaults, CRD checks.
@@ -67,7 +67,7 @@ pub fn admit(
         }
         schema::apply_defaults(schema, object);
         let mut causes = schema::validate(schema, object);
-        causes.extend(schema::validate_rules(schema, object, old));
+        causes.extend(rules::validate(schema, object, old));
         if !causes.is_empty() {
             return Err(ApiError::invalid(
                 &res.info.group,

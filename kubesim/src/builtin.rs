@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, Cause};
 use super::meta::meta_str;
+use super::rules;
 
 /// A small stable hash (FNV-1a) used to pick cluster IPs and node ports without shared state.
 fn hash(text: &str) -> u64 {
@@ -210,6 +211,7 @@ pub fn validate_crd(crd: &Value) -> Vec<Cause> {
     match versions {
         None => required("spec.versions", &mut causes),
         Some(vs) => {
+            causes.extend(rule_compile_errors(vs));
             let storage = vs
                 .iter()
                 .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
@@ -221,6 +223,26 @@ pub fn validate_crd(crd: &Value) -> Vec<Cause> {
                     field: "spec.versions".into(),
                 });
             }
+        }
+    }
+    causes
+}
+
+/// A cause per CEL rule of the versions' schemas that kubesim cannot compile: the API server
+/// refuses a CRD whose rules do not compile, and kubesim also refuses one it cannot evaluate,
+/// rather than pass it on every write.
+fn rule_compile_errors(versions: &[Value]) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    for (i, version) in versions.iter().enumerate() {
+        let Some(schema) = version.pointer("/schema/openAPIV3Schema") else {
+            continue;
+        };
+        for (path, rule, error) in rules::compile_errors(schema) {
+            causes.push(Cause {
+                reason: "FieldValueInvalid",
+                message: format!("Invalid value: {rule:?}: compilation failed: {error}"),
+                field: format!("spec.versions[{i}].schema.openAPIV3Schema.{path}"),
+            });
         }
     }
     causes

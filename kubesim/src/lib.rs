@@ -29,7 +29,9 @@
 //! - [`patch`]: merge, JSON and strategic merge patches.
 //! - [`managed`]: server-side apply's field ownership (`managedFields`, conflicts), simplified.
 //! - [`smp`]: strategic merge patch with a fixed table of merge keys.
-//! - [`cel`]: a small evaluator for CRD `x-kubernetes-validations` rules.
+//! - [`cel`]: a small evaluator for CRD `x-kubernetes-validations` rules; refuses what it cannot
+//!   evaluate.
+//! - [`rules`]: a schema's CEL rules — compiled when a CRD is written, evaluated on each write.
 //! - [`protobuf`]: decoding the protobuf bodies typed client-go clients send.
 //! - [`selectors`]: label and field selectors.
 //! - [`options`]: the tunables ([`Options`]).
@@ -73,6 +75,7 @@ pub mod protobuf;
 pub mod request;
 pub mod resources;
 pub mod routing;
+pub mod rules;
 pub mod schema;
 pub mod selectors;
 pub mod server;

@@ -2,13 +2,12 @@
 //! pruning of unknown fields (and of nulls in non-nullable fields), `default`s, then validation of
 //! `type`, `required`, `enum`, `minimum`/`maximum`, lengths and item counts. Pure; no I/O.
 //!
-//! CEL `x-kubernetes-validations` rules run through [`cel`]; a rule it cannot
-//! evaluate is skipped. Not handled (yet): `pattern`, `format`, `oneOf`/`anyOf`/`allOf`/`not`,
-//! list-type uniqueness, `messageExpression`.
+//! CEL `x-kubernetes-validations` rules are [`rules`](super::rules)' job. Not handled (yet):
+//! `pattern`, `format`, `oneOf`/`anyOf`/`allOf`/`not`, list-type uniqueness,
+//! `messageExpression`.
 
 use serde_json::{Map, Value};
 
-use super::cel;
 use super::error::Cause;
 
 fn schema_type(schema: &Value) -> Option<&str> {
@@ -29,7 +28,7 @@ fn is_embedded(schema: &Value) -> bool {
         .unwrap_or(false)
 }
 
-fn child_path(path: &str, key: &str) -> String {
+pub(crate) fn child_path(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_owned()
     } else {
@@ -125,7 +124,7 @@ pub fn apply_defaults(schema: &Value, value: &mut Value) {
 }
 
 /// The Go-style type name the API server prints for a JSON value.
-fn type_name(value: &Value) -> &'static str {
+pub(crate) fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
@@ -347,82 +346,6 @@ fn validate_object(schema: &Value, map: &Map<String, Value>, path: &str, causes:
         } else if let Some(sub) = additional {
             validate_at(sub, v, &format!("{path}[{key}]"), causes);
         }
-    }
-}
-
-/// Runs the `x-kubernetes-validations` rules; transition rules (those using `oldSelf`) only
-/// where `old` has a value at the same path.
-pub fn validate_rules(schema: &Value, value: &Value, old: Option<&Value>) -> Vec<Cause> {
-    let mut causes = Vec::new();
-    rules_at(schema, value, old, "", &mut causes);
-    causes
-}
-
-fn rules_at(
-    schema: &Value,
-    value: &Value,
-    old: Option<&Value>,
-    path: &str,
-    causes: &mut Vec<Cause>,
-) {
-    if value.is_null() {
-        return;
-    }
-    for rule in schema
-        .get("x-kubernetes-validations")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let Some(text) = rule.get("rule").and_then(Value::as_str) else {
-            continue;
-        };
-        let transition = cel::is_transition_rule(text);
-        if transition && old.is_none_or(Value::is_null) {
-            continue;
-        }
-        if cel::evaluate(text, value, old) == Ok(false) {
-            let message = rule
-                .get("message")
-                .and_then(Value::as_str)
-                .map_or_else(|| format!("failed rule: {text}"), str::to_owned);
-            let reason = match rule.get("reason").and_then(Value::as_str) {
-                Some("FieldValueForbidden") => "FieldValueForbidden",
-                Some("FieldValueRequired") => "FieldValueRequired",
-                Some("FieldValueDuplicate") => "FieldValueDuplicate",
-                _ => "FieldValueInvalid",
-            };
-            causes.push(Cause {
-                reason,
-                message: format!("Invalid value: {:?}: {message}", type_name(value)),
-                field: path.to_owned(),
-            });
-        }
-    }
-    match value {
-        Value::Object(map) => {
-            let props = schema.get("properties").and_then(Value::as_object);
-            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
-            for (key, child) in map {
-                if path.is_empty() && key == "metadata" {
-                    continue;
-                }
-                let old_child = old.and_then(|o| o.get(key));
-                if let Some(sub) = props.and_then(|p| p.get(key)) {
-                    rules_at(sub, child, old_child, &child_path(path, key), causes);
-                } else if let Some(sub) = additional {
-                    rules_at(sub, child, old_child, &format!("{path}[{key}]"), causes);
-                }
-            }
-        }
-        Value::Array(items) => {
-            if let Some(item_schema) = schema.get("items") {
-                for (i, item) in items.iter().enumerate() {
-                    rules_at(item_schema, item, None, &format!("{path}[{i}]"), causes);
-                }
-            }
-        }
-        _ => {}
     }
 }
 
