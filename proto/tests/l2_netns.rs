@@ -18,12 +18,14 @@ mod l2_lab;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use ferrolb_netlab::eventually_async;
 use ferrolb_proto::l2::MacAddr;
-use ferrolb_proto::l2::counters::Family;
+use ferrolb_proto::l2::counters::{Family, FamilySnapshot};
 use ferrolb_proto::l2::link::{LinkEvent, LinkWatcher};
 
 use l2_lab::{
-    Lab, VIP4, VIP6, args, can_run, client_async, counters_of, fast, ip_async, must, run, text,
+    DEADLINE, Lab, VIP4, VIP6, args, can_run, client_async, counters_of, fast, ip_async, must, run,
+    text, wait_counters,
 };
 
 #[test]
@@ -192,18 +194,18 @@ fn gratuitous_announcements_replace_a_stale_client_entry() {
             .await
             .expect("announce v6");
         // Three rounds 600 ms apart: the later ones fall outside the 1 s locktime.
-        tokio::time::sleep(Duration::from_millis(1600)).await;
         for vip in ["192.0.2.10", "2001:db8::10"] {
-            let out = client_async(
-                prefix.clone(),
-                args(&format!("ip neigh show {vip} dev cli0")),
-            )
+            let updated = eventually_async(DEADLINE, Duration::from_millis(100), || async {
+                let out = client_async(
+                    prefix.clone(),
+                    args(&format!("ip neigh show {vip} dev cli0")),
+                )
+                .await;
+                let said = text(&out).to_lowercase();
+                said.contains(&format!("lladdr {mac}")).then_some(())
+            })
             .await;
-            let said = text(&out).to_lowercase();
-            assert!(
-                said.contains(&format!("lladdr {mac}")),
-                "{vip} not updated: {said}"
-            );
+            assert!(updated.is_some(), "{vip} not updated within {DEADLINE:?}");
         }
     });
 }
@@ -277,7 +279,10 @@ fn a_client_claiming_an_announced_ipv6_fails_duplicate_address_detection() {
             .await
             .expect("announce");
         // Let the unsolicited NAs pass, so only our answer to the probe counts.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        wait_counters(&r, "spk0", Family::V6, "the three announcements", |c| {
+            c.announcements_sent + c.send_errors >= 3
+        })
+        .await;
         let _ = client_async(
             prefix.clone(),
             args("sysctl -qw net.ipv6.conf.cli0.accept_dad=1"),
@@ -290,9 +295,15 @@ fn a_client_claiming_an_announced_ipv6_fails_duplicate_address_detection() {
         .await;
         let out = client_async(prefix.clone(), args("ip addr add 2001:db8::10/64 dev cli0")).await;
         assert!(out.status.success(), "{}", text(&out));
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        let out = client_async(prefix, args("ip -6 addr show dev cli0")).await;
-        let said = text(&out);
+        // DAD is over once the address is no longer tentative, or has failed.
+        let said = eventually_async(DEADLINE, Duration::from_millis(100), || async {
+            let out = client_async(prefix.clone(), args("ip -6 addr show dev cli0")).await;
+            let said = text(&out);
+            let line = said.lines().find(|l| l.contains("2001:db8::10/64"))?;
+            (line.contains("dadfailed") || !line.contains("tentative")).then_some(said)
+        })
+        .await
+        .expect("duplicate address detection finishes");
         assert!(said.contains("dadfailed"), "{said}");
         let c = r.counters().await.expect("counters");
         assert!(counters_of(&c, "spk0", Family::V6).replies_sent >= 1);
@@ -404,23 +415,27 @@ fn carrier_coming_back_repeats_the_announcements() {
         return;
     }
     let lab = Lab::new();
-    let br = lab.switch();
+    let (br, spk) = (lab.switch(), lab.ns("spk"));
     lab.with_responder(fast(), move |r| async move {
         r.announce(IpAddr::V4(VIP4), ["spk0".to_owned()])
             .await
             .expect("announce");
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let before = counters_of(&r.counters().await.expect("counters"), "spk0", Family::V4);
+        let sent = |c: &FamilySnapshot| c.announcements_sent + c.send_errors;
+        let before = wait_counters(&r, "spk0", Family::V4, "3 rounds", |c| sent(c) >= 6).await;
         assert_eq!(
             before.announcements_sent, 6,
             "3 rounds of 2 forms: {before:?}"
         );
         // Taking the peer end down drops spk0's carrier; bringing it up restores it.
         ip_async(args(&format!("-n {br} link set p-spk0 down"))).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let no_carrier = eventually_async(DEADLINE, Duration::from_millis(20), || async {
+            let out = ip_async(args(&format!("-n {spk} link show spk0"))).await;
+            text(&out).contains("NO-CARRIER").then_some(())
+        })
+        .await;
+        assert!(no_carrier.is_some(), "spk0 kept its carrier");
         ip_async(args(&format!("-n {br} link set p-spk0 up"))).await;
-        tokio::time::sleep(Duration::from_millis(1800)).await;
-        let after = counters_of(&r.counters().await.expect("counters"), "spk0", Family::V4);
+        let after = wait_counters(&r, "spk0", Family::V4, "3 more rounds", |c| sent(c) >= 12).await;
         assert_eq!(after.announcements_sent, 12, "{after:?}");
     });
 }
