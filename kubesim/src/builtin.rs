@@ -89,6 +89,34 @@ fn default_service(object: &mut Value, old: Option<&Value>) {
     if ty == "ExternalName" {
         return;
     }
+    default_families(spec, &old_spec);
+    let h = hash(&id);
+    default_cluster_ips(spec, h);
+    spec["internalTrafficPolicy"] = spec
+        .get("internalTrafficPolicy")
+        .cloned()
+        .unwrap_or(json!("Cluster"));
+    let external = ty == "LoadBalancer" || ty == "NodePort";
+    if external && spec.get("externalTrafficPolicy").is_none() {
+        spec["externalTrafficPolicy"] = json!("Cluster");
+    }
+    if ty == "LoadBalancer" && spec.get("allocateLoadBalancerNodePorts").is_none() {
+        spec["allocateLoadBalancerNodePorts"] = json!(true);
+    }
+    let allocate_node_ports = external
+        && spec
+            .get("allocateLoadBalancerNodePorts")
+            .and_then(Value::as_bool)
+            != Some(false);
+    default_ports(spec, &old_spec, h, allocate_node_ports);
+    if object.get("status").is_none() {
+        object["status"] = json!({"loadBalancer": {}});
+    }
+}
+
+/// Keeps the cluster IPs and families an update left out; defaults the family policy and the
+/// families (IPv4 first).
+fn default_families(spec: &mut Value, old_spec: &Value) {
     for field in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
         if spec.get(field).is_none()
             && let Some(v) = old_spec.get(field)
@@ -109,72 +137,60 @@ fn default_service(object: &mut Value, old: Option<&Value>) {
             json!(["IPv4", "IPv6"])
         };
     }
-    let h = hash(&id);
-    if spec.get("clusterIP").is_none() {
-        let families: Vec<String> = spec["ipFamilies"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|f| f.as_str().map(str::to_owned))
-            .collect();
-        let ips: Vec<String> = families
-            .iter()
-            .map(|f| {
-                if f == "IPv6" {
-                    format!("fd00:10:96::{:x}", (h >> 16) & 0xffff | 1)
-                } else {
-                    format!("10.96.{}.{}", (h >> 8) & 0xff, (h & 0xfe) | 1)
-                }
-            })
-            .collect();
-        spec["clusterIP"] = json!(ips.first().cloned().unwrap_or_default());
-        spec["clusterIPs"] = json!(ips);
+}
+
+/// One cluster IP per family, derived from the Service's hash `h` (stable across restarts).
+fn default_cluster_ips(spec: &mut Value, h: u64) {
+    if spec.get("clusterIP").is_some() {
+        return;
     }
-    spec["internalTrafficPolicy"] = spec
-        .get("internalTrafficPolicy")
-        .cloned()
-        .unwrap_or(json!("Cluster"));
-    let external = ty == "LoadBalancer" || ty == "NodePort";
-    if external && spec.get("externalTrafficPolicy").is_none() {
-        spec["externalTrafficPolicy"] = json!("Cluster");
-    }
-    if ty == "LoadBalancer" && spec.get("allocateLoadBalancerNodePorts").is_none() {
-        spec["allocateLoadBalancerNodePorts"] = json!(true);
-    }
-    let allocate_node_ports = external
-        && spec
-            .get("allocateLoadBalancerNodePorts")
-            .and_then(Value::as_bool)
-            != Some(false);
+    let ips: Vec<String> = spec["ipFamilies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|f| {
+            if f == "IPv6" {
+                format!("fd00:10:96::{:x}", (h >> 16) & 0xffff | 1)
+            } else {
+                format!("10.96.{}.{}", (h >> 8) & 0xff, (h & 0xfe) | 1)
+            }
+        })
+        .collect();
+    spec["clusterIP"] = json!(ips.first().cloned().unwrap_or_default());
+    spec["clusterIPs"] = json!(ips);
+}
+
+/// Port defaults: protocol TCP, targetPort = port, and a node port (kept across updates) when
+/// the type allocates them.
+fn default_ports(spec: &mut Value, old_spec: &Value, h: u64, allocate_node_ports: bool) {
     let old_ports = old_spec
         .get("ports")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
-        for (i, port) in ports.iter_mut().enumerate() {
-            if !port.is_object() {
-                continue;
-            }
-            if port.get("protocol").is_none() {
-                port["protocol"] = json!("TCP");
-            }
-            if port.get("targetPort").is_none() {
-                port["targetPort"] = port.get("port").cloned().unwrap_or(json!(0));
-            }
-            if allocate_node_ports && port.get("nodePort").is_none() {
-                let kept = old_ports
-                    .iter()
-                    .find(|p| p.get("port") == port.get("port"))
-                    .and_then(|p| p.get("nodePort"))
-                    .cloned();
-                port["nodePort"] =
-                    kept.unwrap_or_else(|| json!(30000 + (h.wrapping_add(i as u64 * 7919)) % 2768));
-            }
+    let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for (i, port) in ports.iter_mut().enumerate() {
+        if !port.is_object() {
+            continue;
         }
-    }
-    if object.get("status").is_none() {
-        object["status"] = json!({"loadBalancer": {}});
+        if port.get("protocol").is_none() {
+            port["protocol"] = json!("TCP");
+        }
+        if port.get("targetPort").is_none() {
+            port["targetPort"] = port.get("port").cloned().unwrap_or(json!(0));
+        }
+        if allocate_node_ports && port.get("nodePort").is_none() {
+            let kept = old_ports
+                .iter()
+                .find(|p| p.get("port") == port.get("port"))
+                .and_then(|p| p.get("nodePort"))
+                .cloned();
+            port["nodePort"] =
+                kept.unwrap_or_else(|| json!(30000 + (h.wrapping_add(i as u64 * 7919)) % 2768));
+        }
     }
 }
 

@@ -200,19 +200,42 @@ pub async fn run(sim: &KubeSim, config: &LoadConfig) -> Result<LoadReport, Fixtu
         (f64::from(config.writes_per_sec) * config.duration.as_secs_f64() * 1.5) as usize + 16;
     let starts: Starts = Arc::new((0..planned).map(|_| OnceLock::new()).collect());
     let (until_tx, until_rx) = watch::channel(0u64);
-    let mut watchers = Vec::new();
-    for _ in 0..config.watchers {
-        let api: Api<ConfigMap> = Api::default_namespaced(sim.client());
-        watchers.push(tokio::spawn(watcher(
-            api,
-            start_rv,
-            Arc::clone(&starts),
-            until_rx.clone(),
-        )));
-    }
+    let watchers: Vec<_> = (0..config.watchers)
+        .map(|_| {
+            let api: Api<ConfigMap> = Api::default_namespaced(sim.client());
+            tokio::spawn(watcher(
+                api,
+                start_rv,
+                Arc::clone(&starts),
+                until_rx.clone(),
+            ))
+        })
+        .collect();
     // Let every watch open before writing, so latency measures fan-out, not connection setup.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let writes = write(sim, config, planned, &starts).await;
+    let _ = until_tx.send(sim.resource_version());
+    let mut report = LoadReport {
+        writes: writes.written.len(),
+        write_errors: writes.errors,
+        writes_per_sec: writes.written.len() as f64 / writes.secs,
+        ..LoadReport::default()
+    };
+    let deadline = tokio::time::Instant::now() + config.drain_limit;
+    collect(&mut report, watchers, &writes.written, deadline).await;
+    Ok(report)
+}
 
+/// What the write phase did.
+struct Writes {
+    /// resourceVersion -> write number, of every write that succeeded.
+    written: HashMap<u64, usize>,
+    errors: usize,
+    secs: f64,
+}
+
+/// Patches the ConfigMaps round-robin at the configured rate for the configured time.
+async fn write(sim: &KubeSim, config: &LoadConfig, planned: usize, starts: &Starts) -> Writes {
     let written: Written = Arc::default();
     let errors = Arc::new(Mutex::new(0usize));
     let permits = Arc::new(Semaphore::new(config.concurrent_writes.max(1)));
@@ -232,7 +255,7 @@ pub async fn run(sim: &KubeSim, config: &LoadConfig) -> Result<LoadReport, Fixtu
         issued += 1;
         let number = issued;
         let (api, written, errors) = (api.clone(), Arc::clone(&written), Arc::clone(&errors));
-        let starts = Arc::clone(&starts);
+        let starts = Arc::clone(starts);
         tasks.push(tokio::spawn(async move {
             if let Some(slot) = starts.get(number) {
                 let _ = slot.set(Instant::now());
@@ -259,21 +282,27 @@ pub async fn run(sim: &KubeSim, config: &LoadConfig) -> Result<LoadReport, Fixtu
     for task in tasks {
         let _ = task.await;
     }
-    let write_secs = began.elapsed().as_secs_f64();
-    let final_rv = sim.resource_version();
-    let _ = until_tx.send(final_rv);
-
+    let secs = began.elapsed().as_secs_f64();
     let written = std::mem::take(&mut *written.lock().unwrap_or_else(|e| e.into_inner()));
+    let errors = *errors.lock().unwrap_or_else(|e| e.into_inner());
+    Writes {
+        written,
+        errors,
+        secs,
+    }
+}
+
+/// Waits (until `deadline`) for each watcher and adds what it saw to the report: events missed,
+/// reordered or unexpected, resumes, latencies.
+async fn collect(
+    report: &mut LoadReport,
+    watchers: Vec<tokio::task::JoinHandle<(Seen, usize)>>,
+    written: &HashMap<u64, usize>,
+    deadline: tokio::time::Instant,
+) {
     let mut expected: Vec<u64> = written.keys().copied().collect();
     expected.sort_unstable();
-    let mut report = LoadReport {
-        writes: written.len(),
-        write_errors: *errors.lock().unwrap_or_else(|e| e.into_inner()),
-        writes_per_sec: written.len() as f64 / write_secs,
-        ..LoadReport::default()
-    };
     let mut histogram = Histogram::new();
-    let deadline = tokio::time::Instant::now() + config.drain_limit;
     for mut task in watchers {
         let (seen, resumes) = match tokio::time::timeout_at(deadline, &mut task).await {
             Ok(Ok(result)) => result,
@@ -310,5 +339,4 @@ pub async fn run(sim: &KubeSim, config: &LoadConfig) -> Result<LoadReport, Fixtu
     report.latency_p50 = histogram.quantile(0.50);
     report.latency_p99 = histogram.quantile(0.99);
     report.latency_max = histogram.quantile(1.0);
-    Ok(report)
 }

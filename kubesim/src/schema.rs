@@ -173,35 +173,8 @@ fn validate_at(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause
     if value.is_null() {
         return;
     }
-    let int_or_string = schema
-        .get("x-kubernetes-int-or-string")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    if int_or_string {
-        if !(value.is_string() || type_matches("integer", value)) {
-            causes.push(Cause {
-                reason: "FieldValueTypeInvalid",
-                message: format!(
-                    "Invalid value: {:?}: {path} in body must be of type integer,string: {:?}",
-                    type_name(value),
-                    type_name(value)
-                ),
-                field: path.to_owned(),
-            });
-            return;
-        }
-    } else if let Some(expected) = schema_type(schema)
-        && !type_matches(expected, value)
-    {
-        causes.push(Cause {
-            reason: "FieldValueTypeInvalid",
-            message: format!(
-                "Invalid value: {:?}: {path} in body must be of type {expected}: {:?}",
-                type_name(value),
-                type_name(value)
-            ),
-            field: path.to_owned(),
-        });
+    if let Some(cause) = type_mismatch(schema, value, path) {
+        causes.push(cause);
         return;
     }
     if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
@@ -222,52 +195,9 @@ fn validate_at(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause
         check_bounds(schema, value, n, path, causes);
     }
     match value {
-        Value::String(s) => {
-            let len = s.chars().count() as u64;
-            if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
-                && len > max
-            {
-                causes.push(Cause {
-                    reason: "FieldValueTooLong",
-                    message: format!("Too long: may not be more than {max} bytes"),
-                    field: path.to_owned(),
-                });
-            }
-            if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
-                && len < min
-            {
-                causes.push(Cause {
-                    reason: "FieldValueInvalid",
-                    message: format!(
-                        "Invalid value: {}: {path} in body should be at least {min} chars long",
-                        shown(value)
-                    ),
-                    field: path.to_owned(),
-                });
-            }
-        }
+        Value::String(s) => check_length(schema, value, s.chars().count() as u64, path, causes),
         Value::Array(items) => {
-            let count = items.len() as u64;
-            if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
-                && count > max
-            {
-                causes.push(Cause {
-                    reason: "FieldValueTooMany",
-                    message: format!("Too many: {count}: must have at most {max} items"),
-                    field: path.to_owned(),
-                });
-            }
-            if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
-                && count < min
-            {
-                causes.push(Cause {
-                    reason: "FieldValueInvalid",
-                    message: format!(
-                        "Invalid value: {count}: {path} in body should have at least {min} items"
-                    ),
-                    field: path.to_owned(),
-                });
-            }
+            check_item_count(schema, items.len() as u64, path, causes);
             if let Some(item_schema) = schema.get("items") {
                 for (i, item) in items.iter().enumerate() {
                     validate_at(item_schema, item, &format!("{path}[{i}]"), causes);
@@ -276,6 +206,84 @@ fn validate_at(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause
         }
         Value::Object(map) => validate_object(schema, map, path, causes),
         _ => {}
+    }
+}
+
+/// The cause when `value` is not of the schema's type (`x-kubernetes-int-or-string` allows both).
+fn type_mismatch(schema: &Value, value: &Value, path: &str) -> Option<Cause> {
+    let int_or_string = schema
+        .get("x-kubernetes-int-or-string")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let expected = if int_or_string {
+        if value.is_string() || type_matches("integer", value) {
+            return None;
+        }
+        "integer,string"
+    } else {
+        let expected = schema_type(schema)?;
+        if type_matches(expected, value) {
+            return None;
+        }
+        expected
+    };
+    Some(Cause {
+        reason: "FieldValueTypeInvalid",
+        message: format!(
+            "Invalid value: {:?}: {path} in body must be of type {expected}: {:?}",
+            type_name(value),
+            type_name(value)
+        ),
+        field: path.to_owned(),
+    })
+}
+
+/// `minLength`/`maxLength` of a string of `len` characters.
+fn check_length(schema: &Value, value: &Value, len: u64, path: &str, causes: &mut Vec<Cause>) {
+    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+        && len > max
+    {
+        causes.push(Cause {
+            reason: "FieldValueTooLong",
+            message: format!("Too long: may not be more than {max} bytes"),
+            field: path.to_owned(),
+        });
+    }
+    if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+        && len < min
+    {
+        causes.push(Cause {
+            reason: "FieldValueInvalid",
+            message: format!(
+                "Invalid value: {}: {path} in body should be at least {min} chars long",
+                shown(value)
+            ),
+            field: path.to_owned(),
+        });
+    }
+}
+
+/// `minItems`/`maxItems` of a list of `count` items.
+fn check_item_count(schema: &Value, count: u64, path: &str, causes: &mut Vec<Cause>) {
+    if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+        && count > max
+    {
+        causes.push(Cause {
+            reason: "FieldValueTooMany",
+            message: format!("Too many: {count}: must have at most {max} items"),
+            field: path.to_owned(),
+        });
+    }
+    if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+        && count < min
+    {
+        causes.push(Cause {
+            reason: "FieldValueInvalid",
+            message: format!(
+                "Invalid value: {count}: {path} in body should have at least {min} items"
+            ),
+            field: path.to_owned(),
+        });
     }
 }
 

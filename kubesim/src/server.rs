@@ -20,6 +20,7 @@ use hyper::header::{
     ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT,
     WARNING,
 };
+use hyper::http::request::Parts;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -181,28 +182,52 @@ async fn answer(
         Ok(body) => body,
         Err(e) => return with_status(error_response(&e)),
     };
-    let path = parts.uri.path();
-    let query = Query::parse(parts.uri.query());
-    // With RBAC on, every request needs a known token; discovery and health paths are then
-    // open to any authenticated user, and resource requests are authorised below.
-    // Anonymous requests are allowed only on the public-info paths, as with the real server's
-    // anonymous authenticator limited to those endpoints (kubectl asks /version untokened).
-    let user = if state.options.rbac {
-        match state.tokens.authenticate(header(&parts, AUTHORIZATION)) {
-            Ok(user) => Some(user),
-            Err(_) if auth::is_public_info_path(path) => Some(auth::UserInfo::anonymous()),
-            Err(e) => return with_status(error_response(&e)),
-        }
-    } else {
-        None
+    let user = match authenticate(&state, &parts) {
+        Ok(user) => user,
+        Err(e) => return with_status(error_response(&e)),
     };
+    match routing::route(parts.uri.path()) {
+        Route::Object {
+            group,
+            version,
+            rest,
+        } => {
+            let path = ObjectPath {
+                group: &group,
+                version: &version,
+                rest: &rest,
+            };
+            resource(&state, &parts, user.as_ref(), path, body).await
+        }
+        route => with_status(non_resource(&state, &address, &parts, route)),
+    }
+}
+
+/// Who sent the request. With RBAC on, every request needs a known token; discovery and
+/// health paths are then open to any authenticated user, and resource requests are authorised
+/// later. Anonymous requests are allowed only on the public-info paths, as with the real
+/// server's anonymous authenticator limited to those endpoints (kubectl asks /version untokened).
+fn authenticate(state: &ApiState, parts: &Parts) -> Result<Option<auth::UserInfo>, ApiError> {
+    if !state.options.rbac {
+        return Ok(None);
+    }
+    match state.tokens.authenticate(header(parts, AUTHORIZATION)) {
+        Ok(user) => Ok(Some(user)),
+        Err(_) if auth::is_public_info_path(parts.uri.path()) => {
+            Ok(Some(auth::UserInfo::anonymous()))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Discovery, OpenAPI, version and health answers.
+fn non_resource(state: &ApiState, address: &str, parts: &Parts, route: Route) -> Response<Body> {
     let registry = state.registry();
     let found = |doc: Option<Value>| match doc {
         Some(doc) => json_response(200, &doc),
         None => error_response(&ApiError::NoSuchPath),
     };
-    let route = routing::route(path);
-    let response = match route {
+    match route {
         Route::Version => json_response(200, &discovery::version()),
         Route::Health => {
             let mut response = Response::new(Full::new(Bytes::from_static(b"ok")).boxed());
@@ -212,13 +237,13 @@ async fn answer(
             response
         }
         Route::CoreVersions | Route::Groups
-            if let Some(version) = aggregated::negotiate(header(&parts, ACCEPT)) =>
+            if let Some(version) = aggregated::negotiate(header(parts, ACCEPT)) =>
         {
             let core = matches!(route, Route::CoreVersions);
             let doc = aggregated::document(&registry, core, version);
             with_content_type(json_response(200, &doc), &aggregated::content_type(version))
         }
-        Route::CoreVersions => json_response(200, &discovery::core_versions(&address)),
+        Route::CoreVersions => json_response(200, &discovery::core_versions(address)),
         Route::Groups => json_response(200, &discovery::group_list(&registry)),
         Route::Group(g) => found(discovery::group(&registry, &g)),
         Route::Resources { group, version } => {
@@ -228,56 +253,70 @@ async fn answer(
         Route::OpenApiV3 { group, version } => {
             found(discovery::openapi_v3_document(&registry, &group, &version))
         }
-        Route::OpenApiV2 if openapi_v2::wants_protobuf(header(&parts, ACCEPT)) => {
+        Route::OpenApiV2 if openapi_v2::wants_protobuf(header(parts, ACCEPT)) => {
             let body = Full::new(Bytes::from(openapi_v2::protobuf_document())).boxed();
             with_content_type(Response::new(body), openapi_v2::PROTOBUF_CONTENT_TYPE)
         }
         Route::OpenApiV2 => json_response(200, &openapi_v2::json_document()),
-        Route::Unknown => error_response(&ApiError::NoSuchPath),
-        Route::Object {
-            group,
-            version,
-            rest,
-        } => {
-            let target = match routing::resolve(&registry, &group, &version, &rest) {
-                Ok(target) => target,
-                Err(e) => return with_status(error_response(&e)),
-            };
-            let request = ResourceRequest {
-                method: parts.method.as_str(),
-                target,
-                query,
-                accept: header(&parts, ACCEPT),
-                content_type: header(&parts, CONTENT_TYPE),
-                user_agent: header(&parts, USER_AGENT),
-                body,
-            };
-            match access(&state, user.as_ref(), &request) {
-                Ok(None) => {}
-                Ok(Some(answer)) => return with_status(json_response(201, &answer)),
-                Err(e) => return with_status(error_response(&e)),
-            }
-            let warnings = match webhooks::admit(&state, &request, user.as_ref()).await {
-                Ok(warnings) => warnings,
-                Err(e) => return with_status(error_response(&e)),
-            };
-            match state.handle(request) {
-                Ok(Reply::Json(code, value)) => {
-                    let mut response = json_response(code, &value);
-                    add_warnings(&mut response, &warnings);
-                    response
-                }
-                Ok(Reply::Stream(rx)) => stream_response(Arc::clone(&state), rx),
-                Ok(Reply::StreamLine(line)) => {
-                    let mut response = Response::new(Full::new(line).boxed());
-                    response
-                        .headers_mut()
-                        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                    return (response, 410);
-                }
-                Err(e) => error_response(&e),
-            }
+        Route::Unknown | Route::Object { .. } => error_response(&ApiError::NoSuchPath),
+    }
+}
+
+/// The parts of a resource path (`/api/v1/...` or `/apis/GROUP/VERSION/...`).
+#[derive(Debug, Clone, Copy)]
+struct ObjectPath<'a> {
+    group: &'a str,
+    version: &'a str,
+    rest: &'a [String],
+}
+
+/// A request on a resource: resolved, authorised, passed through the admission webhooks, then
+/// handled by the API.
+async fn resource(
+    state: &Arc<ApiState>,
+    parts: &Parts,
+    user: Option<&auth::UserInfo>,
+    path: ObjectPath<'_>,
+    body: Bytes,
+) -> (Response<Body>, u16) {
+    let registry = state.registry();
+    let target = match routing::resolve(&registry, path.group, path.version, path.rest) {
+        Ok(target) => target,
+        Err(e) => return with_status(error_response(&e)),
+    };
+    let request = ResourceRequest {
+        method: parts.method.as_str(),
+        target,
+        query: Query::parse(parts.uri.query()),
+        accept: header(parts, ACCEPT),
+        content_type: header(parts, CONTENT_TYPE),
+        user_agent: header(parts, USER_AGENT),
+        body,
+    };
+    match access(state, user, &request) {
+        Ok(None) => {}
+        Ok(Some(answer)) => return with_status(json_response(201, &answer)),
+        Err(e) => return with_status(error_response(&e)),
+    }
+    let warnings = match webhooks::admit(state, &request, user).await {
+        Ok(warnings) => warnings,
+        Err(e) => return with_status(error_response(&e)),
+    };
+    let response = match state.handle(request) {
+        Ok(Reply::Json(code, value)) => {
+            let mut response = json_response(code, &value);
+            add_warnings(&mut response, &warnings);
+            response
         }
+        Ok(Reply::Stream(rx)) => stream_response(Arc::clone(state), rx),
+        Ok(Reply::StreamLine(line)) => {
+            let mut response = Response::new(Full::new(line).boxed());
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            return (response, 410);
+        }
+        Err(e) => error_response(&e),
     };
     with_status(response)
 }

@@ -329,23 +329,7 @@ fn layout(res: &Resolved) -> (Vec<Value>, CellFn) {
         .map(|v| v.printer_columns.clone())
         .unwrap_or_default();
     if res.info.is_custom && !printer.is_empty() {
-        let mut columns = vec![name_column()];
-        for c in &printer {
-            let text = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-            columns.push(column(
-                &text("name"),
-                &text("type"),
-                &text("format"),
-                &text("description"),
-                c.get("priority").and_then(Value::as_i64).unwrap_or(0),
-            ));
-        }
-        let cells = move |o: &Value| {
-            let mut row = vec![json!(meta_str(o, "name"))];
-            row.extend(printer.iter().map(|c| custom_cell(c, o)));
-            row
-        };
-        return (columns, Box::new(cells));
+        return custom_layout(printer);
     }
     let age = column(
         "Age",
@@ -366,50 +350,11 @@ fn layout(res: &Resolved) -> (Vec<Value>, CellFn) {
                 age,
                 column("Selector", "string", "", "", 1),
             ],
-            Box::new(|o: &Value| {
-                let selector = o
-                    .pointer("/spec/selector")
-                    .and_then(Value::as_object)
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    })
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| "<none>".into());
-                vec![
-                    json!(meta_str(o, "name")),
-                    json!(
-                        o.pointer("/spec/type")
-                            .and_then(Value::as_str)
-                            .unwrap_or("ClusterIP")
-                    ),
-                    json!(
-                        o.pointer("/spec/clusterIP")
-                            .and_then(Value::as_str)
-                            .unwrap_or("<none>")
-                    ),
-                    json!(service_external_ips(o)),
-                    json!(service_ports(o)),
-                    age_cell(o),
-                    json!(selector),
-                ]
-            }),
+            Box::new(service_cells),
         ),
         ("", "namespaces") => (
             vec![name_column(), text("Status"), age],
-            Box::new(|o: &Value| {
-                vec![
-                    json!(meta_str(o, "name")),
-                    json!(
-                        o.pointer("/status/phase")
-                            .and_then(Value::as_str)
-                            .unwrap_or("Active")
-                    ),
-                    age_cell(o),
-                ]
-            }),
+            Box::new(namespace_cells),
         ),
         ("", "nodes") => (
             vec![
@@ -419,19 +364,7 @@ fn layout(res: &Resolved) -> (Vec<Value>, CellFn) {
                 age,
                 text("Version"),
             ],
-            Box::new(|o: &Value| {
-                vec![
-                    json!(meta_str(o, "name")),
-                    json!(node_status(o)),
-                    json!("<none>"),
-                    age_cell(o),
-                    json!(
-                        o.pointer("/status/nodeInfo/kubeletVersion")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                    ),
-                ]
-            }),
+            Box::new(node_cells),
         ),
         ("", "events") | ("events.k8s.io", "events") => (
             vec![
@@ -449,6 +382,83 @@ fn layout(res: &Resolved) -> (Vec<Value>, CellFn) {
             Box::new(|o: &Value| vec![json!(meta_str(o, "name")), age_cell(o)]),
         ),
     }
+}
+
+/// The columns of a CRD's `additionalPrinterColumns`, after the name.
+fn custom_layout(printer: Vec<Value>) -> (Vec<Value>, CellFn) {
+    let mut columns = vec![name_column()];
+    for c in &printer {
+        let text = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        columns.push(column(
+            &text("name"),
+            &text("type"),
+            &text("format"),
+            &text("description"),
+            c.get("priority").and_then(Value::as_i64).unwrap_or(0),
+        ));
+    }
+    let cells = move |o: &Value| {
+        let mut row = vec![json!(meta_str(o, "name"))];
+        row.extend(printer.iter().map(|c| custom_cell(c, o)));
+        row
+    };
+    (columns, Box::new(cells))
+}
+
+fn service_cells(o: &Value) -> Vec<Value> {
+    let selector = o
+        .pointer("/spec/selector")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "<none>".into());
+    let text = |pointer: &str, default: &'static str| {
+        json!(
+            o.pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or(default)
+        )
+    };
+    vec![
+        json!(meta_str(o, "name")),
+        text("/spec/type", "ClusterIP"),
+        text("/spec/clusterIP", "<none>"),
+        json!(service_external_ips(o)),
+        json!(service_ports(o)),
+        age_cell(o),
+        json!(selector),
+    ]
+}
+
+fn namespace_cells(o: &Value) -> Vec<Value> {
+    vec![
+        json!(meta_str(o, "name")),
+        json!(
+            o.pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("Active")
+        ),
+        age_cell(o),
+    ]
+}
+
+fn node_cells(o: &Value) -> Vec<Value> {
+    vec![
+        json!(meta_str(o, "name")),
+        json!(node_status(o)),
+        json!("<none>"),
+        age_cell(o),
+        json!(
+            o.pointer("/status/nodeInfo/kubeletVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        ),
+    ]
 }
 
 /// A `meta.k8s.io/v1` Table of `objects`.

@@ -331,7 +331,7 @@ pub async fn admit(
     req: &ResourceRequest<'_>,
     user: Option<&UserInfo>,
 ) -> Result<Vec<String>, ApiError> {
-    let Some(mut operation) = operation(req) else {
+    let Some(operation) = operation(req) else {
         return Ok(Vec::new());
     };
     let (_, configs) = state
@@ -340,6 +340,26 @@ pub async fn admit(
     if configs.is_empty() {
         return Ok(Vec::new());
     }
+    let Some(attrs) = attributes(state, req, operation)? else {
+        return Ok(Vec::new());
+    };
+    let admin = UserInfo::admin();
+    let user = user.unwrap_or(&admin);
+    let mut warnings = Vec::new();
+    for (n, hook) in matching(&configs, &attrs).iter().enumerate() {
+        let uid = format!("kubesim-review-{}-{n}", state.store.resource_version());
+        warnings.extend(ask(state, hook, &review(&attrs, &uid, user)).await?);
+    }
+    Ok(warnings)
+}
+
+/// What the webhooks are told about `req`: the object as it would be stored (from a dry run of
+/// the request itself) and the stored one. `None` when there is nothing to review (a watch).
+fn attributes(
+    state: &ApiState,
+    req: &ResourceRequest<'_>,
+    mut operation: &'static str,
+) -> Result<Option<Attributes>, ApiError> {
     let t = &req.target;
     let name = t.name.clone().unwrap_or_default();
     let old_object = match &t.name {
@@ -365,9 +385,9 @@ pub async fn admit(
     let object = match state.handle(dry)? {
         _ if operation == "DELETE" => Value::Null,
         Reply::Json(_, object) => object,
-        Reply::Stream(_) | Reply::StreamLine(_) => return Ok(Vec::new()),
+        Reply::Stream(_) | Reply::StreamLine(_) => return Ok(None),
     };
-    let attrs = Attributes {
+    Ok(Some(Attributes {
         operation,
         group: t.res.info.group.clone(),
         version: t.res.version.clone(),
@@ -384,41 +404,43 @@ pub async fn admit(
         object,
         old_object,
         dry_run: req.query.get("dryRun") == Some("All"),
-    };
-    let admin = UserInfo::admin();
-    let user = user.unwrap_or(&admin);
-    let mut warnings = Vec::new();
-    for (n, hook) in matching(&configs, &attrs).iter().enumerate() {
-        let hook_name = hook.get("name").and_then(Value::as_str).unwrap_or("");
-        let uid = format!("kubesim-review-{}-{n}", state.store.resource_version());
-        let timeout = hook
-            .get("timeoutSeconds")
-            .and_then(Value::as_u64)
-            .unwrap_or(10);
-        let called = tokio::time::timeout(
-            Duration::from_secs(timeout),
-            call(hook, &review(&attrs, &uid, user), &state.options),
-        )
-        .await
-        .unwrap_or(Err(WebhookError::Timeout));
-        match called {
-            Ok(response) => {
-                if let Some(list) = response.get("warnings").and_then(Value::as_array) {
-                    warnings.extend(list.iter().filter_map(Value::as_str).map(str::to_owned));
-                }
-                if response.get("allowed") != Some(&Value::Bool(true)) {
-                    return Err(denial(hook_name, &response));
-                }
+    }))
+}
+
+/// Calls one webhook with `review`: its warnings when it allows the write, the denial when it
+/// does not, or the failure when it cannot be called (unless its failurePolicy is Ignore).
+async fn ask(state: &ApiState, hook: &Value, review: &Value) -> Result<Vec<String>, ApiError> {
+    let hook_name = hook.get("name").and_then(Value::as_str).unwrap_or("");
+    let timeout = hook
+        .get("timeoutSeconds")
+        .and_then(Value::as_u64)
+        .unwrap_or(10);
+    let called = tokio::time::timeout(
+        Duration::from_secs(timeout),
+        call(hook, review, &state.options),
+    )
+    .await
+    .unwrap_or(Err(WebhookError::Timeout));
+    match called {
+        Ok(response) => {
+            if response.get("allowed") != Some(&Value::Bool(true)) {
+                return Err(denial(hook_name, &response));
             }
-            Err(_) if hook.get("failurePolicy").and_then(Value::as_str) == Some("Ignore") => {}
-            Err(e) => {
-                return Err(ApiError::Internal(format!(
-                    "failed calling webhook {hook_name:?}: failed to call webhook: {e}"
-                )));
-            }
+            let warnings = response.get("warnings").and_then(Value::as_array);
+            Ok(warnings
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect())
         }
+        Err(_) if hook.get("failurePolicy").and_then(Value::as_str) == Some("Ignore") => {
+            Ok(Vec::new())
+        }
+        Err(e) => Err(ApiError::Internal(format!(
+            "failed calling webhook {hook_name:?}: failed to call webhook: {e}"
+        ))),
     }
-    Ok(warnings)
 }
 
 /// Maps `namespace/name` of a webhook Service to the address its server listens on.

@@ -5,6 +5,15 @@
 //!
 //! It knows nothing about HTTP, schemas or patches: callers hand it finished objects (or a closure
 //! that computes one from the current object under the store's lock).
+//!
+//! - this module: keys, the objects, create/update, optimistic concurrency;
+//! - `deletion`: finalizer-aware deletion and the namespace lifecycle;
+//! - `events`: the window of change events and the feeds watches start from.
+
+mod deletion;
+mod events;
+
+pub use events::{EventType, StoredEvent, WatchFeed};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -39,53 +48,6 @@ impl ObjectKey {
     fn namespace_key(namespace: &str) -> Self {
         Self::new("", "namespaces", "", namespace)
     }
-}
-
-/// A watch event type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
-    Added,
-    Modified,
-    Deleted,
-}
-
-impl EventType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Added => "ADDED",
-            Self::Modified => "MODIFIED",
-            Self::Deleted => "DELETED",
-        }
-    }
-}
-
-/// One change, as kept in the window and sent to watchers.
-#[derive(Debug, Clone)]
-pub struct StoredEvent {
-    pub rv: u64,
-    pub event_type: EventType,
-    pub key: ObjectKey,
-    /// The object after the change (for DELETED: its last state, with the deletion's RV).
-    pub object: Value,
-    /// The object before the change, so selector-filtered watches can turn a MODIFIED that leaves
-    /// the selection into DELETED.
-    pub previous: Option<Value>,
-    /// The watch line of this event as most watches send it (whole object, the event's own
-    /// type), with the apiVersion it was encoded for: encoded once, shared by every watcher.
-    pub encoded: std::sync::OnceLock<(String, bytes::Bytes)>,
-}
-
-/// What a watch starts from: the current state (as ADDED events) or the events after an RV.
-#[derive(Debug)]
-pub struct WatchFeed {
-    /// The RV when the feed was taken.
-    pub rv: u64,
-    /// Objects to announce first, when the watch starts from the current state.
-    pub initial: Option<Vec<Value>>,
-    /// Kept events after the requested RV, of this resource.
-    pub backlog: Vec<Arc<StoredEvent>>,
-    /// Later events of every resource (the watcher filters).
-    pub live: broadcast::Receiver<Arc<StoredEvent>>,
 }
 
 /// Conditions a delete request may carry (`DeleteOptions.preconditions`).
@@ -342,121 +304,6 @@ impl Store {
         );
         Ok(next)
     }
-
-    /// Deletes an object: one with finalizers only gets a deletionTimestamp (and is removed when
-    /// an update empties its finalizers); a namespace deletes its content first.
-    pub fn delete(
-        &self,
-        key: &ObjectKey,
-        preconditions: &Preconditions,
-    ) -> Result<Value, ApiError> {
-        let mut inner = self.lock();
-        let current = inner
-            .objects
-            .get(key)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(&key.group, &key.resource, &key.name))?;
-        preconditions.check(key, &current)?;
-        let is_namespace = key.group.is_empty() && key.resource == "namespaces";
-        if is_namespace {
-            let content: Vec<ObjectKey> = inner
-                .objects
-                .keys()
-                .filter(|k| k.namespace == key.name)
-                .cloned()
-                .collect();
-            let marked = inner.mark_deleting(self, key, current.clone(), true);
-            for k in content {
-                inner.delete_one(self, &k);
-            }
-            return Ok(inner.finish_namespace(self, &key.name).unwrap_or(marked));
-        }
-        Ok(inner.delete_one(self, key).unwrap_or(current))
-    }
-
-    /// Removes every object of a resource (a deleted CRD's custom resources).
-    pub fn remove_all(&self, group: &str, resource: &str) {
-        let mut inner = self.lock();
-        let keys: Vec<ObjectKey> = inner
-            .objects
-            .keys()
-            .filter(|k| k.group == group && k.resource == resource)
-            .cloned()
-            .collect();
-        for key in keys {
-            if let Some(object) = inner.objects.get(&key).cloned() {
-                inner.remove(self, &key, object);
-            }
-        }
-    }
-
-    /// Starts a watch of a resource: from the current state when `after` is None, else from the
-    /// events after `after` (410 Expired when they have left the window).
-    pub fn watch(
-        &self,
-        group: &str,
-        resource: &str,
-        namespace: Option<&str>,
-        after: Option<u64>,
-    ) -> Result<WatchFeed, ApiError> {
-        let inner = self.lock();
-        let live = self.events.subscribe();
-        let (initial, backlog) = match after {
-            None => (Some(inner.select(group, resource, namespace)), Vec::new()),
-            Some(rv) if rv < inner.compacted_rv => {
-                return Err(ApiError::Expired {
-                    requested: rv,
-                    oldest: inner.compacted_rv + 1,
-                });
-            }
-            Some(rv) => (
-                None,
-                inner
-                    .window
-                    .iter()
-                    .filter(|e| e.rv > rv && e.key.group == group && e.key.resource == resource)
-                    .cloned()
-                    .collect(),
-            ),
-        };
-        Ok(WatchFeed {
-            rv: inner.rv,
-            initial,
-            backlog,
-            live,
-        })
-    }
-
-    /// The oldest RV a watch can still resume from.
-    pub fn oldest_resumable_rv(&self) -> u64 {
-        self.lock().compacted_rv
-    }
-
-    fn emit(
-        &self,
-        inner: &mut Inner,
-        event_type: EventType,
-        key: ObjectKey,
-        object: Value,
-        previous: Option<Value>,
-    ) {
-        let event = Arc::new(StoredEvent {
-            rv: inner.rv,
-            event_type,
-            key,
-            object,
-            previous,
-            encoded: std::sync::OnceLock::new(),
-        });
-        inner.window.push_back(Arc::clone(&event));
-        while inner.window.len() > inner.window_capacity {
-            if let Some(old) = inner.window.pop_front() {
-                inner.compacted_rv = old.rv;
-            }
-        }
-        // No receivers is fine: nobody watches.
-        let _ = self.events.send(event);
-    }
 }
 
 impl Inner {
@@ -471,81 +318,6 @@ impl Inner {
             })
             .map(|(_, v)| v.clone())
             .collect()
-    }
-
-    /// Deletes one object (finalizers respected); returns its final or marked state.
-    fn delete_one(&mut self, store: &Store, key: &ObjectKey) -> Option<Value> {
-        let current = self.objects.get(key).cloned()?;
-        if has_finalizers(&current) {
-            Some(self.mark_deleting(store, key, current, false))
-        } else {
-            Some(self.remove(store, key, current))
-        }
-    }
-
-    /// Sets deletionTimestamp (once); a namespace also turns `Terminating`.
-    fn mark_deleting(
-        &mut self,
-        store: &Store,
-        key: &ObjectKey,
-        current: Value,
-        namespace: bool,
-    ) -> Value {
-        if !meta_str(&current, "deletionTimestamp").is_empty() {
-            return current;
-        }
-        let mut next = current.clone();
-        self.rv += 1;
-        let rv = self.rv;
-        let generation = next
-            .pointer("/metadata/generation")
-            .and_then(Value::as_i64)
-            .unwrap_or(1);
-        let meta = meta_mut(&mut next);
-        meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
-        meta.insert("deletionGracePeriodSeconds".into(), json!(0));
-        meta.insert("resourceVersion".into(), json!(rv.to_string()));
-        if builtin::has_generation(&key.group, &key.resource) {
-            meta.insert("generation".into(), json!(generation + 1));
-        }
-        if namespace && let Some(map) = next.as_object_mut() {
-            map.insert("status".into(), json!({"phase": "Terminating"}));
-        }
-        self.objects.insert(key.clone(), next.clone());
-        store.emit(
-            self,
-            EventType::Modified,
-            key.clone(),
-            next.clone(),
-            Some(current),
-        );
-        next
-    }
-
-    /// Removes an object for good, then finishes its namespace if that was the last thing in it.
-    fn remove(&mut self, store: &Store, key: &ObjectKey, mut last: Value) -> Value {
-        self.objects.remove(key);
-        self.rv += 1;
-        let rv = self.rv;
-        meta_mut(&mut last).insert("resourceVersion".into(), json!(rv.to_string()));
-        store.emit(self, EventType::Deleted, key.clone(), last.clone(), None);
-        if !key.namespace.is_empty() {
-            self.finish_namespace(store, &key.namespace);
-        }
-        last
-    }
-
-    /// Removes a terminating namespace once nothing is left in it.
-    fn finish_namespace(&mut self, store: &Store, namespace: &str) -> Option<Value> {
-        let key = ObjectKey::namespace_key(namespace);
-        let ns = self.objects.get(&key)?.clone();
-        let terminating = !meta_str(&ns, "deletionTimestamp").is_empty();
-        let empty = !self.objects.keys().any(|k| k.namespace == namespace);
-        if terminating && empty && !has_finalizers(&ns) {
-            Some(self.remove(store, &key, ns))
-        } else {
-            None
-        }
     }
 }
 
