@@ -33,6 +33,31 @@ pub fn parse_counter(text: &str, group: &str, name: &str) -> Option<u64> {
     values.get(i)?.parse().ok()
 }
 
+/// (received, transmitted) packets of link `dev` inside namespace `ns`.
+pub fn link_packets(ns: &str, dev: &str) -> Result<(u64, u64), LabError> {
+    let text = must_in(ns, &["cat", "/proc/net/dev"])?;
+    parse_link_packets(&text, dev).ok_or_else(|| LabError::Missing {
+        what: format!("{dev} in /proc/net/dev of {ns}"),
+        detail: text,
+    })
+}
+
+/// (received, transmitted) packets of `dev` in a `/proc/net/dev` text (fields 2 and 10). Pure;
+/// also for a thread's own `/proc/thread-self/net/dev`.
+pub fn parse_link_packets(text: &str, dev: &str) -> Option<(u64, u64)> {
+    text.lines().find_map(|l| {
+        let (name, rest) = l.split_once(':')?;
+        if name.trim() != dev {
+            return None;
+        }
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        Some((*f.get(1)?, *f.get(9)?))
+    })
+}
+
 /// CPU time (user + system) process `pid` has used so far.
 pub fn cpu_time(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -78,6 +103,17 @@ mod tests {
         assert_eq!(parse_counter(text, "Icmp", "OutTimeExcds"), Some(4));
         assert_eq!(parse_counter(text, "Icmp", "Nope"), None);
         assert_eq!(parse_counter(text, "Tcp", "InSegs"), None);
+    }
+
+    #[test]
+    fn link_packets_are_read_from_proc_net_dev() {
+        let text = "Inter-|   Receive                                                |  Transmit\n \
+            face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    \
+            lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0\n  \
+            spk0:    4200      70    0    0    0     0          0         0     8400     140    0    0    0     0       0          0\n";
+        assert_eq!(parse_link_packets(text, "spk0"), Some((70, 140)));
+        assert_eq!(parse_link_packets(text, "lo"), Some((0, 0)));
+        assert_eq!(parse_link_packets(text, "eth9"), None);
     }
 
     #[test]
