@@ -63,22 +63,14 @@ impl Netlab {
         };
         let sw = lab.add_namespace(Self::SWITCH)?;
         let br = Self::BRIDGE;
-        must(&["ip", "-n", &sw, "link", "add", br, "type", "bridge"])?;
+        ip_in(&sw, &["link", "add", br, "type", "bridge"])?;
         // Forward at once: no listening/learning delay on a fresh port.
-        must(&[
-            "ip",
-            "-n",
+        ip_in(
             &sw,
-            "link",
-            "set",
-            br,
-            "type",
-            "bridge",
-            "forward_delay",
-            "0",
-        ])?;
+            &["link", "set", br, "type", "bridge", "forward_delay", "0"],
+        )?;
         prepare_interface(&sw, br)?;
-        must(&["ip", "-n", &sw, "link", "set", br, "up"])?;
+        ip_in(&sw, &["link", "set", br, "up"])?;
         Ok(lab)
     }
 
@@ -113,7 +105,7 @@ impl Netlab {
         let name = self.ns(role);
         must(&["ip", "netns", "add", &name])?;
         self.namespaces.push(name.clone());
-        must(&["ip", "-n", &name, "link", "set", "lo", "up"])?;
+        ip_in(&name, &["link", "set", "lo", "up"])?;
         Ok(name)
     }
 
@@ -143,17 +135,7 @@ impl Netlab {
             "ip", "link", "add", iface, "netns", &ns, "type", "veth", "peer", "name", port,
             "netns", &sw,
         ])?;
-        must(&[
-            "ip",
-            "-n",
-            &sw,
-            "link",
-            "set",
-            port,
-            "master",
-            Self::BRIDGE,
-            "up",
-        ])?;
+        ip_in(&sw, &["link", "set", port, "master", Self::BRIDGE, "up"])?;
         bring_up(&ns, iface, addresses)
     }
 
@@ -200,12 +182,12 @@ impl Netlab {
     /// Sets `iface` of `role` up or down.
     pub fn set_link(&self, role: &str, iface: &str, up: bool) -> Result<(), LabError> {
         let state = if up { "up" } else { "down" };
-        must(&["ip", "-n", &self.ns(role), "link", "set", iface, state]).map(|_| ())
+        ip_in(&self.ns(role), &["link", "set", iface, state]).map(|_| ())
     }
 
     /// The MAC address of `iface` in `role`, as `ip` prints it (lower case).
     pub fn mac(&self, role: &str, iface: &str) -> Result<String, LabError> {
-        let text = must(&["ip", "-n", &self.ns(role), "-br", "link", "show", iface])?;
+        let text = ip_in(&self.ns(role), &["-br", "link", "show", iface])?;
         crate::l2::find_mac(&text).ok_or_else(|| LabError::Missing {
             what: format!("the MAC of {iface} in {role}"),
             detail: text,
@@ -214,7 +196,7 @@ impl Netlab {
 
     /// The interface index of `iface` in `role`.
     pub fn ifindex(&self, role: &str, iface: &str) -> Result<u32, LabError> {
-        let text = must(&["ip", "-n", &self.ns(role), "-o", "link", "show", iface])?;
+        let text = ip_in(&self.ns(role), &["-o", "link", "show", iface])?;
         text.split(':')
             .next()
             .and_then(|n| n.trim().parse().ok())
@@ -296,13 +278,20 @@ impl Drop for Netlab {
     }
 }
 
+/// `ip -n NS ARGS...`, which must succeed; its stdout.
+fn ip_in(ns: &str, args: &[&str]) -> Result<String, LabError> {
+    let mut full = vec!["ip", "-n", ns];
+    full.extend_from_slice(args);
+    must(&full)
+}
+
 /// Prepares `iface` in `ns`, gives it `addresses` and sets it up.
 fn bring_up(ns: &str, iface: &str, addresses: &[&str]) -> Result<(), LabError> {
     prepare_interface(ns, iface)?;
     for address in addresses {
         add_address(ns, iface, address)?;
     }
-    must(&["ip", "-n", ns, "link", "set", iface, "up"]).map(|_| ())
+    ip_in(ns, &["link", "set", iface, "up"]).map(|_| ())
 }
 
 /// No duplicate address detection and no router solicitations: addresses are usable at once.
