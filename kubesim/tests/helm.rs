@@ -21,13 +21,7 @@ async fn sdk_available() -> bool {
         .output()
         .await
         .is_ok_and(|out| out.status.success());
-    if !found {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("helm-python-sdk is required in CI: run scripts/install-deps.sh");
-        }
-        println!("python3 with helm-python-sdk not found: skipping the Helm test");
-    }
-    found
+    found || ferrolb_netlab::prereq::apply(&["python3 with helm-python-sdk".into()])
 }
 
 /// The driver pointed at one kubesim, with its own HOME so Helm's caches stay in the test.

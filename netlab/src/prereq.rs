@@ -62,8 +62,15 @@ fn is_installed(program: &str, path: &str) -> bool {
 /// Whether a lab test needing root and `programs` can run here: true to run; false after
 /// printing why it skips; panics under `CI=true` when something is missing.
 pub fn can_run(programs: &[&str]) -> bool {
+    apply(&missing(programs))
+}
+
+/// The same rule for prerequisites a test found missing itself (a program it needs without
+/// root, a Python module): true when `missing` is empty; else prints why the test skips and
+/// returns false, or panics under `CI=true`.
+pub fn apply(missing: &[String]) -> bool {
     let ci = std::env::var("CI").ok();
-    match verdict(&missing(programs), ci.as_deref()) {
+    match verdict(missing, ci.as_deref()) {
         Verdict::Run => true,
         Verdict::Skip(message) => {
             println!("{message}");
