@@ -27,6 +27,7 @@
 //! - [`validation`]: metadata checks for every kind (name format, labels).
 //! - [`builtin`]: write-time behaviour of built-in kinds (Service defaults, CRD status, ...).
 //! - [`patch`]: merge, JSON and strategic merge patches.
+//! - [`keyed`]: the lists server-side apply merges by a key (webhooks by name).
 //! - [`managed`]: server-side apply's field ownership (`managedFields`, conflicts), simplified.
 //! - [`smp`]: strategic merge patch with a fixed table of merge keys.
 //! - [`cel`]: a small evaluator for CRD `x-kubernetes-validations` rules; refuses what it cannot
@@ -64,6 +65,7 @@ pub mod event_views;
 pub mod faults;
 pub mod fixtures;
 pub mod gc;
+pub mod keyed;
 pub mod kubeconfig;
 pub mod load;
 pub mod managed;

@@ -7,9 +7,9 @@
 //! Entries are per (manager, operation, subresource), as the real server's `subresource: status`.
 //!
 //! Simplified against the real structured-merge-diff:
-//! - every list is atomic (one field, replaced whole; real built-in lists such as `ports` are
-//!   maps keyed by merge keys), and values the server defaulted inside an applied list do not
-//!   count as a change;
+//! - lists are atomic (one field, replaced whole), except the few [`super::keyed`] lists merged
+//!   element by element by their key (real built-in lists such as `ports` are keyed too), and
+//!   values the server defaulted inside an applied list do not count as a change;
 //! - ownership is of leaves only (no `.` entries for maps);
 //! - a manager is its name for conflicts (its `Apply` and `Update` entries never conflict);
 //! - `null` in an applied configuration is a value rather than a removal;
@@ -23,6 +23,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use super::error::Cause;
+use super::keyed;
 use super::meta::{meta_mut, now_rfc3339};
 
 /// A field: the keys from the object's root (`["data", "x"]`).
@@ -66,9 +67,22 @@ struct Entry {
     fields: BTreeSet<Path>,
 }
 
-/// The leaf fields `value` sets: object keys are followed, lists and scalars are leaves.
+/// The leaf fields `value` sets: object keys and the elements of keyed lists are followed,
+/// other lists and scalars are leaves.
 fn leaves(value: &Value) -> BTreeSet<Path> {
     fn walk(value: &Value, path: &mut Path, out: &mut BTreeSet<Path>) {
+        if let (Some(list), Some(key)) = (value.as_array(), keyed::merge_key(path)) {
+            let segments: Option<Vec<String>> =
+                list.iter().map(|e| keyed::segment(key, e)).collect();
+            if let Some(segments) = segments.filter(|s| !s.is_empty()) {
+                for (segment, element) in segments.into_iter().zip(list) {
+                    path.push(segment);
+                    walk(element, path, out);
+                    path.pop();
+                }
+                return;
+            }
+        }
         match value.as_object() {
             Some(map) if !map.is_empty() => {
                 for (key, child) in map {
@@ -97,8 +111,52 @@ fn leaves(value: &Value) -> BTreeSet<Path> {
     out
 }
 
+/// One step down: an object's key, or a keyed list's element.
+fn child<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    if keyed::is_element(key) {
+        let list = value.as_array()?;
+        return list.get(keyed::position(list, key)?);
+    }
+    value.get(key)
+}
+
 fn get<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
-    path.iter().try_fold(value, |v, key| v.get(key))
+    path.iter().try_fold(value, |v, key| child(v, key))
+}
+
+/// One step down for writing, making what is missing: an object for a key, an element holding
+/// just its key for a keyed list's segment.
+fn child_mut<'a>(value: &'a mut Value, key: &str, next_is_element: bool) -> Option<&'a mut Value> {
+    if keyed::is_element(key) {
+        let (field, name) = keyed::parse(key)?;
+        if !value.is_array() {
+            *value = json!([]);
+        }
+        let list = value.as_array_mut()?;
+        let index = match keyed::position(list, key) {
+            Some(index) => index,
+            None => {
+                list.push(json!({ field: name }));
+                list.len() - 1
+            }
+        };
+        return list.get_mut(index);
+    }
+    let map = value.as_object_mut()?;
+    let entry = map.entry(key.to_owned()).or_insert(Value::Null);
+    let fits = if next_is_element {
+        entry.is_array()
+    } else {
+        entry.is_object()
+    };
+    if !fits {
+        *entry = if next_is_element {
+            json!([])
+        } else {
+            json!({})
+        };
+    }
+    Some(entry)
 }
 
 fn set(value: &mut Value, path: &[String], new: Value) {
@@ -106,13 +164,18 @@ fn set(value: &mut Value, path: &[String], new: Value) {
         return;
     };
     let mut at = value;
-    for key in parents {
-        if !at.get(key).is_some_and(Value::is_object) {
-            at[key.as_str()] = json!({});
+    for (i, key) in parents.iter().enumerate() {
+        let next_is_element = path.get(i + 1).is_some_and(|k| keyed::is_element(k));
+        match child_mut(at, key, next_is_element) {
+            Some(next) => at = next,
+            None => return,
         }
-        at = &mut at[key.as_str()];
     }
-    if let Some(map) = at.as_object_mut() {
+    if keyed::is_element(last) {
+        if let Some(slot) = child_mut(at, last, false) {
+            *slot = new;
+        }
+    } else if let Some(map) = at.as_object_mut() {
         map.insert(last.clone(), new);
     }
 }
@@ -121,11 +184,25 @@ fn remove(value: &mut Value, path: &[String]) {
     let Some((last, parents)) = path.split_last() else {
         return;
     };
-    let parent = parents
-        .iter()
-        .try_fold(value, |v, key| v.get_mut(key.as_str()));
-    if let Some(map) = parent.and_then(Value::as_object_mut) {
-        map.remove(last);
+    let parent = parents.iter().try_fold(value, |v, key| {
+        if keyed::is_element(key) {
+            let list = v.as_array_mut()?;
+            let index = keyed::position(list, key)?;
+            list.get_mut(index)
+        } else {
+            v.get_mut(key.as_str())
+        }
+    });
+    match parent {
+        Some(Value::Array(list)) if keyed::is_element(last) => {
+            if let Some(index) = keyed::position(list, last) {
+                list.remove(index);
+            }
+        }
+        Some(Value::Object(map)) => {
+            map.remove(last);
+        }
+        _ => {}
     }
 }
 
@@ -148,14 +225,43 @@ fn covers(live: Option<&Value>, applied: Option<&Value>) -> bool {
     }
 }
 
+/// The element a key field belongs to: `[.., k:{"name":"a"}]` for `[.., k:{"name":"a"}, name]`.
+fn element_of_key(path: &[String]) -> Option<&[String]> {
+    let (last, element) = path.split_last()?;
+    let (field, _) = keyed::parse(element.last()?)?;
+    (field == *last).then_some(element)
+}
+
+/// Every keyed element `path` lies in, as paths.
+fn element_prefixes(path: &[String]) -> Vec<Path> {
+    (1..=path.len())
+        .filter(|&n| keyed::is_element(&path[n - 1]))
+        .map(|n| path[..n].to_vec())
+        .collect()
+}
+
 /// One field within the other, or the same.
 fn related(a: &[String], b: &[String]) -> bool {
     a.starts_with(b) || b.starts_with(a)
 }
 
-/// `.data.x`, as conflict messages name fields.
+/// `.data.x`, as conflict messages name fields (`.webhooks[name="a"].x` for keyed elements).
 fn dotted(path: &[String]) -> String {
-    path.iter().map(|k| format!(".{k}")).collect()
+    path.iter()
+        .map(|k| match keyed::parse(k) {
+            Some((field, value)) if keyed::is_element(k) => format!("[{field}={value:?}]"),
+            _ => format!(".{k}"),
+        })
+        .collect()
+}
+
+/// A segment as a `fieldsV1` key: `f:name` for object keys, the `k:{...}` segment as it is.
+fn fields_key(key: &str) -> String {
+    if keyed::is_element(key) {
+        key.to_owned()
+    } else {
+        format!("f:{key}")
+    }
 }
 
 /// The `fieldsV1` form of a set: `{"f:data": {"f:x": {}}}`.
@@ -164,7 +270,7 @@ fn fields_v1(fields: &BTreeSet<Path>) -> Value {
     for path in fields {
         let mut at = &mut root;
         for key in path {
-            at = &mut at[format!("f:{key}")];
+            at = &mut at[fields_key(key)];
             if !at.is_object() {
                 *at = json!({});
             }
@@ -179,7 +285,7 @@ fn parse_fields_v1(value: &Value) -> BTreeSet<Path> {
             .as_object()
             .into_iter()
             .flatten()
-            .filter(|(k, _)| k.starts_with("f:"))
+            .filter(|(k, _)| k.starts_with("f:") || keyed::is_element(k))
             .collect();
         if children.is_empty() {
             if !path.is_empty() {
@@ -188,7 +294,11 @@ fn parse_fields_v1(value: &Value) -> BTreeSet<Path> {
             return;
         }
         for (key, child) in children {
-            path.push(key[2..].to_owned());
+            path.push(if keyed::is_element(key) {
+                key.clone()
+            } else {
+                key[2..].to_owned()
+            });
             walk(child, path, out);
             path.pop();
         }
@@ -345,14 +455,39 @@ pub fn apply(
     }
     let mut next = current.clone();
     let before = owned_by(&entries, manager, Operation::Apply);
-    for dropped in before.difference(&applied) {
-        let kept_by_other = entries
+    let others: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| !e.is(manager, Operation::Apply))
+        .collect();
+    let owned_under = |prefix: &[String]| {
+        others
             .iter()
-            .filter(|e| !e.is(manager, Operation::Apply))
-            .any(|e| e.fields.iter().any(|f| related(f, dropped)));
-        if !kept_by_other {
-            remove(&mut next, dropped);
+            .flat_map(|e| e.fields.iter())
+            .chain(applied.iter())
+            .any(|f| f.starts_with(prefix))
+    };
+    // A keyed element nobody owns a field of any more goes whole (before its key is gone).
+    let dropped: Vec<&Path> = before.difference(&applied).collect();
+    let emptied: BTreeSet<Path> = dropped
+        .iter()
+        .flat_map(|d| element_prefixes(d))
+        .filter(|element| !owned_under(element))
+        .collect();
+    for element in emptied.iter().rev() {
+        remove(&mut next, element);
+    }
+    for dropped in dropped {
+        if emptied.iter().any(|e| dropped.starts_with(e)) {
+            continue;
         }
+        let kept_by_other = others
+            .iter()
+            .any(|e| e.fields.iter().any(|f| related(f, dropped)));
+        // A keyed element's key stays while anyone owns a field of the element.
+        if kept_by_other || element_of_key(dropped).is_some_and(|e| owned_under(e)) {
+            continue;
+        }
+        remove(&mut next, dropped);
     }
     for field in &applied {
         if let Some(value) = get(config, field)
@@ -513,6 +648,98 @@ mod tests {
         assert_eq!(
             manager_from_user_agent("kubectl/v1.33.1 (linux/amd64)"),
             "kubectl"
+        );
+    }
+
+    #[test]
+    fn webhooks_merge_by_name_so_a_caller_owning_one_field_never_conflicts() {
+        let hook = |name: &str, extra: Value| {
+            let mut h = json!({"name": name, "sideEffects": "None",
+                               "clientConfig": {"service": {"name": "svc"}}});
+            if let (Some(h), Some(extra)) = (h.as_object_mut(), extra.as_object()) {
+                h.extend(extra.clone());
+            }
+            h
+        };
+        let vwc = |hooks: Vec<Value>| json!({"metadata": {"name": "v"}, "webhooks": hooks});
+        let helm = main("helm");
+        let first = apply(
+            None,
+            &vwc(vec![hook("a", json!({})), hook("b", json!({}))]),
+            &helm,
+            false,
+        )
+        .expect("applies");
+        // The controller writes caBundle into every webhook (a PUT: an Update entry).
+        let mut bundled = first.clone();
+        for h in bundled["webhooks"].as_array_mut().expect("list") {
+            h["clientConfig"]["caBundle"] = json!("Q0E=");
+        }
+        record_update(Some(&first), &mut bundled, &main("ferrolb-controller"));
+        // Helm re-applies without caBundle, with a new timeout on a.
+        let again = apply(
+            Some(&bundled),
+            &vwc(vec![
+                hook("a", json!({"timeoutSeconds": 5})),
+                hook("b", json!({})),
+            ]),
+            &helm,
+            false,
+        )
+        .expect("no conflict: caBundle is not applied");
+        let hooks = again["webhooks"].as_array().expect("list");
+        assert_eq!(hooks.len(), 2, "{hooks:?}");
+        assert_eq!(hooks[0]["name"], "a");
+        assert_eq!(hooks[0]["timeoutSeconds"], 5);
+        assert_eq!(
+            hooks[0]["clientConfig"]["caBundle"], "Q0E=",
+            "the controller's field stays"
+        );
+        assert_eq!(hooks[1]["clientConfig"]["caBundle"], "Q0E=");
+        // A webhook only Helm owned goes whole when Helm stops applying it; one the controller
+        // still owns a field of keeps that field and its name, as on a real server.
+        let alone = apply(
+            None,
+            &vwc(vec![hook("a", json!({})), hook("c", json!({}))]),
+            &helm,
+            false,
+        )
+        .expect("applies");
+        let shrunk =
+            apply(Some(&alone), &vwc(vec![hook("a", json!({}))]), &helm, false).expect("applies");
+        assert_eq!(shrunk["webhooks"], json!([hook("a", json!({}))]));
+        let husk = apply(
+            Some(&again),
+            &vwc(vec![hook("a", json!({"timeoutSeconds": 5}))]),
+            &helm,
+            false,
+        )
+        .expect("applies");
+        let b = &husk["webhooks"][1];
+        assert_eq!(
+            (&b["name"], &b["clientConfig"]["caBundle"]),
+            (&json!("b"), &json!("Q0E="))
+        );
+        assert!(b["sideEffects"].is_null(), "{b}");
+        let helm_fields = &again["metadata"]["managedFields"][0]["fieldsV1"];
+        assert!(
+            helm_fields["f:webhooks"][r#"k:{"name":"a"}"#]["f:timeoutSeconds"].is_object(),
+            "{helm_fields}"
+        );
+        // Changing the controller's field conflicts, naming the element.
+        let causes = apply(
+            Some(&again),
+            &vwc(vec![hook(
+                "a",
+                json!({"clientConfig": {"service": {"name": "svc"}, "caBundle": "eA=="}}),
+            )]),
+            &helm,
+            false,
+        )
+        .expect_err("caBundle belongs to the controller");
+        assert_eq!(
+            causes[0].field,
+            r#".webhooks[name="a"].clientConfig.caBundle"#
         );
     }
 }

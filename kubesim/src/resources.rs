@@ -133,6 +133,12 @@ const BUILTINS: &[Builtin] = &[
     Builtin { group: "", version: "v1", plural: "configmaps", kind: "ConfigMap", namespaced: true, has_status: false, short_names: &["cm"] },
     Builtin { group: "", version: "v1", plural: "events", kind: "Event", namespaced: true, has_status: false, short_names: &["ev"] },
     Builtin { group: "", version: "v1", plural: "serviceaccounts", kind: "ServiceAccount", namespaced: true, has_status: false, short_names: &["sa"] },
+    // Workloads are stored only (nobody runs Pods here); their status is written by whoever
+    // plays the kubelet and controllers (the chart tests' "kubelet").
+    Builtin { group: "apps", version: "v1", plural: "deployments", kind: "Deployment", namespaced: true, has_status: true, short_names: &["deploy"] },
+    Builtin { group: "apps", version: "v1", plural: "daemonsets", kind: "DaemonSet", namespaced: true, has_status: true, short_names: &["ds"] },
+    Builtin { group: "policy", version: "v1", plural: "poddisruptionbudgets", kind: "PodDisruptionBudget", namespaced: true, has_status: true, short_names: &["pdb"] },
+    Builtin { group: "networking.k8s.io", version: "v1", plural: "networkpolicies", kind: "NetworkPolicy", namespaced: true, has_status: false, short_names: &["netpol"] },
     Builtin { group: "discovery.k8s.io", version: "v1", plural: "endpointslices", kind: "EndpointSlice", namespaced: true, has_status: false, short_names: &[] },
     Builtin { group: "events.k8s.io", version: "v1", plural: "events", kind: "Event", namespaced: true, has_status: false, short_names: &["ev"] },
     Builtin { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true, has_status: false, short_names: &[] },
@@ -155,7 +161,9 @@ impl Default for Registry {
 /// real server gives Pods and Services (and workloads kubesim does not serve).
 fn builtin_categories(group: &str, plural: &str) -> Vec<String> {
     match (group, plural) {
-        ("", "pods" | "services") => vec!["all".to_owned()],
+        ("", "pods" | "services") | ("apps", "deployments" | "daemonsets") => {
+            vec!["all".to_owned()]
+        }
         _ => Vec::new(),
     }
 }

@@ -35,6 +35,7 @@ use super::error::ApiError;
 use super::faults::FaultStatus;
 use super::request::{self, ResourceRequest};
 use super::routing::{self, Query, Route};
+use super::selectors::FieldSelector;
 use super::webhooks;
 use super::{aggregated, discovery, openapi_v2};
 
@@ -110,8 +111,11 @@ async fn handle(
     let path = request.uri().path().to_owned();
     let query = request.uri().query().unwrap_or("").to_owned();
     state.faults.wait_unpaused().await;
-    let (response, status) = match state.faults.take_failure() {
-        Some(fault) => with_status(fault_response(fault)),
+    let (response, status, user) = match state.faults.take_failure() {
+        Some(fault) => {
+            let (response, status) = with_status(fault_response(fault));
+            (response, status, String::new())
+        }
         None => answer(Arc::clone(&state), address, request).await,
     };
     state.record(RequestRecord {
@@ -119,6 +123,7 @@ async fn handle(
         path,
         query,
         status,
+        user,
     });
     response
 }
@@ -171,19 +176,39 @@ fn with_status(response: Response<Body>) -> (Response<Body>, u16) {
     (response, status)
 }
 
-/// Answers one request; also says which status to record.
+/// Answers one request; also says which status and user (empty: unknown, or RBAC off) to
+/// record.
 async fn answer(
     state: Arc<ApiState>,
     address: Arc<str>,
     request: Request<Incoming>,
-) -> (Response<Body>, u16) {
+) -> (Response<Body>, u16, String) {
     let (parts, body) = request.into_parts();
-    let body = match read_body(&parts, body, state.options.max_request_body_bytes).await {
-        Ok(body) => body,
-        Err(e) => return with_status(error_response(&e)),
-    };
     let user = match authenticate(&state, &parts) {
         Ok(user) => user,
+        Err(e) => {
+            let (response, status) = with_status(error_response(&e));
+            return (response, status, String::new());
+        }
+    };
+    let name = user
+        .as_ref()
+        .map(|u| u.username.clone())
+        .unwrap_or_default();
+    let (response, status) = answer_as(&state, &address, parts, body, user).await;
+    (response, status, name)
+}
+
+/// Answers one authenticated request.
+async fn answer_as(
+    state: &Arc<ApiState>,
+    address: &str,
+    parts: Parts,
+    body: Incoming,
+    user: Option<auth::UserInfo>,
+) -> (Response<Body>, u16) {
+    let body = match read_body(&parts, body, state.options.max_request_body_bytes).await {
+        Ok(body) => body,
         Err(e) => return with_status(error_response(&e)),
     };
     match routing::route(parts.uri.path()) {
@@ -197,9 +222,9 @@ async fn answer(
                 version: &version,
                 rest: &rest,
             };
-            resource(&state, &parts, user.as_ref(), path, body).await
+            resource(state, &parts, user.as_ref(), path, body).await
         }
-        route => with_status(non_resource(&state, &address, &parts, route)),
+        route => with_status(non_resource(state, address, &parts, route)),
     }
 }
 
@@ -332,18 +357,22 @@ fn access(
     let is_review = t.res.info.group == "authorization.k8s.io"
         && t.res.info.plural == "selfsubjectaccessreviews";
     if let Some(user) = user {
+        let verb = auth::verb(
+            request.method,
+            t.name.is_some(),
+            request.query.flag("watch"),
+        );
         let attrs = auth::ResourceAttributes {
-            verb: auth::verb(
-                request.method,
-                t.name.is_some(),
-                request.query.flag("watch"),
-            )
-            .into(),
+            verb: verb.into(),
             group: t.res.info.group.clone(),
             resource: t.res.info.plural.clone(),
             subresource: t.subresource.clone().unwrap_or_default(),
             namespace: t.namespace.clone().unwrap_or_default(),
-            name: t.name.clone().unwrap_or_default(),
+            name: t
+                .name
+                .clone()
+                .or_else(|| name_from_field_selector(verb, &request.query))
+                .unwrap_or_default(),
         };
         if !auth::allows(&state.store, user, &attrs) {
             return Err(attrs.forbidden(user));
@@ -363,6 +392,16 @@ fn access(
         user.unwrap_or(&admin),
         review,
     )))
+}
+
+/// The name a list or watch is pinned to with a `metadata.name=` field selector: the real
+/// server authorises it as a request for that name, so `resourceNames` rules allow it.
+fn name_from_field_selector(verb: &str, query: &Query) -> Option<String> {
+    if !matches!(verb, "list" | "watch") {
+        return None;
+    }
+    let selector = FieldSelector::parse(query.get("fieldSelector")?).ok()?;
+    selector.pinned_name().map(str::to_owned)
 }
 
 /// Serves HTTP/1.1 on one connection (plain or TLS) until it closes or the server stops.

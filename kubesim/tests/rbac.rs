@@ -402,3 +402,60 @@ async fn kubectl_auth_can_i_and_forbidden_errors_work_for_a_service_account() {
         "the admin kubeconfig may: {admin:?}"
     );
 }
+
+#[tokio::test]
+async fn a_name_pinned_list_or_watch_is_allowed_by_a_rule_with_that_resource_name() {
+    let sim = rbac_sim().await;
+    namespace(&sim, "lb");
+    role(
+        &sim,
+        "Role",
+        "lb",
+        "lease-holder",
+        json!([{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                "resourceNames": ["leader"], "verbs": ["list", "watch"]}]),
+    );
+    bind(&sim, "lb", "Role", "lease-holder", sa("lb", "elector"));
+    let client = sim.service_account_client("lb", "elector").expect("token");
+    let leases: Api<Lease> = Api::namespaced(client, "lb");
+    let pinned = ListParams::default().fields("metadata.name=leader");
+    leases
+        .list(&pinned)
+        .await
+        .expect("the named list is allowed");
+    let watch = WatchParams::default()
+        .fields("metadata.name=leader")
+        .timeout(1);
+    let mut events = Box::pin(
+        leases
+            .watch(&watch, "0")
+            .await
+            .expect("the named watch is allowed"),
+    );
+    while let Some(event) = events.next().await {
+        event.expect("watch event");
+    }
+    let other = ListParams::default().fields("metadata.name=someone-else");
+    assert_eq!(api_error(leases.list(&other).await).code, 403);
+    assert_eq!(
+        api_error(leases.list(&ListParams::default()).await).code,
+        403
+    );
+    let users: Vec<(String, u16)> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/leases"))
+        .map(|r| (r.user, r.status))
+        .collect();
+    let elector = "system:serviceaccount:lb:elector".to_owned();
+    assert_eq!(
+        users,
+        vec![
+            (elector.clone(), 200),
+            (elector.clone(), 200),
+            (elector.clone(), 403),
+            (elector, 403)
+        ],
+        "each request is recorded with its user"
+    );
+}

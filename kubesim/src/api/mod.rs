@@ -45,6 +45,9 @@ pub struct RequestRecord {
     pub query: String,
     /// The HTTP status; a watch that ended in a 410 ERROR event is recorded as 410.
     pub status: u16,
+    /// Who sent it (`system:serviceaccount:NS:NAME`, ...) with RBAC on; empty otherwise, and for
+    /// a request refused before authentication.
+    pub user: String,
 }
 
 /// How many requests the log keeps (oldest dropped first).
