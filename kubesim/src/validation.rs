@@ -1,6 +1,7 @@
 //! The metadata checks every object gets on create, whatever its kind: the name's format (RFC
-//! 1123 subdomain; RFC 1123 label for namespaces; RFC 1035 label for services) and label keys
-//! and values. Messages are the API server's. Pure.
+//! 1123 subdomain; RFC 1123 label for namespaces; RFC 1035 label for services; any path segment
+//! for RBAC objects, such as `system:controller:x`) and label keys and values. Messages are the
+//! API server's. Pure.
 
 use serde_json::Value;
 
@@ -62,12 +63,28 @@ fn invalid(field: &str, value: &str, why: &str) -> Cause {
     }
 }
 
+/// Why a name cannot be a URL path segment (the real server's `ValidatePathSegmentName`, which
+/// RBAC objects use), if it cannot.
+fn path_segment_problem(name: &str) -> Option<&'static str> {
+    match name {
+        "." => Some("may not be '.'"),
+        ".." => Some("may not be '..'"),
+        _ if name.contains('/') => Some("may not contain '/'"),
+        _ if name.contains('%') => Some("may not contain '%'"),
+        _ => None,
+    }
+}
+
 /// Checks the name and labels of an object of `group/plural`.
 pub fn check_metadata(group: &str, plural: &str, object: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     let name = meta_str(object, "name");
     if !name.is_empty() {
         let (ok, why, max) = match (group, plural) {
+            ("rbac.authorization.k8s.io", _) => {
+                let problem = path_segment_problem(name);
+                (problem.is_none(), problem.unwrap_or_default(), usize::MAX)
+            }
             ("", "namespaces") => (is_dns_label(name), LABEL_1123, 63),
             ("", "services") => (is_dns_1035_label(name), LABEL_1035, 63),
             _ => (is_dns_subdomain(name), SUBDOMAIN, 253),
@@ -115,6 +132,10 @@ mod tests {
         assert!(!check_metadata("", "namespaces", &named("a.b")).is_empty());
         assert!(!check_metadata("", "services", &named("1web")).is_empty());
         assert!(check_metadata("", "services", &named("web-1")).is_empty());
+        let rbac = "rbac.authorization.k8s.io";
+        assert!(check_metadata(rbac, "clusterroles", &named("ferrolb:controller")).is_empty());
+        assert!(!check_metadata(rbac, "roles", &named("a/b")).is_empty());
+        assert!(!check_metadata("", "configmaps", &named("a:b")).is_empty());
     }
 
     #[test]
