@@ -160,6 +160,13 @@ impl KubeSim {
         Ok(sim)
     }
 
+    /// The CA (PEM) of the HTTPS serving certificate, when RBAC is on: clients reaching the
+    /// server through another address (a forward in a lab namespace) verify with it and the TLS
+    /// name `localhost`.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.state.tls.as_ref().map(|tls| tls.ca_pem.clone())
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.address)

@@ -4,9 +4,17 @@
 //!
 //! - [`manifests`]: the rendered objects, looked up by kind and name (pure, no I/O).
 //! - [`binaries`]: the controller and speaker binaries, built fresh for this crate's tests.
+//! - [`pods`]: a Pod template as a command line, environment and Secret files (pure).
+//! - [`kubelet`]: the chart "kubelet" running the installed workloads in the network lab.
+//! - [`service_proxy`]: a Service's endpoints in Pod namespaces, for kubesim's webhook calls.
+//! - [`lab`]: the cluster lab with FerroLB installed by Helm and run by the kubelet.
 
 pub mod binaries;
+pub mod kubelet;
+pub mod lab;
 pub mod manifests;
+pub mod pods;
+pub mod service_proxy;
 
 use std::path::{Path, PathBuf};
 

@@ -53,6 +53,15 @@ pub const HTTP_PORT: u16 = 8080;
 /// How long a recovered node may take to get its IPs back.
 const RECOVERY: Duration = Duration::from_secs(20);
 
+/// How [`ClusterLab::start_with`] sets the API server up.
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    /// kubesim's options (RBAC, webhook Service addresses).
+    pub sim: ferrolb_kubesim::Options,
+    /// Create neither FerroLB's CRDs nor its namespace (Helm does).
+    pub without_ferrolb_objects: bool,
+}
+
 /// The binaries under test.
 #[derive(Debug, Clone)]
 pub struct Binaries {
@@ -107,16 +116,32 @@ impl ClusterLab {
         with_router: bool,
         binaries: Binaries,
     ) -> Result<ClusterLab, LabError> {
+        Self::start_with(tag, node_count, with_router, binaries, Setup::default()).await
+    }
+
+    /// [`ClusterLab::start`] with kubesim's options and without FerroLB's CRDs and namespace
+    /// when `setup` says so (the chart tests install them with Helm).
+    pub async fn start_with(
+        tag: &str,
+        node_count: u8,
+        with_router: bool,
+        binaries: Binaries,
+        setup: Setup,
+    ) -> Result<ClusterLab, LabError> {
         let mut net = Netlab::new(tag)?;
         net.address_switch(&["192.0.2.1/24"])?;
-        let sim = KubeSim::start().await.map_err(io_error("kubesim"))?;
+        let sim = KubeSim::start_with(setup.sim)
+            .await
+            .map_err(io_error("kubesim"))?;
         net.forward(Netlab::SWITCH, API, sim.address())?;
-        let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
-        sim.create_from(&crds).map_err(fixture("CRDs"))?;
-        sim.create_object(
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
-        )
-        .map_err(fixture("namespace"))?;
+        if !setup.without_ferrolb_objects {
+            let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
+            sim.create_from(&crds).map_err(fixture("CRDs"))?;
+            sim.create_object(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
+            )
+            .map_err(fixture("namespace"))?;
+        }
         let kubeconfig = net.path("kubeconfig");
         std::fs::write(&kubeconfig, kubeconfig_text(API)).map_err(io_error("kubeconfig"))?;
         let members_key = net.path("members-key");

@@ -1,0 +1,624 @@
+//! `helm install` of charts/ferrolb into kubesim (RBAC on) with the real Helm v4 engine, the
+//! chart kubelet running exactly what Helm stored (controllers in Pod namespaces, a speaker in
+//! each node namespace of the network lab), then: the examples and the lab's configuration go
+//! through the chart's webhook, LoadBalancer Services get IPs that the lab's client reaches in L2
+//! and BGP mode, the owner node crashes (failover gap), `helm upgrade` changes the controller
+//! (no IP moves, no BGP session flaps, same gossip key), `helm uninstall` leaves only the CRDs
+//! and the user's own objects. Least privilege: no request of the chart's ServiceAccounts was
+//! refused, and every verb the chart grants was used. Needs root, FRR, arping, curl, kubectl
+//! and helm-python-sdk; skips without them unless `CI=true`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ferrolb_netlab::{self as netlab, eventually, eventually_async};
+use ferrolb_tests::chart::binaries;
+use ferrolb_tests::chart::lab::ChartLab;
+use ferrolb_tests::cluster::{HTTP_PORT, NAMESPACE, probe};
+use serde_json::{Value, json};
+
+async fn prerequisites() -> bool {
+    let sdk = tokio::process::Command::new("python3")
+        .args(["-c", "import helm_python"])
+        .output()
+        .await
+        .is_ok_and(|o| o.status.success());
+    let mut missing = netlab::prereq::missing(&["arping", "curl", "kubectl", netlab::frr::BGPD]);
+    if !sdk {
+        missing.push("python3 module helm_python (helm-python-sdk)".into());
+    }
+    netlab::prereq::apply(&missing)
+}
+
+const SA_PREFIX: &str = "system:serviceaccount:ferrolb-system:";
+
+/// The ingress IP of `default/name`, once it has one.
+async fn ingress_ip(chart: &ChartLab, name: &str, within: Duration) -> Option<IpAddr> {
+    eventually_async(within, Duration::from_millis(50), || async {
+        let path = format!("/api/v1/namespaces/default/services/{name}");
+        let reply = chart
+            .lab
+            .sim
+            .raw("GET", &path, None, None, None)
+            .await
+            .ok()?;
+        reply.json()["status"]["loadBalancer"]["ingress"][0]["ip"]
+            .as_str()?
+            .parse()
+            .ok()
+    })
+    .await
+}
+
+/// Every `default` LoadBalancer Service's first ingress IP.
+async fn service_ips(chart: &ChartLab) -> BTreeMap<String, String> {
+    let reply = chart
+        .lab
+        .sim
+        .raw(
+            "GET",
+            "/api/v1/namespaces/default/services",
+            None,
+            None,
+            None,
+        )
+        .await
+        .expect("services");
+    reply.json()["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            Some((
+                s["metadata"]["name"].as_str()?.to_owned(),
+                s["status"]["loadBalancer"]["ingress"][0]["ip"]
+                    .as_str()?
+                    .to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// `connectionsEstablished` of each of the router's BGP neighbours.
+fn sessions_established(chart: &ChartLab) -> BTreeMap<String, i64> {
+    let router = chart.lab.router.as_ref().expect("router");
+    let neighbors = router.json("show bgp neighbors json").unwrap_or_default();
+    neighbors
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(peer, n)| {
+            (
+                peer.clone(),
+                n["connectionsEstablished"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
+}
+
+fn gossip_key(chart: &ChartLab) -> Value {
+    chart
+        .lab
+        .sim
+        .get_object("v1", "Secret", Some(NAMESPACE), "ferrolb-memberlist")
+        .expect("read")
+        .map(|s| s["data"]["secretkey"].clone())
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn helm_install_serves_traffic_upgrades_in_place_and_uninstalls_clean() {
+    if !prerequisites().await {
+        return;
+    }
+    let daemons = binaries::daemons().await.expect("binaries");
+    let mut chart = ChartLab::start("chart", 3, true, daemons)
+        .await
+        .expect("lab");
+
+    let started = Instant::now();
+    let release = chart.install(json!({})).await.expect("helm install");
+    assert_eq!(release["status"], "deployed", "{release}");
+    let pods: Vec<String> = chart
+        .kubelet
+        .pods()
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    assert_eq!(pods.len(), 5, "2 controllers and 3 speakers: {pods:?}");
+
+    // The examples all pass the chart's webhook; a Service gets an IP from one of their pools.
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    chart
+        .apply_dir(&examples, Duration::from_secs(30))
+        .await
+        .expect("the examples are admitted");
+    chart
+        .lab
+        .create_service(
+            "from-examples",
+            json!({"metallb.io/address-pool": "lan"}),
+            false,
+            &[0],
+            &[],
+        )
+        .await
+        .expect("service");
+    let ip = ingress_ip(&chart, "from-examples", Duration::from_secs(10)).await;
+    assert!(
+        ip.is_some_and(|ip| ip.to_string().starts_with("192.0.2.")),
+        "an IP from the example pool lan: {ip:?}\n{}",
+        logs(&chart)
+    );
+    let refused = chart
+        .kubectl(&["apply", "-f", "-"], "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: bad, namespace: ferrolb-system}\nspec: {addresses: [10.0.0.5-10.0.0.1]}\n")
+        .await
+        .expect_err("the webhook refuses a reversed range");
+    assert!(
+        refused.to_string().contains("range end before start"),
+        "{refused}"
+    );
+    // Peers first: the webhook refuses to delete a BFD profile a peer still uses.
+    chart
+        .kubectl(&["delete", "bgppeers", "--all", "-n", NAMESPACE], "")
+        .await
+        .expect("peers deleted");
+    chart
+        .kubectl(
+            &[
+                "delete",
+                "--ignore-not-found",
+                "-f",
+                &examples.to_string_lossy(),
+            ],
+            "",
+        )
+        .await
+        .expect("examples deleted");
+
+    // The lab's configuration; Services in L2 and BGP mode, reachable from the clients.
+    chart
+        .apply_lab_config(Duration::from_secs(10))
+        .await
+        .expect("lab configuration admitted");
+    let all = [0, 1, 2];
+    chart
+        .lab
+        .create_service(
+            "web-l2",
+            json!({"metallb.io/address-pool": "l2"}),
+            false,
+            &all,
+            &[],
+        )
+        .await
+        .expect("service");
+    chart
+        .lab
+        .create_service(
+            "web-bgp",
+            json!({"metallb.io/address-pool": "bgp"}),
+            false,
+            &all,
+            &[],
+        )
+        .await
+        .expect("service");
+    let l2 = ingress_ip(&chart, "web-l2", Duration::from_secs(10))
+        .await
+        .expect("web-l2 gets an IP");
+    let reached = eventually(Duration::from_secs(20), Duration::from_millis(20), || {
+        chart.lab.http_get("client", l2)
+    })
+    .await;
+    let first_reachable = started.elapsed();
+    assert!(
+        reached.is_some(),
+        "{l2} unreachable in L2 mode\n{}",
+        logs(&chart)
+    );
+    let bgp = ingress_ip(&chart, "web-bgp", Duration::from_secs(10))
+        .await
+        .expect("web-bgp gets an IP");
+    let via_router = eventually(Duration::from_secs(30), Duration::from_millis(100), || {
+        chart.lab.http_get("outside", bgp)
+    })
+    .await;
+    assert!(
+        via_router.is_some(),
+        "{bgp} unreachable through the router\n{}",
+        logs(&chart)
+    );
+    println!(
+        "figure: helm install to first reachable IP (L2, {l2}): {:.2} s",
+        first_reachable.as_secs_f64()
+    );
+
+    // Failover through the chart's speakers: the owner node vanishes while the client probes.
+    let owner = eventually(Duration::from_secs(5), Duration::from_millis(50), || {
+        let IpAddr::V4(v4) = l2 else { return None };
+        let mac = chart.lab.arp_owner(v4)?;
+        chart
+            .lab
+            .nodes
+            .iter()
+            .position(|n| n.mac.eq_ignore_ascii_case(&mac))
+    })
+    .await
+    .expect("an owner answers ARP");
+    let owner_name = chart.lab.nodes[owner].name.clone();
+    let owner_ip = chart.lab.nodes[owner].v4.to_string();
+    wait_for_sessions(&chart, 3).await;
+    let before_crash = sessions_established(&chart);
+    let (probes, failure) = chart
+        .lab
+        .crash_while_probing(
+            owner,
+            SocketAddr::new(l2, HTTP_PORT),
+            Duration::from_secs(2),
+        )
+        .await
+        .expect("crash");
+    let pod = chart
+        .kubelet
+        .speaker_on(&owner_name)
+        .expect("speaker")
+        .name
+        .clone();
+    chart
+        .kubelet
+        .crash(&mut chart.lab, &pod)
+        .await
+        .expect("speaker killed");
+    let gap = probe::gap(&probes, failure, &owner_name);
+    println!(
+        "figure: failover gap through the chart's speakers: {}",
+        gap.map_or("none".into(), |g| format!(
+            "{:.0} ms",
+            g.as_secs_f64() * 1000.0
+        ))
+    );
+    assert!(
+        gap.is_some_and(|g| g < Duration::from_secs(2)),
+        "no takeover\n{}",
+        logs(&chart)
+    );
+    chart.lab.restore_node(owner).expect("link back");
+    chart
+        .kubelet
+        .sync(&mut chart.lab)
+        .await
+        .expect("the DaemonSet's Pod comes back");
+    // The router keeps the crashed node's old session until its hold time ends; wait for the
+    // new speaker's own session.
+    let renewed = eventually(Duration::from_secs(30), Duration::from_millis(200), || {
+        let now = sessions_established(&chart);
+        (now.get(&owner_ip) > before_crash.get(&owner_ip)).then_some(())
+    })
+    .await;
+    assert!(
+        renewed.is_some(),
+        "the restarted speaker's session\n{}",
+        logs(&chart)
+    );
+    wait_for_sessions(&chart, 3).await;
+
+    // helm upgrade changing the controller only: speakers untouched, nothing moves.
+    let ips = service_ips(&chart).await;
+    let key = gossip_key(&chart);
+    let sessions = sessions_established(&chart);
+    let speakers: BTreeSet<u32> = speaker_pids(&chart);
+    let upgraded = chart
+        .upgrade(json!({"controller": {"logLevel": "debug"}}))
+        .await
+        .expect("helm upgrade");
+    assert_eq!(upgraded["revision"], 2);
+    assert_eq!(
+        speaker_pids(&chart),
+        speakers,
+        "the speakers were not restarted"
+    );
+    chart
+        .lab
+        .create_service(
+            "after-upgrade",
+            json!({"metallb.io/address-pool": "l2"}),
+            false,
+            &all,
+            &[],
+        )
+        .await
+        .expect("service");
+    assert!(
+        ingress_ip(&chart, "after-upgrade", Duration::from_secs(30))
+            .await
+            .is_some(),
+        "the upgraded controllers allocate\n{}",
+        logs(&chart)
+    );
+    let mut after = service_ips(&chart).await;
+    after.remove("after-upgrade");
+    assert_eq!(after, ips, "no IP moved");
+    assert_eq!(gossip_key(&chart), key, "the gossip key is kept");
+    assert_eq!(
+        sessions_established(&chart),
+        sessions,
+        "no BGP session flapped"
+    );
+    assert!(chart.lab.http_get("client", l2).is_some());
+
+    check_least_privilege(&chart).await;
+
+    // helm uninstall: the processes stop, only the CRDs and the user's objects remain.
+    chart.uninstall().await.expect("helm uninstall");
+    assert!(chart.kubelet.pods().is_empty());
+    check_nothing_left(&chart).await;
+}
+
+/// Waits until the router has `count` Established sessions.
+async fn wait_for_sessions(chart: &ChartLab, count: usize) {
+    let router = chart.lab.router.as_ref().expect("router");
+    let up = eventually(Duration::from_secs(30), Duration::from_millis(200), || {
+        let summary = router.json("show bgp neighbors json").ok()?;
+        let established = summary
+            .as_object()?
+            .values()
+            .filter(|n| n["bgpState"] == "Established")
+            .count();
+        (established == count).then_some(())
+    })
+    .await;
+    assert!(
+        up.is_some(),
+        "{count} sessions Established\n{}",
+        logs(chart)
+    );
+}
+
+fn speaker_pids(chart: &ChartLab) -> BTreeSet<u32> {
+    chart
+        .kubelet
+        .pods()
+        .iter()
+        .filter(|p| p.owner.starts_with("DaemonSet/"))
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// Every Pod's log, for failure messages.
+fn logs(chart: &ChartLab) -> String {
+    chart
+        .kubelet
+        .pods()
+        .iter()
+        .map(|p| format!("--- {}\n{}", p.name, chart.lab.log(&p.name)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One recorded request as RBAC sees it: (user, verb, group, resource[/sub], name).
+type Access = (String, String, String, String, String);
+
+/// The RBAC attributes of a recorded request path and query.
+fn access(method: &str, path: &str, query: &str, user: &str) -> Option<Access> {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", _version, rest @ ..] => (String::new(), rest),
+        ["apis", group, _version, rest @ ..] => ((*group).to_owned(), rest),
+        _ => return None,
+    };
+    let rest = match rest {
+        ["namespaces", _ns, rest @ ..] if !rest.is_empty() => rest,
+        other => other,
+    };
+    let (resource, name, sub) = match rest {
+        [resource] => (*resource, "", ""),
+        [resource, name] => (*resource, *name, ""),
+        [resource, name, sub] => (*resource, *name, *sub),
+        _ => return None,
+    };
+    let pinned = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("fieldSelector=metadata.name%3D"))
+        .unwrap_or("");
+    let watch = query
+        .split('&')
+        .any(|kv| kv == "watch=true" || kv == "watch=1");
+    let verb = match (method, name.is_empty()) {
+        ("GET", true) if watch => "watch",
+        ("GET", true) => "list",
+        ("GET", false) => "get",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", false) => "delete",
+        _ => return None,
+    };
+    let resource = if sub.is_empty() {
+        resource.to_owned()
+    } else {
+        format!("{resource}/{sub}")
+    };
+    let name = if name.is_empty() { pinned } else { name };
+    Some((
+        user.to_owned(),
+        verb.to_owned(),
+        group,
+        resource,
+        name.to_owned(),
+    ))
+}
+
+/// Grants for paths an e2e run may not take, each with the code path that needs it.
+const RARE: &[(&str, &str, &str)] = &[
+    // controller/src/lease.rs `reread`: only after a Lease write lost a race to the other replica.
+    ("controller", "get", "leases"),
+    // kube-runtime's Recorder patches an Event into a series only when the same Event repeats.
+    ("controller", "patch", "events"),
+    // speaker/src/daemon/writer.rs: a ServiceBGPStatus goes when its node stops advertising.
+    ("speaker", "delete", "servicebgpstatuses"),
+];
+
+/// No request of the chart's ServiceAccounts was refused, and every (verb, resource) the chart's
+/// rules grant each of them was used at least once (but for [`RARE`] paths).
+async fn check_least_privilege(chart: &ChartLab) {
+    let requests = chart.lab.sim.requests();
+    let ours: Vec<_> = requests
+        .iter()
+        .filter(|r| r.user.starts_with(SA_PREFIX))
+        .collect();
+    assert!(
+        !ours.is_empty(),
+        "the binaries talked to the API as their ServiceAccounts"
+    );
+    let refused: Vec<String> = ours
+        .iter()
+        .filter(|r| r.status == 403)
+        .map(|r| format!("{} {} {}?{}", r.user, r.method, r.path, r.query))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "403 with the chart's RBAC: {refused:#?}"
+    );
+    let used: BTreeSet<Access> = ours
+        .iter()
+        .filter_map(|r| access(&r.method, &r.path, &r.query, &r.user))
+        .collect();
+    let mut unused = Vec::new();
+    let mut rare_granted = BTreeSet::new();
+    for role in live_roles(chart).await {
+        let component = role["metadata"]["labels"]["app.kubernetes.io/component"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let user = format!("{SA_PREFIX}ferrolb-{component}");
+        for rule in role["rules"].as_array().into_iter().flatten() {
+            for_each_grant(rule, |verb, group, resource, name| {
+                let hit = used.iter().any(|(u, v, g, r, n)| {
+                    *u == user
+                        && v == verb
+                        && g == group
+                        && r == resource
+                        && (name.is_empty() || n == name)
+                });
+                let rare = RARE.contains(&(component.as_str(), verb, resource));
+                if rare {
+                    rare_granted.insert((component.clone(), verb.to_owned(), resource.to_owned()));
+                }
+                if !hit && !rare {
+                    unused.push(format!("{user}: {verb} {group}/{resource} {name}"));
+                }
+            });
+        }
+    }
+    assert!(unused.is_empty(), "granted but never used: {unused:#?}");
+    assert_eq!(
+        rare_granted.len(),
+        RARE.len(),
+        "every RARE entry is still granted: {rare_granted:?}"
+    );
+}
+
+/// The chart's Roles and ClusterRoles as stored.
+async fn live_roles(chart: &ChartLab) -> Vec<Value> {
+    let mut roles = Vec::new();
+    for path in [
+        format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{NAMESPACE}/roles"),
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles".to_owned(),
+    ] {
+        let reply = chart
+            .lab
+            .sim
+            .raw("GET", &path, None, None, None)
+            .await
+            .expect("roles");
+        roles.extend(
+            reply.json()["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| r["metadata"]["labels"]["app.kubernetes.io/name"] == "ferrolb")
+                .cloned(),
+        );
+    }
+    assert!(roles.len() >= 4, "{roles:?}");
+    roles
+}
+
+/// Calls `f(verb, group, resource, name)` for every grant of a rule ("" name: any).
+fn for_each_grant(rule: &Value, mut f: impl FnMut(&str, &str, &str, &str)) {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    };
+    let names = strings(&rule["resourceNames"]);
+    let names = if names.is_empty() {
+        vec![String::new()]
+    } else {
+        names
+    };
+    for verb in strings(&rule["verbs"]) {
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                for name in &names {
+                    f(&verb, &group, &resource, name);
+                }
+            }
+        }
+    }
+}
+
+/// After the uninstall: no object Helm or the binaries made is left, the CRDs are.
+async fn check_nothing_left(chart: &ChartLab) {
+    let count = |path: String| async move {
+        let reply = chart
+            .lab
+            .sim
+            .raw("GET", &path, None, None, None)
+            .await
+            .expect("list");
+        let names: Vec<String> = reply.json()["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["metadata"]["name"].as_str().map(str::to_owned))
+            .collect();
+        names
+    };
+    let ns = NAMESPACE;
+    for path in [
+        format!("/apis/apps/v1/namespaces/{ns}/deployments"),
+        format!("/apis/apps/v1/namespaces/{ns}/daemonsets"),
+        format!("/api/v1/namespaces/{ns}/pods"),
+        format!("/api/v1/namespaces/{ns}/services"),
+        format!("/api/v1/namespaces/{ns}/serviceaccounts"),
+        format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles"),
+        format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"),
+        format!("/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets"),
+        format!("/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"),
+        format!("/apis/metallb.io/v1beta1/namespaces/{ns}/configurationstates"),
+        format!("/apis/metallb.io/v1beta1/namespaces/{ns}/servicel2statuses"),
+        format!("/apis/metallb.io/v1beta1/namespaces/{ns}/servicebgpstatuses"),
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations".to_owned(),
+    ] {
+        let left = count(path.clone()).await;
+        assert!(
+            left.is_empty(),
+            "{path}: {left:?} left after helm uninstall"
+        );
+    }
+    let secrets = count(format!("/api/v1/namespaces/{ns}/secrets")).await;
+    assert!(secrets.is_empty(), "secrets left: {secrets:?}");
+    let cluster_roles = count("/apis/rbac.authorization.k8s.io/v1/clusterroles".to_owned()).await;
+    assert!(
+        !cluster_roles.iter().any(|r| r.starts_with("ferrolb")),
+        "{cluster_roles:?}"
+    );
+    let crds = count("/apis/apiextensions.k8s.io/v1/customresourcedefinitions".to_owned()).await;
+    assert_eq!(crds.len(), 9, "Helm keeps the CRDs: {crds:?}");
+}
