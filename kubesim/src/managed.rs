@@ -484,7 +484,7 @@ pub fn apply(
             .iter()
             .any(|e| e.fields.iter().any(|f| related(f, dropped)));
         // A keyed element's key stays while anyone owns a field of the element.
-        if kept_by_other || element_of_key(dropped).is_some_and(|e| owned_under(e)) {
+        if kept_by_other || element_of_key(dropped).is_some_and(&owned_under) {
             continue;
         }
         remove(&mut next, dropped);

@@ -622,3 +622,57 @@ async fn check_nothing_left(chart: &ChartLab) {
     let crds = count("/apis/apiextensions.k8s.io/v1/customresourcedefinitions".to_owned()).await;
     assert_eq!(crds.len(), 9, "Helm keeps the CRDs: {crds:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_values_a_missing_crd_and_a_wrong_service_account_fail_with_a_clear_message() {
+    if !prerequisites().await {
+        return;
+    }
+    let daemons = binaries::daemons().await.expect("binaries");
+    let mut chart = ChartLab::start("chartbad", 1, false, daemons)
+        .await
+        .expect("lab");
+    let deployments = format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments");
+
+    // First, in the empty cluster: Helm installs the CRDs of a release even when that release
+    // fails later (a typo in values included), so this case cannot come after another install.
+    let no_crd = chart
+        .install(json!({"crds": {"enabled": false}}))
+        .await
+        .expect_err("without the CRDs the install fails");
+    assert!(
+        no_crd.to_string().contains("ConfigurationState")
+            && no_crd
+                .to_string()
+                .contains("ensure CRDs are installed first"),
+        "{no_crd}"
+    );
+
+    let typo = chart
+        .install(json!({"speaker": {"memberlist": {"mlBindPrt": 7947}}}))
+        .await
+        .expect_err("a typo is refused");
+    assert!(
+        typo.to_string().contains("/speaker/memberlist")
+            && typo.to_string().contains("'mlBindPrt' not allowed"),
+        "{typo}"
+    );
+    let stored = chart
+        .lab
+        .sim
+        .raw("GET", &deployments, None, None, None)
+        .await
+        .expect("list");
+    assert_eq!(stored.json()["items"], json!([]), "nothing was installed");
+
+    let wrong_account = chart
+        .install(json!({"controller": {"serviceAccount": {"create": false, "name": "nobody"}}}))
+        .await
+        .expect_err("the controller Pods cannot be made");
+    assert!(
+        wrong_account
+            .to_string()
+            .contains("serviceaccount ferrolb-system/nobody not found"),
+        "{wrong_account}"
+    );
+}
