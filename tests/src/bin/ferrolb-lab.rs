@@ -3,6 +3,9 @@
 //! speaker per node; creates a Service in L2 mode and one in BGP mode; prints what kubectl
 //! shows, who answers ARP/NDP, the router's ECMP route and requests from both clients; then
 //! crashes the L2 owner and prints the failover gap a client probing every 10 ms saw.
+//! With `--chart DIR` (what scripts/run.sh does), FerroLB is installed with `helm install` of
+//! the chart into kubesim (RBAC on) and the chart kubelet runs exactly what Helm stored; the demo
+//! then also kills the leading controller Pod, upgrades and uninstalls the release.
 //! Everything is torn down on exit. Needs root.
 
 use std::net::{IpAddr, SocketAddr};
@@ -13,6 +16,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use ferrolb_netlab::{self as netlab, eventually, eventually_async};
+use ferrolb_tests::chart::binaries::Daemons;
+use ferrolb_tests::chart::kubelet::Kubelet;
+use ferrolb_tests::chart::lab::ChartLab;
+use ferrolb_tests::chart::{Helm, release_request};
 use ferrolb_tests::cluster::probe;
 use ferrolb_tests::cluster::{Binaries, ClusterLab, HTTP_PORT, NAMESPACE};
 use k8s_openapi::api::core::v1::Service;
@@ -34,6 +41,10 @@ struct Args {
     /// Crash failovers to measure.
     #[arg(long, default_value_t = 3)]
     failovers: usize,
+    /// Install FerroLB with Helm from this chart directory (charts/ferrolb) instead of starting
+    /// the binaries by hand.
+    #[arg(long)]
+    chart: Option<PathBuf>,
 }
 
 fn section(title: &str) {
@@ -139,13 +150,25 @@ async fn main() -> anyhow::Result<ExitCode> {
     section(
         "building the lab: switch, 3 node namespaces, client, FRR router (AS 64512), outside client",
     );
-    let mut lab = ClusterLab::start("demo", 3, true, binaries).await?;
+    let (mut lab, mut kubelet, helm) = match &args.chart {
+        Some(chart) => {
+            let (lab, kubelet, helm) = install_chart(&args, chart).await?;
+            (lab, Some(kubelet), Some(helm))
+        }
+        None => {
+            let mut lab = ClusterLab::start("demo", 3, true, binaries).await?;
+            lab.apply_standard_config()?;
+            lab.start_controller()?;
+            lab.start_speakers()?;
+            (lab, None, None)
+        }
+    };
     let home = tempfile::tempdir()?;
     let kubeconfig = lab.sim.kubeconfig_path();
     let k = |a: &[&str]| kubectl(&args.kubectl, &kubeconfig, home.path(), a);
-    lab.apply_standard_config()?;
-    lab.start_controller()?;
-    lab.start_speakers()?;
+    if kubelet.is_some() {
+        k(&["get", "deployments,daemonsets,pods,leases", "-n", NAMESPACE])?;
+    }
     for node in &lab.nodes {
         println!(
             "  {}: eth0 {} / {}  {}",
@@ -180,10 +203,201 @@ async fn main() -> anyhow::Result<ExitCode> {
         "failover: the owner of {} crashes (link down + SIGKILL), {} times; a client probes every 10 ms",
         web[0], args.failovers
     ));
-    failovers(&mut lab, web[0], args.failovers, &mut failures).await?;
+    failovers(
+        &mut lab,
+        &mut kubelet,
+        web[0],
+        args.failovers,
+        &mut failures,
+    )
+    .await?;
     k(&["get", "events.events.k8s.io", "--field-selector", "regarding.name=web", "-o", "custom-columns=REASON:.reason,FROM:.reportingInstance,NOTE:.note"])
         .or_else(|_| k(&["get", "events.events.k8s.io", "-o", "custom-columns=REASON:.reason,OBJECT:.regarding.name,FROM:.reportingInstance,NOTE:.note"]))?;
+    if let (Some(kubelet), Some(helm)) = (kubelet.as_mut(), helm.as_ref()) {
+        chart_lifecycle(&mut lab, kubelet, helm, &k, &mut failures).await?;
+    }
     Ok(report(&lab, &failures))
+}
+
+/// Builds the lab with an empty kubesim (RBAC on), runs `helm install`, lets the chart kubelet
+/// start what Helm stored, and applies the examples and the lab's configuration through the
+/// chart's webhook.
+async fn install_chart(args: &Args, chart: &Path) -> anyhow::Result<(ClusterLab, Kubelet, Helm)> {
+    let daemons = Daemons {
+        controller: args.controller.clone(),
+        speaker: args.speaker.clone(),
+    };
+    let mut lab = ChartLab::start("demo", 3, true, daemons).await?;
+    lab.helm = Helm::for_chart(chart.to_path_buf())?;
+    section(
+        "helm install ferrolb charts/ferrolb -n ferrolb-system --create-namespace (into kubesim, RBAC on)",
+    );
+    let started = Instant::now();
+    let release = lab.install(json!({})).await?;
+    println!(
+        "  release {} revision {}: {}; the chart kubelet runs {} Pods: {}",
+        release["name"],
+        release["revision"],
+        release["status"],
+        lab.kubelet.pods().len(),
+        lab.kubelet
+            .pods()
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let applied = lab.apply_dir(&examples, Duration::from_secs(30)).await?;
+    println!(
+        "  kubectl apply -f examples/ through the chart's webhook ({:.1} s after helm install): {} objects admitted",
+        started.elapsed().as_secs_f64(),
+        applied.lines().count()
+    );
+    let refused = lab
+        .kubectl(&["apply", "-f", "-"], "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: bad, namespace: ferrolb-system}\nspec: {addresses: [10.0.0.5-10.0.0.1]}\n")
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| "ADMITTED (wrong)".into());
+    println!(
+        "  a reversed range is refused: {}",
+        refused.lines().last().unwrap_or_default().trim()
+    );
+    lab.kubectl(&["delete", "bgppeers", "--all", "-n", NAMESPACE], "")
+        .await?;
+    let examples = examples.to_string_lossy().into_owned();
+    lab.kubectl(&["delete", "--ignore-not-found", "-f", &examples], "")
+        .await?;
+    lab.apply_lab_config(Duration::from_secs(10)).await?;
+    println!("  the examples replaced by the lab's configuration (pools l2 and bgp, peer router)");
+    let ChartLab { lab, kubelet, helm } = lab;
+    Ok((lab, kubelet, helm))
+}
+
+/// The rest of a release's life: the leading controller Pod killed (a standby takes over, no IP
+/// moves), `helm upgrade` of the controller (speakers untouched), `helm uninstall`.
+async fn chart_lifecycle(
+    lab: &mut ClusterLab,
+    kubelet: &mut Kubelet,
+    helm: &Helm,
+    k: &impl Fn(&[&str]) -> anyhow::Result<()>,
+    failures: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    async fn ips(lab: &ClusterLab) -> Vec<(String, String)> {
+        let api: Api<Service> = Api::namespaced(lab.sim.client(), "default");
+        let items = api
+            .list(&Default::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        items
+            .iter()
+            .map(|s| {
+                let ip = s
+                    .status
+                    .as_ref()
+                    .and_then(|st| st.load_balancer.as_ref())
+                    .and_then(|l| l.ingress.as_ref())
+                    .and_then(|i| i.first())
+                    .and_then(|i| i.ip.clone())
+                    .unwrap_or_default();
+                (s.metadata.name.clone().unwrap_or_default(), ip)
+            })
+            .collect()
+    }
+    section("the leading controller Pod is killed: the standby takes the Lease");
+    let leader = lab
+        .sim
+        .get_object(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some(NAMESPACE),
+            "ferrolb-controller",
+        )?
+        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let before = ips(lab).await;
+    kubelet.crash(lab, &leader).await?;
+    kubelet.sync(lab).await?;
+    create_service(lab, "late", "l2", false).await?;
+    let late = ingress(lab, "late", 1).await;
+    let mut after = ips(lab).await;
+    after.retain(|(name, _)| name != "late");
+    match late {
+        Ok(ip) if after == before => println!(
+            "  {leader} killed; the new leader gave 'late' {}; no IP moved",
+            ip[0]
+        ),
+        Ok(_) => failures.push(format!(
+            "IPs moved after the leader died: {before:?} → {after:?}"
+        )),
+        Err(e) => failures.push(format!("no IP after the leader died: {e}")),
+    }
+    k(&["get", "leases", "-n", NAMESPACE])?;
+
+    section(
+        "helm upgrade --set controller.logLevel=debug: the controllers roll, the speakers stay",
+    );
+    let speakers: Vec<u32> = kubelet
+        .pods()
+        .iter()
+        .filter(|p| p.owner.starts_with("DaemonSet/"))
+        .map(|p| p.pid)
+        .collect();
+    let kubeconfig = lab.sim.kubeconfig_path();
+    let upgraded = helm
+        .one(release_request(
+            "upgrade",
+            &kubeconfig,
+            NAMESPACE,
+            json!({"controller": {"logLevel": "debug"}}),
+        ))
+        .await?;
+    kubelet.sync(lab).await?;
+    let still: Vec<u32> = kubelet
+        .pods()
+        .iter()
+        .filter(|p| p.owner.starts_with("DaemonSet/"))
+        .map(|p| p.pid)
+        .collect();
+    println!(
+        "  revision {}: speakers {}",
+        upgraded["revision"],
+        if still == speakers {
+            "not restarted"
+        } else {
+            "RESTARTED"
+        }
+    );
+    if still != speakers {
+        failures.push("helm upgrade of the controller restarted the speakers".into());
+    }
+    let before = ips(lab).await;
+    k(&["get", "pods", "-n", NAMESPACE])?;
+
+    section("helm uninstall ferrolb: the binaries stop, the CRDs and your objects stay");
+    helm.one(release_request(
+        "uninstall",
+        &kubeconfig,
+        NAMESPACE,
+        serde_json::Value::Null,
+    ))
+    .await?;
+    kubelet.sync(lab).await?;
+    println!(
+        "  {} Pods left running; Services keep their last status: {} of them",
+        kubelet.pods().len(),
+        before.len()
+    );
+    k(&[
+        "get",
+        "all,leases,secrets,configurationstates",
+        "-n",
+        NAMESPACE,
+    ])?;
+    k(&["get", "crd"])?;
+    Ok(())
 }
 
 /// Who answers ARP/NDP for each of `web`'s IPs, and the client's request to each.
@@ -254,6 +468,7 @@ async fn show_bgp(lab: &ClusterLab, api_ip: IpAddr, failures: &mut Vec<String>) 
 /// Crashes the owner of `ip` `count` times while a client probes it; prints each gap.
 async fn failovers(
     lab: &mut ClusterLab,
+    kubelet: &mut Option<Kubelet>,
     ip: IpAddr,
     count: usize,
     failures: &mut Vec<String>,
@@ -285,7 +500,30 @@ async fn failovers(
             }
             None => failures.push(format!("nobody took over from {name} within 2 s")),
         }
-        lab.recover_node(index).await?;
+        match kubelet.as_mut() {
+            Some(kubelet) => {
+                // The crashed node's speaker Pod is evicted; the DaemonSet makes a new one when
+                // the node is back, and the IP returns to it (it ranks first for it).
+                if let Some(pod) = kubelet.speaker_on(&name).map(|p| p.name.clone()) {
+                    kubelet.crash(lab, &pod).await?;
+                }
+                lab.restore_node(index)?;
+                kubelet.sync(lab).await?;
+                let back = eventually_async(
+                    Duration::from_secs(20),
+                    Duration::from_millis(100),
+                    || async {
+                        let owner = l2_owner(lab, ip, Duration::from_millis(500)).await?;
+                        (owner.0 == index).then_some(())
+                    },
+                )
+                .await;
+                if back.is_none() {
+                    failures.push(format!("{ip} did not return to {name}"));
+                }
+            }
+            None => lab.recover_node(index).await?,
+        }
     }
     if let Some(max) = gaps.iter().max() {
         println!(
@@ -312,6 +550,19 @@ fn report(lab: &ClusterLab, failures: &[String]) -> ExitCode {
             node.name,
             lab.log(&format!("speaker-{}", node.name))
         );
+    }
+    for entry in std::fs::read_dir(lab.net.dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("ferrolb-") && name.ends_with(".log") {
+            eprintln!(
+                "--- {name}\n{}",
+                std::fs::read_to_string(entry.path()).unwrap_or_default()
+            );
+        }
     }
     eprintln!("--- controller\n{}", lab.log("controller"));
     ExitCode::FAILURE

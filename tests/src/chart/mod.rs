@@ -104,6 +104,8 @@ impl Helm {
             command: "tempdir".into(),
             source,
         })?;
+        // The driver runs in the temporary HOME: Helm needs the chart's absolute path.
+        let chart = chart.canonicalize().unwrap_or(chart);
         Ok(Self { chart, home })
     }
 
