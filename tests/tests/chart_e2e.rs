@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use ferrolb_netlab::{self as netlab, eventually, eventually_async};
 use ferrolb_tests::chart::binaries;
 use ferrolb_tests::chart::lab::ChartLab;
+use ferrolb_tests::chart::rbac::{Access, access, grants, uses};
 use ferrolb_tests::cluster::{HTTP_PORT, NAMESPACE, probe};
 use serde_json::{Value, json};
 
@@ -117,43 +118,58 @@ async fn helm_install_serves_traffic_upgrades_in_place_and_uninstalls_clean() {
     let mut chart = ChartLab::start("chart", 3, true, daemons)
         .await
         .expect("lab");
-
     let started = Instant::now();
     let release = chart.install(json!({})).await.expect("helm install");
     assert_eq!(release["status"], "deployed", "{release}");
-    let pods: Vec<String> = chart
-        .kubelet
-        .pods()
-        .iter()
-        .map(|p| p.name.clone())
-        .collect();
-    assert_eq!(pods.len(), 5, "2 controllers and 3 speakers: {pods:?}");
+    assert_eq!(
+        chart.kubelet.pods().len(),
+        5,
+        "2 controllers and 3 speakers"
+    );
 
-    // The examples all pass the chart's webhook; a Service gets an IP from one of their pools.
+    examples_pass_the_webhook(&chart).await;
+    let l2 = services_are_reachable(&chart).await;
+    println!(
+        "figure: helm install to first reachable IP (L2, {l2}): {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let gap = failover(&mut chart, l2).await;
+    println!(
+        "figure: failover gap through the chart's speakers: {:.0} ms",
+        gap.as_secs_f64() * 1000.0
+    );
+    upgrade_moves_nothing(&mut chart, l2).await;
+    check_least_privilege(&chart).await;
+
+    chart.uninstall().await.expect("helm uninstall");
+    assert!(chart.kubelet.pods().is_empty());
+    check_nothing_left(&chart).await;
+}
+
+/// Every example is admitted by the chart's webhook and a Service gets an IP from an example
+/// pool; a bad pool is refused. The examples are then deleted (their interfaces and routers are
+/// not the lab's).
+async fn examples_pass_the_webhook(chart: &ChartLab) {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     chart
         .apply_dir(&examples, Duration::from_secs(30))
         .await
         .expect("the examples are admitted");
+    let pool = json!({"metallb.io/address-pool": "lan"});
     chart
         .lab
-        .create_service(
-            "from-examples",
-            json!({"metallb.io/address-pool": "lan"}),
-            false,
-            &[0],
-            &[],
-        )
+        .create_service("from-examples", pool, false, &[0], &[])
         .await
         .expect("service");
-    let ip = ingress_ip(&chart, "from-examples", Duration::from_secs(10)).await;
+    let ip = ingress_ip(chart, "from-examples", Duration::from_secs(10)).await;
     assert!(
         ip.is_some_and(|ip| ip.to_string().starts_with("192.0.2.")),
         "an IP from the example pool lan: {ip:?}\n{}",
-        logs(&chart)
+        logs(chart)
     );
+    let bad = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: bad, namespace: ferrolb-system}\nspec: {addresses: [10.0.0.5-10.0.0.1]}\n";
     let refused = chart
-        .kubectl(&["apply", "-f", "-"], "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: bad, namespace: ferrolb-system}\nspec: {addresses: [10.0.0.5-10.0.0.1]}\n")
+        .apply(&["apply", "-f", "-"], bad, Duration::from_secs(10))
         .await
         .expect_err("the webhook refuses a reversed range");
     assert!(
@@ -165,61 +181,42 @@ async fn helm_install_serves_traffic_upgrades_in_place_and_uninstalls_clean() {
         .kubectl(&["delete", "bgppeers", "--all", "-n", NAMESPACE], "")
         .await
         .expect("peers deleted");
+    let dir = examples.to_string_lossy().into_owned();
     chart
-        .kubectl(
-            &[
-                "delete",
-                "--ignore-not-found",
-                "-f",
-                &examples.to_string_lossy(),
-            ],
-            "",
-        )
+        .kubectl(&["delete", "--ignore-not-found", "-f", &dir], "")
         .await
         .expect("examples deleted");
+}
 
-    // The lab's configuration; Services in L2 and BGP mode, reachable from the clients.
+/// The lab's configuration through the webhook; Services in L2 and BGP mode reachable from the
+/// client on the segment and from the host behind the router. Returns the L2 IP.
+async fn services_are_reachable(chart: &ChartLab) -> IpAddr {
     chart
         .apply_lab_config(Duration::from_secs(10))
         .await
         .expect("lab configuration admitted");
     let all = [0, 1, 2];
-    chart
-        .lab
-        .create_service(
-            "web-l2",
-            json!({"metallb.io/address-pool": "l2"}),
-            false,
-            &all,
-            &[],
-        )
-        .await
-        .expect("service");
-    chart
-        .lab
-        .create_service(
-            "web-bgp",
-            json!({"metallb.io/address-pool": "bgp"}),
-            false,
-            &all,
-            &[],
-        )
-        .await
-        .expect("service");
-    let l2 = ingress_ip(&chart, "web-l2", Duration::from_secs(10))
+    for (name, pool) in [("web-l2", "l2"), ("web-bgp", "bgp")] {
+        let annotations = json!({"metallb.io/address-pool": pool});
+        chart
+            .lab
+            .create_service(name, annotations, false, &all, &[])
+            .await
+            .expect("service");
+    }
+    let l2 = ingress_ip(chart, "web-l2", Duration::from_secs(10))
         .await
         .expect("web-l2 gets an IP");
     let reached = eventually(Duration::from_secs(20), Duration::from_millis(20), || {
         chart.lab.http_get("client", l2)
     })
     .await;
-    let first_reachable = started.elapsed();
     assert!(
         reached.is_some(),
         "{l2} unreachable in L2 mode\n{}",
-        logs(&chart)
+        logs(chart)
     );
-    let bgp = ingress_ip(&chart, "web-bgp", Duration::from_secs(10))
+    let bgp = ingress_ip(chart, "web-bgp", Duration::from_secs(10))
         .await
         .expect("web-bgp gets an IP");
     let via_router = eventually(Duration::from_secs(30), Duration::from_millis(100), || {
@@ -229,16 +226,18 @@ async fn helm_install_serves_traffic_upgrades_in_place_and_uninstalls_clean() {
     assert!(
         via_router.is_some(),
         "{bgp} unreachable through the router\n{}",
-        logs(&chart)
+        logs(chart)
     );
-    println!(
-        "figure: helm install to first reachable IP (L2, {l2}): {:.2} s",
-        first_reachable.as_secs_f64()
-    );
+    l2
+}
 
-    // Failover through the chart's speakers: the owner node vanishes while the client probes.
+/// The owner of `l2` vanishes (link down, its speaker killed and its Pod evicted) while the
+/// client probes every 10 ms; then the node and its speaker come back. Returns the gap.
+async fn failover(chart: &mut ChartLab, l2: IpAddr) -> Duration {
+    let IpAddr::V4(v4) = l2 else {
+        panic!("the L2 IP is IPv4")
+    };
     let owner = eventually(Duration::from_secs(5), Duration::from_millis(50), || {
-        let IpAddr::V4(v4) = l2 else { return None };
         let mac = chart.lab.arp_owner(v4)?;
         chart
             .lab
@@ -250,15 +249,12 @@ async fn helm_install_serves_traffic_upgrades_in_place_and_uninstalls_clean() {
     .expect("an owner answers ARP");
     let owner_name = chart.lab.nodes[owner].name.clone();
     let owner_ip = chart.lab.nodes[owner].v4.to_string();
-    wait_for_sessions(&chart, 3).await;
-    let before_crash = sessions_established(&chart);
+    wait_for_sessions(chart, 3).await;
+    let before_crash = sessions_established(chart);
+    let target = SocketAddr::new(l2, HTTP_PORT);
     let (probes, failure) = chart
         .lab
-        .crash_while_probing(
-            owner,
-            SocketAddr::new(l2, HTTP_PORT),
-            Duration::from_secs(2),
-        )
+        .crash_while_probing(owner, target, Duration::from_secs(2))
         .await
         .expect("crash");
     let pod = chart
@@ -273,17 +269,10 @@ async fn helm_install_serves_traffic_upgrades_in_place_and_uninstalls_clean() {
         .await
         .expect("speaker killed");
     let gap = probe::gap(&probes, failure, &owner_name);
-    println!(
-        "figure: failover gap through the chart's speakers: {}",
-        gap.map_or("none".into(), |g| format!(
-            "{:.0} ms",
-            g.as_secs_f64() * 1000.0
-        ))
-    );
     assert!(
         gap.is_some_and(|g| g < Duration::from_secs(2)),
         "no takeover\n{}",
-        logs(&chart)
+        logs(chart)
     );
     chart.lab.restore_node(owner).expect("link back");
     chart
@@ -294,67 +283,59 @@ async fn helm_install_serves_traffic_upgrades_in_place_and_uninstalls_clean() {
     // The router keeps the crashed node's old session until its hold time ends; wait for the
     // new speaker's own session.
     let renewed = eventually(Duration::from_secs(30), Duration::from_millis(200), || {
-        let now = sessions_established(&chart);
+        let now = sessions_established(chart);
         (now.get(&owner_ip) > before_crash.get(&owner_ip)).then_some(())
     })
     .await;
     assert!(
         renewed.is_some(),
         "the restarted speaker's session\n{}",
-        logs(&chart)
+        logs(chart)
     );
-    wait_for_sessions(&chart, 3).await;
+    wait_for_sessions(chart, 3).await;
+    gap.unwrap_or_default()
+}
 
-    // helm upgrade changing the controller only: speakers untouched, nothing moves.
-    let ips = service_ips(&chart).await;
-    let key = gossip_key(&chart);
-    let sessions = sessions_established(&chart);
-    let speakers: BTreeSet<u32> = speaker_pids(&chart);
+/// `helm upgrade` changing the controller only: the speakers keep running, no IP moves, no BGP
+/// session flaps, the gossip key stays, the new controllers allocate.
+async fn upgrade_moves_nothing(chart: &mut ChartLab, l2: IpAddr) {
+    let ips = service_ips(chart).await;
+    let key = gossip_key(chart);
+    let sessions = sessions_established(chart);
+    let speakers: BTreeSet<u32> = speaker_pids(chart);
     let upgraded = chart
         .upgrade(json!({"controller": {"logLevel": "debug"}}))
         .await
         .expect("helm upgrade");
     assert_eq!(upgraded["revision"], 2);
     assert_eq!(
-        speaker_pids(&chart),
+        speaker_pids(chart),
         speakers,
         "the speakers were not restarted"
     );
+    let annotations = json!({"metallb.io/address-pool": "l2"});
     chart
         .lab
-        .create_service(
-            "after-upgrade",
-            json!({"metallb.io/address-pool": "l2"}),
-            false,
-            &all,
-            &[],
-        )
+        .create_service("after-upgrade", annotations, false, &[0, 1, 2], &[])
         .await
         .expect("service");
     assert!(
-        ingress_ip(&chart, "after-upgrade", Duration::from_secs(30))
+        ingress_ip(chart, "after-upgrade", Duration::from_secs(30))
             .await
             .is_some(),
         "the upgraded controllers allocate\n{}",
-        logs(&chart)
+        logs(chart)
     );
-    let mut after = service_ips(&chart).await;
+    let mut after = service_ips(chart).await;
     after.remove("after-upgrade");
     assert_eq!(after, ips, "no IP moved");
-    assert_eq!(gossip_key(&chart), key, "the gossip key is kept");
+    assert_eq!(gossip_key(chart), key, "the gossip key is kept");
     assert_eq!(
-        sessions_established(&chart),
+        sessions_established(chart),
         sessions,
         "no BGP session flapped"
     );
     assert!(chart.lab.http_get("client", l2).is_some());
-
-    check_least_privilege(&chart).await;
-
-    // helm uninstall: the processes stop, only the CRDs and the user's objects remain.
-    chart.uninstall().await.expect("helm uninstall");
-    assert!(chart.kubelet.pods().is_empty());
-    check_nothing_left(&chart).await;
 }
 
 /// Waits until the router has `count` Established sessions.
@@ -398,59 +379,6 @@ fn logs(chart: &ChartLab) -> String {
         .join("\n")
 }
 
-/// One recorded request as RBAC sees it: (user, verb, group, resource[/sub], name).
-type Access = (String, String, String, String, String);
-
-/// The RBAC attributes of a recorded request path and query.
-fn access(method: &str, path: &str, query: &str, user: &str) -> Option<Access> {
-    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let (group, rest) = match parts.as_slice() {
-        ["api", _version, rest @ ..] => (String::new(), rest),
-        ["apis", group, _version, rest @ ..] => ((*group).to_owned(), rest),
-        _ => return None,
-    };
-    let rest = match rest {
-        ["namespaces", _ns, rest @ ..] if !rest.is_empty() => rest,
-        other => other,
-    };
-    let (resource, name, sub) = match rest {
-        [resource] => (*resource, "", ""),
-        [resource, name] => (*resource, *name, ""),
-        [resource, name, sub] => (*resource, *name, *sub),
-        _ => return None,
-    };
-    let pinned = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("fieldSelector=metadata.name%3D"))
-        .unwrap_or("");
-    let watch = query
-        .split('&')
-        .any(|kv| kv == "watch=true" || kv == "watch=1");
-    let verb = match (method, name.is_empty()) {
-        ("GET", true) if watch => "watch",
-        ("GET", true) => "list",
-        ("GET", false) => "get",
-        ("POST", _) => "create",
-        ("PUT", _) => "update",
-        ("PATCH", _) => "patch",
-        ("DELETE", false) => "delete",
-        _ => return None,
-    };
-    let resource = if sub.is_empty() {
-        resource.to_owned()
-    } else {
-        format!("{resource}/{sub}")
-    };
-    let name = if name.is_empty() { pinned } else { name };
-    Some((
-        user.to_owned(),
-        verb.to_owned(),
-        group,
-        resource,
-        name.to_owned(),
-    ))
-}
-
 /// Grants for paths an e2e run may not take, each with the code path that needs it.
 const RARE: &[(&str, &str, &str)] = &[
     // controller/src/lease.rs `reread`: only after a Lease write lost a race to the other replica.
@@ -482,7 +410,7 @@ async fn check_least_privilege(chart: &ChartLab) {
         refused.is_empty(),
         "403 with the chart's RBAC: {refused:#?}"
     );
-    let used: BTreeSet<Access> = ours
+    let used: Vec<Access> = ours
         .iter()
         .filter_map(|r| access(&r.method, &r.path, &r.query, &r.user))
         .collect();
@@ -495,22 +423,14 @@ async fn check_least_privilege(chart: &ChartLab) {
             .to_owned();
         let user = format!("{SA_PREFIX}ferrolb-{component}");
         for rule in role["rules"].as_array().into_iter().flatten() {
-            for_each_grant(rule, |verb, group, resource, name| {
-                let hit = used.iter().any(|(u, v, g, r, n)| {
-                    *u == user
-                        && v == verb
-                        && g == group
-                        && r == resource
-                        && (name.is_empty() || n == name)
-                });
-                let rare = RARE.contains(&(component.as_str(), verb, resource));
-                if rare {
-                    rare_granted.insert((component.clone(), verb.to_owned(), resource.to_owned()));
-                }
-                if !hit && !rare {
+            for grant in grants(rule) {
+                let (verb, group, resource, name) = &grant;
+                if RARE.contains(&(component.as_str(), verb.as_str(), resource.as_str())) {
+                    rare_granted.insert((component.clone(), verb.clone(), resource.clone()));
+                } else if !used.iter().any(|a| uses(a, &user, &grant)) {
                     unused.push(format!("{user}: {verb} {group}/{resource} {name}"));
                 }
-            });
+            }
         }
     }
     assert!(unused.is_empty(), "granted but never used: {unused:#?}");
@@ -545,32 +465,6 @@ async fn live_roles(chart: &ChartLab) -> Vec<Value> {
     }
     assert!(roles.len() >= 4, "{roles:?}");
     roles
-}
-
-/// Calls `f(verb, group, resource, name)` for every grant of a rule ("" name: any).
-fn for_each_grant(rule: &Value, mut f: impl FnMut(&str, &str, &str, &str)) {
-    let strings = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s.as_str().map(str::to_owned))
-            .collect()
-    };
-    let names = strings(&rule["resourceNames"]);
-    let names = if names.is_empty() {
-        vec![String::new()]
-    } else {
-        names
-    };
-    for verb in strings(&rule["verbs"]) {
-        for group in strings(&rule["apiGroups"]) {
-            for resource in strings(&rule["resources"]) {
-                for name in &names {
-                    f(&verb, &group, &resource, name);
-                }
-            }
-        }
-    }
 }
 
 /// After the uninstall: no object Helm or the binaries made is left, the CRDs are.

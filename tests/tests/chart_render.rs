@@ -138,13 +138,9 @@ async fn helm_installs_every_crd_from_the_crds_subchart() {
     );
 }
 
-#[tokio::test]
-async fn bad_values_are_refused_naming_the_key() {
-    if !chart::sdk_available().await {
-        return;
-    }
-    let helm = Helm::new().expect("driver");
-    let cases = [
+/// Bad values and what the refusal must say: schema paths, or the templates' own messages.
+fn bad_value_cases() -> Vec<(Value, &'static str)> {
+    vec![
         (
             json!({"speakr": {}}),
             "additional properties 'speakr' not allowed",
@@ -197,7 +193,16 @@ async fn bad_values_are_refused_naming_the_key() {
             json!({"speaker": {"excludeInterfaces": {"patterns": ["eth{1,2}"]}}}),
             "speaker.excludeInterfaces.patterns",
         ),
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn bad_values_are_refused_naming_the_key() {
+    if !chart::sdk_available().await {
+        return;
+    }
+    let helm = Helm::new().expect("driver");
+    let cases = bad_value_cases();
     // One driver run: the schema check and a render of each case. Values the schema can
     // express are refused by both; combinations are refused by the templates (`fail`).
     let requests: Vec<Value> = cases
@@ -365,6 +370,11 @@ fn check_speaker(name: &str, manifests: &Manifests) {
         );
         assert_eq!(get["port"], 7472, "{name}");
     }
+    check_speaker_privileges_and_key(name, manifests, c, pod);
+}
+
+/// Capabilities by fast path, and the gossip key Secret, its mount and env by gossip.
+fn check_speaker_privileges_and_key(name: &str, manifests: &Manifests, c: &Value, pod: &Value) {
     let fast = !matches!(name, "bgp-only" | "fast-path-off");
     let expected: Vec<&str> = if fast {
         vec!["BPF", "NET_ADMIN", "NET_RAW"]

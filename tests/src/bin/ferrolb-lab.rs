@@ -284,45 +284,74 @@ async fn chart_lifecycle(
     k: &impl Fn(&[&str]) -> anyhow::Result<()>,
     failures: &mut Vec<String>,
 ) -> anyhow::Result<()> {
-    async fn ips(lab: &ClusterLab) -> Vec<(String, String)> {
-        let api: Api<Service> = Api::namespaced(lab.sim.client(), "default");
-        let items = api
-            .list(&Default::default())
-            .await
-            .map(|l| l.items)
-            .unwrap_or_default();
-        items
-            .iter()
-            .map(|s| {
-                let ip = s
-                    .status
-                    .as_ref()
-                    .and_then(|st| st.load_balancer.as_ref())
-                    .and_then(|l| l.ingress.as_ref())
-                    .and_then(|i| i.first())
-                    .and_then(|i| i.ip.clone())
-                    .unwrap_or_default();
-                (s.metadata.name.clone().unwrap_or_default(), ip)
-            })
-            .collect()
-    }
     section("the leading controller Pod is killed: the standby takes the Lease");
-    let leader = lab
-        .sim
-        .get_object(
-            "coordination.k8s.io/v1",
-            "Lease",
-            Some(NAMESPACE),
-            "ferrolb-controller",
-        )?
+    kill_leader(lab, kubelet, failures).await?;
+    k(&["get", "leases", "-n", NAMESPACE])?;
+
+    section(
+        "helm upgrade --set controller.logLevel=debug: the controllers roll, the speakers stay",
+    );
+    let kubeconfig = lab.sim.kubeconfig_path();
+    let before = speaker_pids(kubelet);
+    let values = json!({"controller": {"logLevel": "debug"}});
+    let upgraded = helm
+        .one(release_request("upgrade", &kubeconfig, NAMESPACE, values))
+        .await?;
+    kubelet.sync(lab).await?;
+    let kept = speaker_pids(kubelet) == before;
+    let verdict = if kept { "not restarted" } else { "RESTARTED" };
+    println!("  revision {}: speakers {verdict}", upgraded["revision"]);
+    if !kept {
+        failures.push("helm upgrade of the controller restarted the speakers".into());
+    }
+    k(&["get", "pods", "-n", NAMESPACE])?;
+
+    section("helm uninstall ferrolb: the binaries stop, the CRDs and your objects stay");
+    let services = service_ips(lab).await.len();
+    helm.one(release_request(
+        "uninstall",
+        &kubeconfig,
+        NAMESPACE,
+        serde_json::Value::Null,
+    ))
+    .await?;
+    kubelet.sync(lab).await?;
+    println!(
+        "  {} Pods left running; the {services} Services keep their last status",
+        kubelet.pods().len()
+    );
+    k(&[
+        "get",
+        "all,leases,secrets,configurationstates",
+        "-n",
+        NAMESPACE,
+    ])?;
+    k(&["get", "crd"])?;
+    Ok(())
+}
+
+/// Kills the controller Pod holding the Lease; the standby must give a new Service an IP and
+/// no IP may move.
+async fn kill_leader(
+    lab: &mut ClusterLab,
+    kubelet: &mut Kubelet,
+    failures: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let lease = lab.sim.get_object(
+        "coordination.k8s.io/v1",
+        "Lease",
+        Some(NAMESPACE),
+        "ferrolb-controller",
+    )?;
+    let leader = lease
         .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
         .unwrap_or_default();
-    let before = ips(lab).await;
+    let before = service_ips(lab).await;
     kubelet.crash(lab, &leader).await?;
     kubelet.sync(lab).await?;
     create_service(lab, "late", "l2", false).await?;
     let late = ingress(lab, "late", 1).await;
-    let mut after = ips(lab).await;
+    let mut after = service_ips(lab).await;
     after.retain(|(name, _)| name != "late");
     match late {
         Ok(ip) if after == before => println!(
@@ -334,70 +363,41 @@ async fn chart_lifecycle(
         )),
         Err(e) => failures.push(format!("no IP after the leader died: {e}")),
     }
-    k(&["get", "leases", "-n", NAMESPACE])?;
-
-    section(
-        "helm upgrade --set controller.logLevel=debug: the controllers roll, the speakers stay",
-    );
-    let speakers: Vec<u32> = kubelet
-        .pods()
-        .iter()
-        .filter(|p| p.owner.starts_with("DaemonSet/"))
-        .map(|p| p.pid)
-        .collect();
-    let kubeconfig = lab.sim.kubeconfig_path();
-    let upgraded = helm
-        .one(release_request(
-            "upgrade",
-            &kubeconfig,
-            NAMESPACE,
-            json!({"controller": {"logLevel": "debug"}}),
-        ))
-        .await?;
-    kubelet.sync(lab).await?;
-    let still: Vec<u32> = kubelet
-        .pods()
-        .iter()
-        .filter(|p| p.owner.starts_with("DaemonSet/"))
-        .map(|p| p.pid)
-        .collect();
-    println!(
-        "  revision {}: speakers {}",
-        upgraded["revision"],
-        if still == speakers {
-            "not restarted"
-        } else {
-            "RESTARTED"
-        }
-    );
-    if still != speakers {
-        failures.push("helm upgrade of the controller restarted the speakers".into());
-    }
-    let before = ips(lab).await;
-    k(&["get", "pods", "-n", NAMESPACE])?;
-
-    section("helm uninstall ferrolb: the binaries stop, the CRDs and your objects stay");
-    helm.one(release_request(
-        "uninstall",
-        &kubeconfig,
-        NAMESPACE,
-        serde_json::Value::Null,
-    ))
-    .await?;
-    kubelet.sync(lab).await?;
-    println!(
-        "  {} Pods left running; Services keep their last status: {} of them",
-        kubelet.pods().len(),
-        before.len()
-    );
-    k(&[
-        "get",
-        "all,leases,secrets,configurationstates",
-        "-n",
-        NAMESPACE,
-    ])?;
-    k(&["get", "crd"])?;
     Ok(())
+}
+
+/// The speakers' PIDs.
+fn speaker_pids(kubelet: &Kubelet) -> Vec<u32> {
+    kubelet
+        .pods()
+        .iter()
+        .filter(|p| p.owner.starts_with("DaemonSet/"))
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// `(name, first ingress IP)` of every Service in `default`.
+async fn service_ips(lab: &ClusterLab) -> Vec<(String, String)> {
+    let api: Api<Service> = Api::namespaced(lab.sim.client(), "default");
+    let items = api
+        .list(&Default::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
+    items
+        .iter()
+        .map(|s| {
+            let ip = s
+                .status
+                .as_ref()
+                .and_then(|st| st.load_balancer.as_ref())
+                .and_then(|l| l.ingress.as_ref())
+                .and_then(|i| i.first())
+                .and_then(|i| i.ip.clone())
+                .unwrap_or_default();
+            (s.metadata.name.clone().unwrap_or_default(), ip)
+        })
+        .collect()
 }
 
 /// Who answers ARP/NDP for each of `web`'s IPs, and the client's request to each.

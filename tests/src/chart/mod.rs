@@ -8,12 +8,14 @@
 //! - [`kubelet`]: the chart "kubelet" running the installed workloads in the network lab.
 //! - [`service_proxy`]: a Service's endpoints in Pod namespaces, for kubesim's webhook calls.
 //! - [`lab`]: the cluster lab with FerroLB installed by Helm and run by the kubelet.
+//! - [`rbac`]: requests and Role rules as RBAC attributes, for the least-privilege check (pure).
 
 pub mod binaries;
 pub mod kubelet;
 pub mod lab;
 pub mod manifests;
 pub mod pods;
+pub mod rbac;
 pub mod service_proxy;
 
 use std::path::{Path, PathBuf};
