@@ -22,4 +22,5 @@ pub mod members;
 pub mod memory;
 pub mod metrics;
 pub mod plan;
+pub mod schedule;
 pub mod status;

@@ -3,7 +3,7 @@
 //! API writes. It decides nothing the pure modules do not.
 //!
 //! ```text
-//!  watches (12 stores) ─┐                      ┌─► Responder: announce / withdraw (ARP, NDP)
+//!  watches (Watch)    ─┐                      ┌─► Responder: announce / withdraw (ARP, NDP)
 //!  members: live set  ──┼─► daemon task ───────┼─► BGP peer tasks: SetRoutes / Stop
 //!  rtnetlink links ─────┤   plan → diff        ├─► ServiceL2Status / ServiceBGPStatus writes
 //!  ticks (join, stats) ─┘                      └─► Events on Services and config objects
@@ -50,14 +50,12 @@ use crate::interfaces::{self, InterfaceFilter};
 use crate::members::{Budget, Key, Members, SpeakerId};
 use crate::metrics::{Metrics, Series};
 use crate::plan::{self, Announcements, ClusterState};
+use crate::schedule::Schedule;
 use crate::status::{self, StatusView};
 use bgp::Sessions;
-use watch::{InputEvent, Source, Stores, WATCHES, read_statuses};
+use watch::{Change, InputEvent, Stores, read_statuses};
 use writer::{PodRef, Writer};
 
-/// How long a new speaker waits for the membership to show every Ready node before planning L2
-/// anyway (nodes without a running speaker never show up).
-const MEMBERS_SETTLE: Duration = Duration::from_secs(2);
 /// How often speakers known from Node objects but missing from the membership are asked to join.
 const JOIN_INTERVAL: Duration = Duration::from_secs(2);
 /// How often the L2 counters are copied into the metrics, and free memory is handed back
@@ -65,12 +63,6 @@ const JOIN_INTERVAL: Duration = Duration::from_secs(2);
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(5);
 /// A plan taking this long means a large cluster or a burst of changes: worth a trim after.
 const BUSY_PLAN: Duration = Duration::from_millis(10);
-/// Watch events arriving within this window share one plan (a status write of ours, a burst of
-/// EndpointSlice updates). Membership and link changes are planned at once.
-const WATCH_DEBOUNCE: Duration = Duration::from_millis(20);
-/// Our status objects changed on the API server (mostly our own writes coming back): the status
-/// task compares them with the plan again after this pause. They do not change the plan.
-const STATUS_RECHECK: Duration = Duration::from_secs(1);
 
 /// Gossip membership settings.
 #[derive(Debug, Clone)]
@@ -158,6 +150,7 @@ pub async fn run(
         metrics.clone(),
     );
     let config_state = config_state::spawn(writer.clone());
+    let has_gossip = settings.members.is_some();
     let statuses = statuses::spawn(
         writer.clone(),
         stores.l2_statuses.clone(),
@@ -181,67 +174,37 @@ pub async fn run(
         announce_failed: BTreeSet::new(),
         members: None,
         live: None,
-        members_started: None,
-        live_changed_at: None,
+        schedule: Schedule::new(has_gossip),
         l2_counters: BTreeMap::new(),
         statuses,
         config_state,
         stepped_down: BTreeSet::new(),
         bgp_started: false,
-        last_replan_took: Duration::ZERO,
         busy_since_trim: false,
     };
-    let mut synced: BTreeSet<usize> = BTreeSet::new();
     let mut join_tick = tokio::time::interval(JOIN_INTERVAL);
     let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
-    // When the membership has had time to settle: plan then even if nothing else changed.
-    // An Option, not a `Sleep`: an elapsed `Sleep` is ready at every poll, which made the
-    // loop plan back to back forever.
-    let mut settle_at: Option<Instant> = None;
-    let mut replan_at: Option<Instant> = None;
-    let mut recheck_statuses_at: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
-        let mut dirty = false;
         tokio::select! {
             () = &mut shutdown => break,
             change = changes.next() => {
-                let Some((index, change)) = change else {
-                    return Err(DaemonError::WatchEnded);
-                };
-                if change.synced {
-                    synced.insert(index);
-                }
-                let changes_plan = match change.input {
-                    Some(input) => daemon.take_input(input),
-                    None => change.source != Source::Statuses,
-                };
-                if change.source == Source::Statuses {
-                    recheck_statuses_at.get_or_insert_with(|| Instant::now() + STATUS_RECHECK);
-                }
-                if changes_plan || change.synced {
-                    let wait = WATCH_DEBOUNCE.max(daemon.last_replan_took);
-                    replan_at.get_or_insert_with(|| Instant::now() + wait);
-                }
+                let change = change.ok_or(DaemonError::WatchEnded)?;
+                daemon.on_watch(change);
             }
-            () = sleep_until(replan_at) => dirty = true,
-            () = sleep_until(recheck_statuses_at) => {
-                recheck_statuses_at = None;
-                daemon.statuses.send_modify(|_| {});
+            () = sleep_until(daemon.schedule.next_deadline()) => {
+                if daemon.schedule.on_time(Instant::now()) {
+                    daemon.statuses.send_modify(|_| {});
+                }
             }
             changed = wait_live(&mut daemon.live) => {
                 if changed {
-                    daemon.live_changed_at = Some(Instant::now());
-                    dirty = true;
+                    daemon.schedule.on_membership_changed(Instant::now());
                 }
             }
             event = links.next() => {
                 daemon.on_link(event.map_err(DaemonError::Links)?);
-                dirty = true;
-            }
-            () = sleep_until(settle_at) => {
-                settle_at = None;
-                dirty = true;
+                daemon.schedule.on_link_changed();
             }
             _ = join_tick.tick() => daemon.join_missing().await,
             _ = housekeeping.tick() => {
@@ -251,18 +214,17 @@ pub async fn run(
                 }
             }
         }
-        if synced.len() < WATCHES || !dirty {
+        let Some(plan) = daemon.schedule.take_plan() else {
             continue;
-        }
-        replan_at = None;
-        if daemon.members_started.is_none() && daemon.settings.members.is_some() {
+        };
+        if plan.start_gossip {
             daemon.start_members().await?;
-            settle_at = Some(Instant::now() + MEMBERS_SETTLE);
         }
         let started = Instant::now();
-        daemon.replan().await;
-        daemon.last_replan_took = started.elapsed();
-        daemon.busy_since_trim |= daemon.last_replan_took >= BUSY_PLAN;
+        daemon.replan(plan.membership_changed_at).await;
+        let took = started.elapsed();
+        daemon.schedule.on_planned(took);
+        daemon.busy_since_trim |= took >= BUSY_PLAN;
     }
     daemon.stop().await;
     Ok(())
@@ -306,9 +268,8 @@ struct Daemon {
     announce_failed: BTreeSet<IpAddr>,
     members: Option<Members>,
     live: Option<tokio_watch::Receiver<BTreeSet<String>>>,
-    members_started: Option<Instant>,
-    /// When the live set last changed, until the next plan has used it.
-    live_changed_at: Option<Instant>,
+    /// When to plan next.
+    schedule: Schedule,
     /// Last L2 counter values copied into the metrics.
     l2_counters: BTreeMap<(String, Family), FamilySnapshot>,
     /// The status task's wish list.
@@ -320,20 +281,21 @@ struct Daemon {
     stepped_down: BTreeSet<String>,
     /// The first BGP plan has been applied (sessions started after it are not restarts).
     bgp_started: bool,
-    /// How long the last plan took: watch-driven plans wait at least that long, so a large
-    /// cluster's event stream never keeps the speaker planning back to back.
-    last_replan_took: Duration,
     /// A large plan ran since the allocator last handed free memory back.
     busy_since_trim: bool,
 }
 
 impl Daemon {
-    /// Takes a Services or EndpointSlices event; returns whether the plan's inputs changed.
-    fn take_input(&mut self, input: InputEvent) -> bool {
-        match input {
-            InputEvent::Service(input) => self.inputs.on_service(input),
-            InputEvent::Slice(input) => self.inputs.on_slice(input),
-        }
+    /// Takes a watch event: Services and EndpointSlices into the plan's inputs (the other
+    /// watches fill their stores themselves), then tells the schedule.
+    fn on_watch(&mut self, change: Change) {
+        let changes_plan = match change.input {
+            Some(InputEvent::Service(input)) => self.inputs.on_service(input),
+            Some(InputEvent::Slice(input)) => self.inputs.on_slice(input),
+            None => !change.watch.is_status(),
+        };
+        self.schedule
+            .on_watch(Instant::now(), change.watch, change.synced, changes_plan);
     }
 
     fn on_link(&mut self, event: LinkEvent) {
@@ -404,7 +366,7 @@ impl Daemon {
         tracing::info!(%addr, "gossip membership started");
         self.live = Some(started.live());
         self.members = Some(started);
-        self.members_started = Some(Instant::now());
+        self.schedule.on_gossip_started(Instant::now());
         self.join_missing().await;
         Ok(())
     }
@@ -481,7 +443,6 @@ impl Daemon {
             if let Some(members) = self.members.take() {
                 members.leave().await;
             }
-            self.live_changed_at = Some(Instant::now());
         } else if self
             .stepped_down
             .iter()
@@ -497,14 +458,14 @@ impl Daemon {
 
     /// Gossip has had time to show who is alive.
     fn membership_settled(&self, nodes: &[Arc<Node>], live: &BTreeSet<String>) -> bool {
-        let Some(started) = self.members_started else {
+        let Some(settles_at) = self.schedule.settles_at() else {
             return true;
         };
         let everyone = nodes
             .iter()
             .filter(|n| cluster::is_ready(n) != Some(false))
             .all(|n| live.contains(&n.name_any()));
-        everyone || started.elapsed() >= MEMBERS_SETTLE
+        everyone || Instant::now() >= settles_at
     }
 
     fn objects(&self, nodes: &[Arc<Node>]) -> Objects {
@@ -567,7 +528,7 @@ impl Daemon {
         built.config
     }
 
-    async fn replan(&mut self) {
+    async fn replan(&mut self, membership_changed_at: Option<Instant>) {
         let nodes = self.stores.nodes.state();
         let live = self.live_nodes(&nodes);
         self.metrics
@@ -595,16 +556,19 @@ impl Daemon {
             // Keep what we answer for; claim nothing new until gossip has shown who is alive.
             announcements.l2.retain(|ip, _| self.l2.contains_key(ip));
         }
-        self.apply_l2(&announcements).await;
+        self.apply_l2(&announcements, membership_changed_at).await;
         self.apply_bgp(&config, &announcements).await;
         self.set_announced_metric(&announcements);
         self.publish_statuses(&announcements);
         self.last = announcements;
-        self.live_changed_at = None;
         self.ready.store(true, Ordering::Relaxed);
     }
 
-    async fn apply_l2(&mut self, announcements: &Announcements) {
+    async fn apply_l2(
+        &mut self,
+        announcements: &Announcements,
+        membership_changed_at: Option<Instant>,
+    ) {
         let wanted: L2State = announcements
             .l2
             .iter()
@@ -689,7 +653,7 @@ impl Daemon {
                     "left the speaker membership"
                 };
                 note.push_str(&format!(": previous node \"{previous}\" {why}"));
-                if let Some(at) = self.live_changed_at {
+                if let Some(at) = membership_changed_at {
                     let took = at.elapsed();
                     self.metrics.takeover_seconds.observe(took.as_secs_f64());
                     note.push_str(&format!(

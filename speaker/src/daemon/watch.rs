@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 use super::writer::StatusKind;
 use crate::cluster;
 use crate::inputs::{Input, ServiceFacts, SliceFacts};
+use crate::schedule::Watch;
 use crate::status::{
     Existing, NODE_LABEL, SERVICE_NAME_LABEL, SERVICE_NAMESPACE_LABEL, StatusView,
 };
@@ -37,26 +38,11 @@ pub fn read_statuses<S, T>(store: &StatusStore<S>, read: impl FnOnce(&StatusView
     read(&store.lock().unwrap_or_else(PoisonError::into_inner))
 }
 
-/// Which store a watch event updated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Source {
-    /// Services.
-    Services,
-    /// EndpointSlices.
-    EndpointSlices,
-    /// Nodes.
-    Nodes,
-    /// Any FerroLB configuration kind or a Secret.
-    Config,
-    /// This node's status objects.
-    Statuses,
-}
-
 /// One watch event, after its store took it.
 #[derive(Debug, Clone)]
 pub struct Change {
-    /// The store.
-    pub source: Source,
+    /// The watch.
+    pub watch: Watch,
     /// The watch finished a (re)list: the store is complete.
     pub synced: bool,
     /// For Services and EndpointSlices, which keep no store: the event itself.
@@ -97,25 +83,21 @@ pub struct Stores {
     pub bgp_statuses: StatusStore<ServiceBGPStatusStatus>,
 }
 
-/// How many watches [`start`] opens: the loop waits for this many distinct first lists.
-pub const WATCHES: usize = 12;
-
-/// Starts every watch. The stream yields `(watch index, change)`; errors are retried inside.
+/// Starts every watch. The stream yields each change; errors are retried inside.
 /// Services are read for `lb_class` (see [`cluster::service_info`]).
 pub fn start(
     client: &Client,
     namespace: &str,
     node: &str,
     lb_class: Option<String>,
-) -> (Stores, BoxStream<'static, (usize, Change)>) {
-    let mut streams: SelectAll<BoxStream<'static, (usize, Change)>> = SelectAll::new();
+) -> (Stores, BoxStream<'static, Change>) {
+    let mut streams: SelectAll<BoxStream<'static, Change>> = SelectAll::new();
     let all = watcher::Config::default();
     let mine = watcher::Config::default().labels(&format!("{NODE_LABEL}={node}"));
     watch_inputs(
         &mut streams,
-        0,
+        Watch::Services,
         Api::<Service>::all(client.clone()),
-        Source::Services,
         move |service| {
             let key = ferrolb_api::key::of_parts(
                 service.metadata.namespace.as_deref(),
@@ -131,9 +113,8 @@ pub fn start(
     );
     watch_inputs(
         &mut streams,
-        1,
+        Watch::EndpointSlices,
         Api::<EndpointSlice>::all(client.clone()),
-        Source::EndpointSlices,
         |slice| SliceFacts {
             key: ferrolb_api::key::of_parts(
                 slice.metadata.namespace.as_deref(),
@@ -145,69 +126,61 @@ pub fn start(
     );
     let nodes = watch(
         &mut streams,
-        2,
+        Watch::Nodes,
         Api::all(client.clone()),
         all.clone(),
-        Source::Nodes,
     );
     let pools = watch(
         &mut streams,
-        3,
+        Watch::Pools,
         Api::namespaced(client.clone(), namespace),
         all.clone(),
-        Source::Config,
     );
     let l2_advertisements = watch(
         &mut streams,
-        4,
+        Watch::L2Advertisements,
         Api::namespaced(client.clone(), namespace),
         all.clone(),
-        Source::Config,
     );
     let bgp_advertisements = watch(
         &mut streams,
-        5,
+        Watch::BgpAdvertisements,
         Api::namespaced(client.clone(), namespace),
         all.clone(),
-        Source::Config,
     );
     let peers = watch(
         &mut streams,
-        6,
+        Watch::Peers,
         Api::namespaced(client.clone(), namespace),
         all.clone(),
-        Source::Config,
     );
     let communities = watch(
         &mut streams,
-        7,
+        Watch::Communities,
         Api::namespaced(client.clone(), namespace),
         all.clone(),
-        Source::Config,
     );
     let bfd_profiles = watch(
         &mut streams,
-        8,
+        Watch::BfdProfiles,
         Api::namespaced(client.clone(), namespace),
         all.clone(),
-        Source::Config,
     );
     let secrets = watch(
         &mut streams,
-        9,
+        Watch::Secrets,
         Api::namespaced(client.clone(), namespace),
         all,
-        Source::Config,
     );
     let l2_statuses = watch_statuses::<ServiceL2Status>(
         &mut streams,
-        10,
+        Watch::L2Statuses,
         Api::namespaced(client.clone(), namespace),
         mine.clone(),
     );
     let bgp_statuses = watch_statuses::<ServiceBGPStatus>(
         &mut streams,
-        11,
+        Watch::BgpStatuses,
         Api::namespaced(client.clone(), namespace),
         mine,
     );
@@ -237,11 +210,10 @@ fn trim<K: Resource>(object: &mut K) {
 }
 
 fn watch<K>(
-    streams: &mut SelectAll<BoxStream<'static, (usize, Change)>>,
-    index: usize,
+    streams: &mut SelectAll<BoxStream<'static, Change>>,
+    watch: Watch,
     api: Api<K>,
     config: watcher::Config,
-    source: Source,
 ) -> Store<K>
 where
     K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
@@ -255,18 +227,15 @@ where
             Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => return None,
             Ok(_) => false,
             Err(error) => {
-                tracing::warn!(?source, %error, "watch failed; retrying");
+                tracing::warn!(?watch, %error, "watch failed; retrying");
                 return None;
             }
         };
-        Some((
-            index,
-            Change {
-                source,
-                synced,
-                input: None,
-            },
-        ))
+        Some(Change {
+            watch,
+            synced,
+            input: None,
+        })
     });
     streams.push(stream.boxed());
     store
@@ -274,8 +243,8 @@ where
 
 /// Watches this node's status objects of one kind into a [`StatusStore`].
 fn watch_statuses<K: StatusKind>(
-    streams: &mut SelectAll<BoxStream<'static, (usize, Change)>>,
-    index: usize,
+    streams: &mut SelectAll<BoxStream<'static, Change>>,
+    watch: Watch,
     api: Api<K>,
     config: watcher::Config,
 ) -> StatusStore<K::Status>
@@ -291,21 +260,18 @@ where
             async move {
                 let (input, synced) = input_of(
                     event,
-                    Source::Statuses,
+                    watch,
                     |object: K| existing_of(&object),
                     |object| object.name_any(),
                 )?;
                 view.lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .apply(input);
-                Some((
-                    index,
-                    Change {
-                        source: Source::Statuses,
-                        synced,
-                        input: None,
-                    },
-                ))
+                Some(Change {
+                    watch,
+                    synced,
+                    input: None,
+                })
             }
         });
     streams.push(stream.boxed());
@@ -316,7 +282,7 @@ where
 /// whether a (re)list just ended; `None` for an error, which the watcher retries itself.
 fn input_of<K, T>(
     event: Result<watcher::Event<K>, watcher::Error>,
-    source: Source,
+    watch: Watch,
     read: impl FnOnce(K) -> T,
     key: impl FnOnce(&K) -> String,
 ) -> Option<(Input<T>, bool)> {
@@ -328,7 +294,7 @@ fn input_of<K, T>(
         Ok(watcher::Event::Delete(object)) => Some((Input::Delete(key(&object)), false)),
         Ok(watcher::Event::InitDone) => Some((Input::Relisted, true)),
         Err(error) => {
-            tracing::warn!(?source, %error, "watch failed; retrying");
+            tracing::warn!(?watch, %error, "watch failed; retrying");
             None
         }
     }
@@ -349,10 +315,9 @@ fn existing_of<K: StatusKind>(object: &K) -> Existing<K::Status> {
 
 /// Watches a kind whose objects are read once with `read` and not kept.
 fn watch_inputs<K, T>(
-    streams: &mut SelectAll<BoxStream<'static, (usize, Change)>>,
-    index: usize,
+    streams: &mut SelectAll<BoxStream<'static, Change>>,
+    watch: Watch,
     api: Api<K>,
-    source: Source,
     read: impl Fn(K) -> T + Send + Sync + 'static,
     wrap: fn(Input<T>) -> InputEvent,
 ) where
@@ -368,21 +333,18 @@ fn watch_inputs<K, T>(
             async move {
                 let (input, synced) = input_of(
                     event,
-                    source,
+                    watch,
                     |object| read(object),
                     |object| {
                         let meta = object.meta();
                         ferrolb_api::key::of_parts(meta.namespace.as_deref(), meta.name.as_deref())
                     },
                 )?;
-                Some((
-                    index,
-                    Change {
-                        source,
-                        synced,
-                        input: Some(wrap(input)),
-                    },
-                ))
+                Some(Change {
+                    watch,
+                    synced,
+                    input: Some(wrap(input)),
+                })
             }
         });
     streams.push(stream.boxed());
