@@ -18,6 +18,7 @@ pub mod daemon;
 pub mod http;
 pub mod inputs;
 pub mod interfaces;
+pub mod liveness;
 pub mod members;
 pub mod memory;
 pub mod metrics;

@@ -214,7 +214,7 @@ fn rejoining_the_membership_waits_for_it_to_settle_again() {
 
 #[test]
 fn without_gossip_nothing_waits_to_settle() {
-    let (mut schedule, t0) = listed(false);
+    let (mut schedule, _) = listed(false);
     schedule.on_link_changed();
     assert_eq!(schedule.take_plan().map(|p| p.start_gossip), Some(false));
     assert_eq!(schedule.settles_at(), None);
