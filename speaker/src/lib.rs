@@ -13,6 +13,7 @@
 //! writes), [`metrics`] and [`http`], [`memory`] (allocator settings).
 
 pub mod apply;
+pub mod carrier;
 pub mod cluster;
 pub mod daemon;
 pub mod http;
