@@ -16,6 +16,7 @@ pub mod apply;
 pub mod carrier;
 pub mod cluster;
 pub mod daemon;
+pub mod events;
 pub mod http;
 pub mod inputs;
 pub mod interfaces;
