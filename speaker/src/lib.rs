@@ -20,6 +20,7 @@ pub mod events;
 pub mod http;
 pub mod inputs;
 pub mod interfaces;
+pub mod links;
 pub mod liveness;
 pub mod members;
 pub mod memory;
