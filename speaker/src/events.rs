@@ -21,6 +21,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 
 use crate::apply::l2::L2State;
 use crate::plan::L2Announcement;
+use crate::status::split_key;
 
 /// Reason of the Event saying which node announces a Service (MetalLB's).
 pub const NODE_ASSIGNED: &str = "nodeAssigned";
@@ -49,7 +50,7 @@ impl Regarding {
     pub fn reference(&self, namespace: &str, uid: Option<String>) -> ObjectReference {
         match self {
             Regarding::Service(key) => {
-                let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+                let (namespace, name) = split_key(key);
                 ObjectReference {
                     api_version: Some("v1".into()),
                     kind: Some("Service".into()),
