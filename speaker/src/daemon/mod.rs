@@ -27,7 +27,7 @@ pub mod statuses;
 pub mod watch;
 pub mod writer;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -197,7 +197,7 @@ struct Daemon {
     /// When to plan next.
     schedule: Schedule,
     /// Last L2 counter values copied into the metrics.
-    l2_counters: std::collections::BTreeMap<(String, Family), FamilySnapshot>,
+    l2_counters: BTreeMap<(String, Family), FamilySnapshot>,
     /// The status task's wish list.
     statuses: tokio_watch::Sender<Option<statuses::Wanted>>,
     /// What this node's `ConfigurationState` should say.
@@ -255,7 +255,7 @@ impl Daemon {
             members: None,
             live: None,
             schedule,
-            l2_counters: Default::default(),
+            l2_counters: BTreeMap::new(),
             statuses,
             config_state,
             stepped_down: BTreeSet::new(),

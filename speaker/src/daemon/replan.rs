@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use ferrolb_api::config::{self, Config};
 use ferrolb_api::config_state::{CONFIG_RECONCILER_CONDITION, ConfigState};
@@ -204,7 +205,7 @@ impl Daemon {
         &self,
         announcements: &Announcements,
         announced: &[IpAddr],
-        since_change: Option<std::time::Duration>,
+        since_change: Option<Duration>,
     ) {
         let services = events::services_on(&announcements.l2, announced);
         if services.is_empty() {

@@ -288,3 +288,45 @@ fn services_on_ips_are_gathered_from_the_plan() {
         names(&["ns/a", "ns/b"])
     );
 }
+
+proptest::proptest! {
+    /// Across any sequence of plans, an IP is reported once each time it starts failing, and
+    /// never while it keeps failing or works.
+    #[test]
+    fn an_ip_is_reported_once_each_time_it_starts_failing(
+        rounds in proptest::collection::vec(proptest::collection::vec(proptest::bool::ANY, 3), 1..12),
+    ) {
+        let ips: Vec<IpAddr> = (1..=3).map(|i| IpAddr::from([192, 0, 2, i])).collect();
+        let planned: BTreeMap<IpAddr, L2Announcement> = ips
+            .iter()
+            .map(|ip| {
+                let announcement = L2Announcement {
+                    services: names(&[&format!("ns/{ip}")]),
+                    interfaces: Interfaces::All,
+                };
+                (*ip, announcement)
+            })
+            .collect();
+        let mut reported = BTreeSet::new();
+        let mut was_failing = [false; 3];
+        for failing in rounds {
+            let resolved: L2State = ips
+                .iter()
+                .zip(&failing)
+                .map(|(ip, fails)| (*ip, if *fails { BTreeSet::new() } else { names(&["eth0"]) }))
+                .collect();
+            let reports = announce_failed("node-a", &planned, &resolved, &reported);
+            for (i, ip) in ips.iter().enumerate() {
+                let events = reports
+                    .events
+                    .iter()
+                    .filter(|e| e.regarding == Regarding::Service(format!("ns/{ip}")))
+                    .count();
+                let starts = failing[i] && !was_failing[i];
+                proptest::prop_assert_eq!(events, usize::from(starts));
+            }
+            was_failing.copy_from_slice(&failing);
+            reported = reports.reported;
+        }
+    }
+}
