@@ -58,6 +58,12 @@ pub enum Watch {
 }
 
 impl Watch {
+    /// Whether its events become the plan's inputs one at a time ([`crate::inputs`]) rather
+    /// than filling a store.
+    pub fn is_input(self) -> bool {
+        matches!(self, Watch::Services | Watch::EndpointSlices)
+    }
+
     /// Whether the watch holds our own status objects, which are written from the plan and never
     /// feed it.
     pub fn is_status(self) -> bool {
@@ -187,10 +193,15 @@ impl Schedule {
         }
     }
 
-    /// A watch event was taken by its store: `synced` when it ended a (re)list, `changes_plan`
-    /// when it changed the plan's inputs (for watches that keep stores: always, but status
-    /// objects never do).
-    pub fn on_watch(&mut self, now: Instant, watch: Watch, synced: bool, changes_plan: bool) {
+    /// A watch event was taken: `synced` when it ended a (re)list; `inputs_changed` when a
+    /// Services or EndpointSlices event changed the plan's inputs (other watches fill stores:
+    /// any of their events may change the plan, except our own status objects, which never do).
+    pub fn on_watch(&mut self, now: Instant, watch: Watch, synced: bool, inputs_changed: bool) {
+        let changes_plan = if watch.is_input() {
+            inputs_changed
+        } else {
+            !watch.is_status()
+        };
         if synced {
             self.synced.mark(watch);
         }

@@ -298,13 +298,13 @@ impl Daemon {
     /// Takes a watch event: Services and EndpointSlices into the plan's inputs (the other
     /// watches fill their stores themselves), then tells the schedule.
     fn on_watch(&mut self, change: Change) {
-        let changes_plan = match change.input {
+        let inputs_changed = match change.input {
             Some(InputEvent::Service(input)) => self.inputs.on_service(input),
             Some(InputEvent::Slice(input)) => self.inputs.on_slice(input),
-            None => !change.watch.is_status(),
+            None => false,
         };
         self.schedule
-            .on_watch(Instant::now(), change.watch, change.synced, changes_plan);
+            .on_watch(Instant::now(), change.watch, change.synced, inputs_changed);
     }
 
     /// A deadline of the schedule passed.

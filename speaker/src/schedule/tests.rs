@@ -91,10 +91,20 @@ fn an_event_that_changes_nothing_asks_for_no_plan() {
 }
 
 #[test]
+fn any_store_event_asks_for_a_plan_and_a_status_event_never_does() {
+    for watch in ALL.into_iter().filter(|w| !w.is_input()) {
+        let (mut schedule, t0) = listed(false);
+        schedule.on_watch(t0, watch, false, false);
+        let asked = schedule.next_deadline() == Some(t0 + WATCH_DEBOUNCE);
+        assert_eq!(asked, !watch.is_status(), "{watch:?}");
+    }
+}
+
+#[test]
 fn a_slow_plan_stretches_the_debounce_to_its_own_length() {
     let (mut schedule, t0) = listed(false);
     schedule.on_planned(ms(150));
-    schedule.on_watch(t0 + ms(200), Watch::Nodes, false, true);
+    schedule.on_watch(t0 + ms(200), Watch::Nodes, false, false);
     assert_eq!(schedule.next_deadline(), Some(t0 + ms(350)));
 }
 
