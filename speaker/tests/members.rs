@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ferrolb_speaker::members::{Budget, Key, Members, SpeakerId};
 use tokio::net::UdpSocket;
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout};
 
 async fn start(node: &str, key: &Key) -> Members {
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
@@ -108,4 +108,41 @@ async fn a_speaker_with_another_key_cannot_join_and_its_packets_are_counted() {
     );
     assert_eq!(*members[0].live().borrow(), names(&["node-a", "node-b"]));
     assert_eq!(*intruder.live().borrow(), names(&["intruder"]));
+}
+
+/// On paused time the clock only moves when every task waits, so the time measured here is the
+/// gossip's own timers (probe period, probe RTT, suspicion) and not the machine's load: the LAN
+/// budget's promise, checked without flakiness.
+#[tokio::test(start_paused = true)]
+async fn on_paused_time_a_crash_is_declared_dead_within_the_lan_budget() {
+    let key = Key::new(*b"memberlist secret key 0004");
+    let mut members = cluster(&key, &["node-a", "node-b", "node-c", "node-d"]).await;
+    members.remove(1).crash();
+    let crashed = Instant::now();
+    for member in &members {
+        converge(member, &names(&["node-a", "node-c", "node-d"])).await;
+    }
+    let took = crashed.elapsed();
+    assert!(
+        took <= Duration::from_millis(800),
+        "declared dead everywhere after {took:?} of gossip time"
+    );
+}
+
+/// A leave is announced, not detected: the others drop the speaker without waiting for a
+/// probe to fail.
+#[tokio::test(start_paused = true)]
+async fn on_paused_time_a_leave_is_seen_before_any_probe_could_fail() {
+    let key = Key::new(*b"memberlist secret key 0005");
+    let mut members = cluster(&key, &["node-a", "node-b", "node-c"]).await;
+    let left = Instant::now();
+    members.remove(2).leave().await;
+    for member in &members {
+        converge(member, &names(&["node-a", "node-b"])).await;
+    }
+    let took = left.elapsed();
+    assert!(
+        took < Duration::from_millis(30),
+        "gone after {took:?}, within the probe RTT"
+    );
 }

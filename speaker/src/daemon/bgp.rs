@@ -1,16 +1,16 @@
 //! The BGP sessions of this node: one `ferrolb-proto` peer task per selected `BGPPeer`,
-//! restarted only when its session spec changes, handed only route changes otherwise.
+//! restarted only when its session spec changes, handed only route changes otherwise. Which
+//! sessions, with what configuration and whether they follow a restart is decided in
+//! [`crate::apply::bgp`]; this module starts, stops and feeds them.
 
 use std::collections::BTreeMap;
 
-use ferrolb_proto::bgp::driver::{self, Command, DeviceName, Event, PeerConfig};
-use ferrolb_proto::bgp::fsm;
-use ferrolb_proto::bgp::md5::Md5Key;
+use ferrolb_proto::bgp::driver::{self, Command, Event};
 use ferrolb_proto::bgp::packing::RouteSet;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::apply::bgp::SessionSpec;
+use crate::apply::bgp::{self, SessionSpec, StartError};
 use crate::metrics::Metrics;
 
 /// One running session.
@@ -30,9 +30,6 @@ struct Running {
 pub struct Sessions {
     running: BTreeMap<String, Running>,
     metrics: Metrics,
-    /// Sessions started now are the first since this process started after one that had
-    /// advertised: peers may hold our routes as stale (graceful restart's R bit).
-    restarting: bool,
 }
 
 impl Sessions {
@@ -41,28 +38,19 @@ impl Sessions {
         Self {
             running: BTreeMap::new(),
             metrics,
-            restarting: false,
         }
     }
 
-    /// Whether sessions started from now on follow a restart of this speaker.
-    pub fn set_restarting(&mut self, restarting: bool) {
-        self.restarting = restarting;
-    }
-
     /// Makes the sessions and their routes match `wanted` (peer name → spec and routes).
-    pub async fn apply(&mut self, wanted: BTreeMap<String, (SessionSpec, RouteSet)>) {
-        let stale: Vec<String> = self
-            .running
-            .iter()
-            .filter(|(name, running)| {
-                wanted
-                    .get(*name)
-                    .is_none_or(|(spec, _)| *spec != running.spec)
-            })
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in stale {
+    /// `is_restarting`: sessions started now follow a restart of this speaker (see
+    /// [`bgp::follows_restart`]).
+    pub async fn apply(
+        &mut self,
+        wanted: BTreeMap<String, (SessionSpec, RouteSet)>,
+        is_restarting: bool,
+    ) {
+        let running = self.running.iter().map(|(name, r)| (name, &r.spec));
+        for name in bgp::to_stop(running, &wanted) {
             if let Some(running) = self.running.remove(&name) {
                 tracing::info!(peer = name, addr = %running.spec.peer_addr, "stopping BGP session");
                 self.stop(running).await;
@@ -70,12 +58,12 @@ impl Sessions {
         }
         for (name, (spec, routes)) in wanted {
             if !self.running.contains_key(&name) {
-                match self.spawn(&name, spec) {
+                match self.spawn(&name, spec, is_restarting) {
                     Ok(running) => {
                         self.running.insert(name.clone(), running);
                     }
                     Err(error) => {
-                        tracing::warn!(peer = name, %error, "cannot start BGP session");
+                        tracing::warn!(peer = name, %error, reason = error.reason(), "cannot start BGP session");
                         continue;
                     }
                 }
@@ -121,31 +109,14 @@ impl Sessions {
             .set(0);
     }
 
-    fn spawn(&self, name: &str, spec: SessionSpec) -> Result<Running, String> {
-        let md5_key = spec
-            .password
-            .as_deref()
-            .map(|p| Md5Key::new(p.as_bytes()))
-            .transpose()
-            .map_err(|e| format!("spec.password: {}", e.reason()))?;
-        let mut session = fsm::Config::new(spec.local);
-        session.jitter_percent = driver::random_jitter_percent();
-        if let Some(connect) = spec.connect_retry {
-            session.connect_retry_initial = connect;
-        }
-        session.keepalive_time = spec.keepalive_time;
-        session.is_restarting = self.restarting && spec.local.graceful_restart.is_some();
-        session.validate().map_err(|e| e.to_string())?;
-        let mut config = PeerConfig::new(session, spec.peer_addr);
-        config.local_addr = spec.source_address;
-        config.md5_key = md5_key;
-        config.ebgp_multihop = spec.ebgp_multihop;
-        config.vrf = spec
-            .vrf
-            .as_deref()
-            .map(DeviceName::new)
-            .transpose()
-            .map_err(|e| format!("spec.vrf: {e}"))?;
+    fn spawn(
+        &self,
+        name: &str,
+        spec: SessionSpec,
+        is_restarting: bool,
+    ) -> Result<Running, StartError> {
+        let jitter = driver::random_jitter_percent();
+        let config = bgp::peer_config(&spec, is_restarting, jitter)?;
         tracing::info!(peer = name, addr = %spec.peer_addr, "starting BGP session");
         let (commands, events, task) = driver::spawn(config);
         let events = tokio::spawn(forward_events(

@@ -9,12 +9,14 @@
 //! ```
 //! The task owns the socket, the clock and the random generator; foca decides everything else.
 //!
-//! - `auth`: the HMAC framing. - `identity`: a speaker's gossip identity.
+//! - `auth`: the HMAC framing. - `identity`: a speaker's gossip identity. - `timers`: foca's
+//!   pending timers.
 
 pub mod auth;
 pub mod identity;
+pub mod timers;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
@@ -31,6 +33,7 @@ use tokio::time::Instant;
 
 pub use auth::Key;
 pub use identity::SpeakerId;
+use timers::Timers;
 
 /// Largest datagram we send or accept (foca packs to fit; leaves room for the tag on a 1500 MTU).
 const MAX_DATAGRAM: usize = 1400;
@@ -142,8 +145,7 @@ impl Members {
             foca,
             socket,
             key,
-            timers: BTreeMap::new(),
-            next_seq: 0,
+            timers: Timers::default(),
             live: live_tx,
             counters: counters.clone(),
         };
@@ -198,9 +200,8 @@ struct Task {
     foca: Foca<SpeakerId, PostcardCodec, StdRng, foca::NoCustomBroadcast>,
     socket: UdpSocket,
     key: Key,
-    /// Pending foca timers by deadline (the sequence number keeps equal deadlines apart).
-    timers: BTreeMap<(Instant, u64), Timer<SpeakerId>>,
-    next_seq: u64,
+    /// Pending foca timers.
+    timers: Timers<Timer<SpeakerId>>,
     live: watch::Sender<BTreeSet<String>>,
     counters: Arc<Counters>,
 }
@@ -209,7 +210,7 @@ impl Task {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut buf = vec![0u8; MAX_DATAGRAM + 64];
         loop {
-            let next = self.timers.keys().next().map(|(at, _)| *at);
+            let next = self.timers.next_deadline();
             let mut effects = Effects::default();
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => {
@@ -229,12 +230,7 @@ impl Task {
                     }
                 }
                 () = sleep_until(next) => {
-                    let now = Instant::now();
-                    while let Some(entry) = self.timers.first_entry() {
-                        if entry.key().0 > now {
-                            break;
-                        }
-                        let timer = entry.remove();
+                    for timer in self.timers.take_due(Instant::now()) {
                         if let Err(error) = self.foca.handle_timer(timer, &mut effects) {
                             tracing::debug!(%error, "gossip timer failed");
                         }
@@ -283,8 +279,7 @@ impl Task {
         }
         let now = Instant::now();
         for (timer, after) in effects.timers {
-            self.timers.insert((now + after, self.next_seq), timer);
-            self.next_seq += 1;
+            self.timers.arm(now, after, timer);
         }
         if effects.membership_changed {
             let mut live: BTreeSet<String> = self
