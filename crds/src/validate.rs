@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
 
 use crate::addr::{IpRange, find_overlaps};
-use crate::community::{BgpCommunity, CommunityError};
+use crate::community::{BgpCommunity, CommunityError, is_large_literal};
 use crate::duration::parse_go_duration;
 use crate::error::{ConfigError, Kind, Problem};
 use crate::selector;
@@ -402,6 +402,11 @@ pub fn community(object: &Community) -> Result<Vec<(String, BgpCommunity)>, Vec<
     for (i, alias) in object.spec.communities.iter().enumerate() {
         if alias.name.is_empty() {
             report.push(format!("spec.communities[{i}].name"), Problem::Required);
+        } else if is_large_literal(&alias.name) {
+            report.push(
+                format!("spec.communities[{i}].name"),
+                CommunityError::LargePrefixedAlias(alias.name.clone()).into(),
+            );
         } else if !seen.insert(alias.name.as_str()) {
             report.push(
                 format!("spec.communities[{i}].name"),

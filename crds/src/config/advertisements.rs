@@ -196,12 +196,7 @@ impl BgpContext<'_> {
     ) -> Vec<BgpCommunity> {
         let mut communities = BTreeSet::new();
         for (i, text) in texts.iter().enumerate() {
-            match self
-                .aliases
-                .get(text)
-                .copied()
-                .map_or_else(|| BgpCommunity::parse(text), Ok)
-            {
+            match BgpCommunity::resolve(text, |alias| self.aliases.get(alias).copied()) {
                 Ok(value) => {
                     communities.insert(value);
                 }
