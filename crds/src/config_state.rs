@@ -31,15 +31,13 @@ pub struct ConfigState {
 }
 
 impl ConfigState {
-    /// MetalLB's derivation: any configuration error makes the condition False with reason
-    /// `ConfigurationError` and the result Invalid; problems that may resolve later (a missing
-    /// reference) are not errors.
+    /// MetalLB's derivation: any problem makes the condition False with reason
+    /// `ConfigurationError` and the result Invalid. A reference to an object that does not exist
+    /// counts too: the webhook admits it (it may be created a moment later), but until it is, a
+    /// running component cannot use the object, and MetalLB's configuration load fails with its
+    /// `TransientError` ("peer p referencing non existing bfd profile x").
     pub fn from_problems(condition_type: &'static str, problems: &[ConfigError]) -> Self {
-        let errors: Vec<String> = problems
-            .iter()
-            .filter(|p| !p.is_transient())
-            .map(ToString::to_string)
-            .collect();
+        let errors: Vec<String> = problems.iter().map(ToString::to_string).collect();
         if errors.is_empty() {
             ConfigState {
                 condition_type,
@@ -145,5 +143,43 @@ mod tests {
             None,
             "another component's condition is not ours"
         );
+    }
+
+    #[test]
+    fn a_reference_to_a_missing_object_makes_the_state_invalid_naming_object_and_field() {
+        let dangling = [
+            ConfigError::new(
+                Kind::BGPPeer,
+                "tor",
+                "spec.bfdProfile",
+                Problem::MissingReference {
+                    kind: "BFDProfile",
+                    name: "fast".into(),
+                },
+            ),
+            ConfigError::new(
+                Kind::BGPAdvertisement,
+                "ad",
+                "spec.communities[0]",
+                crate::community::CommunityError::UnknownAlias("gold".into()).into(),
+            ),
+        ];
+        for problem in dangling {
+            assert!(problem.is_transient(), "the webhook only warns: {problem}");
+            let state = ConfigState::from_problems(
+                CONFIG_RECONCILER_CONDITION,
+                std::slice::from_ref(&problem),
+            );
+            assert!(state.is_invalid(), "{problem}");
+            assert_eq!(state.error_summary, problem.to_string());
+            assert!(
+                state.error_summary.starts_with(&format!(
+                    "{}/{}: {}: ",
+                    problem.kind, problem.name, problem.field
+                )),
+                "{}",
+                state.error_summary
+            );
+        }
     }
 }

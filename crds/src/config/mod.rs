@@ -62,13 +62,6 @@ pub struct Built {
     pub kept_last_good: Vec<(Kind, String)>,
 }
 
-impl Built {
-    /// Whether any problem is a real error (not a reference that may still resolve).
-    pub fn has_errors(&self) -> bool {
-        self.problems.iter().any(|p| !p.is_transient())
-    }
-}
-
 /// The objects a build reads, and which of them were accepted by the previous build unchanged.
 /// Objects are taken oldest first (a newer object conflicting with an older one is the one left
 /// out, as in MetalLB). An object without `creationTimestamp` has not been created yet (a manifest
@@ -137,3 +130,6 @@ fn build_from(objects: &Source<'_>) -> Built {
         kept_last_good: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests;
