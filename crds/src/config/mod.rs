@@ -10,6 +10,8 @@
 //! - `pools`, `communities`, `bfd`, `peers`, `advertisements`: one kind each, built in that
 //!   order because each may refer to the ones before.
 //! - `last_good`: [`build_keeping_last_good`], what the running components call.
+//! - `references`: names that point nowhere ([`unresolved_names`], [`absent_kind`]), for
+//!   `validate --strict`.
 
 mod advertisements;
 mod bfd;
@@ -18,6 +20,7 @@ mod last_good;
 mod objects;
 mod peers;
 mod pools;
+mod references;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,6 +32,7 @@ pub use last_good::build_keeping_last_good;
 pub use objects::Objects;
 pub use peers::{Peer, PeerAsn, PeerEndpoint, PeerPassword};
 pub use pools::{Allocation, Pool};
+pub use references::{absent_kind, unresolved_names};
 
 use crate::community::BgpCommunity;
 use crate::error::{ConfigError, Kind};
