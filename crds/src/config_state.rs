@@ -85,6 +85,20 @@ impl ConfigState {
         }
     }
 
+    /// The merge patch that writes [`Self::to_status`] over whatever the status says now. It
+    /// sets `errorSummary` to null when there are no errors: the field is left out of a
+    /// serialized valid status, and a merge patch without it would keep the old errors under
+    /// `result: Valid`.
+    pub fn status_patch(&self, now: Timestamp) -> serde_json::Value {
+        let mut status = serde_json::to_value(self.to_status(now)).unwrap_or_default();
+        if let Some(fields) = status.as_object_mut() {
+            fields
+                .entry("errorSummary")
+                .or_insert(serde_json::Value::Null);
+        }
+        serde_json::json!({ "status": status })
+    }
+
     /// The status to write; `now` is the condition's `lastTransitionTime` (written only on a
     /// change, so every write is a transition).
     pub fn to_status(&self, now: Timestamp) -> ConfigurationStateStatus {
@@ -180,6 +194,45 @@ mod tests {
                 "{}",
                 state.error_summary
             );
+        }
+    }
+
+    #[test]
+    fn a_valid_status_patch_clears_the_previous_errors() {
+        let error = ConfigError::new(Kind::BGPPeer, "tor", "spec.bfdProfile", Problem::Required);
+        let invalid = ConfigState::from_problems(CONFIG_RECONCILER_CONDITION, &[error]);
+        let valid = ConfigState::from_problems(CONFIG_RECONCILER_CONDITION, &[]);
+        let mut stored = invalid.status_patch(Timestamp::UNIX_EPOCH);
+        merge(&mut stored, &valid.status_patch(Timestamp::UNIX_EPOCH));
+        let merged: ConfigurationStateStatus =
+            serde_json::from_value(stored["status"].clone()).expect("status");
+        assert_eq!(merged, valid.to_status(Timestamp::UNIX_EPOCH));
+        assert_eq!(ConfigState::of(CONFIG_RECONCILER_CONDITION, &merged), valid);
+    }
+
+    /// RFC 7386 JSON merge patch, as the API server applies it.
+    fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
+        let serde_json::Value::Object(fields) = patch else {
+            *target = patch.clone();
+            return;
+        };
+        if !target.is_object() {
+            *target = serde_json::json!({});
+        }
+        let Some(existing) = target.as_object_mut() else {
+            return;
+        };
+        for (key, value) in fields {
+            if value.is_null() {
+                existing.remove(key);
+            } else {
+                merge(
+                    existing
+                        .entry(key.clone())
+                        .or_insert(serde_json::Value::Null),
+                    value,
+                );
+            }
         }
     }
 }
