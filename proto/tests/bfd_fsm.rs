@@ -91,17 +91,17 @@ fn one_session_story() {
             },
         ),
         (
-            "hears the peer Up: goes Up and polls to leave the slow 1 s rate, on the next periodic packet",
+            "hears the peer Up: goes Up and says so at once, polling to leave the slow 1 s rate",
             200 * MS,
             Input::Received(peer(State::Up, 1)),
             Expect {
                 state: State::Up,
                 diag: Diag::None,
-                sent: Some(vec![]),
+                sent: Some(vec![(true, false)]),
             },
         ),
         (
-            "the periodic packet carries the Poll bit",
+            "until the Final, periodic packets carry the Poll bit",
             1000 * MS,
             Input::TransmitTimerExpired(Jitter(0)),
             Expect {

@@ -12,11 +12,13 @@
 //! diagnostic codes. Echo and Demand mode are not run: we never set D and advertise a Required
 //! Min Echo RX Interval of 0; a peer that runs Demand mode is honoured (§6.8.7).
 //!
-//! Deviations, on purpose (as FRR's bfdd does):
-//! - Leaving Init or Up for Down, and going AdminDown, send one packet at once instead of
-//!   waiting for the next periodic one, which now comes at the slow 1 s rate: the peer hears it
-//!   before its own Detection Time expires. For AdminDown that keeps our removal from looking
-//!   like a failure (RFC 5882 §3.2); for Down it tells the peer of a one-way failure at once.
+//! Deviations, on purpose (FRR's bfdd and BIRD do the same, as captured in the lab):
+//! - Reaching Up, leaving Init or Up for Down, and going AdminDown send one packet at once
+//!   instead of waiting for the next periodic one. Down and AdminDown otherwise go out at the
+//!   slow 1 s rate, after the peer's own Detection Time: for AdminDown that keeps our removal
+//!   from looking like a failure (RFC 5882 §3.2); for Down it tells the peer of a one-way
+//!   failure at once. Up (with the Poll bit of the poll it starts) completes the handshake
+//!   without waiting up to a second.
 //! - Timer expiries that arrive after their timer was re-armed or cancelled are ignored.
 
 use std::time::{Duration, Instant};
@@ -321,13 +323,15 @@ impl Session {
         }
         self.update_advertised();
         let went_down = was_up && self.state == State::Down;
+        let went_up = self.state == State::Up && out_has_up(out);
         if p.poll {
             // "the receiving system MUST transmit a BFD Control packet with the Poll (P) bit
             // clear and the Final (F) bit set as soon as practicable"
             out.push(Output::Send(self.packet(false, true)));
         }
-        if went_down {
-            self.announce(now, !p.poll, out);
+        if went_down || went_up {
+            // A Final already carried a Down; an Up also carries the Poll bit, a Final cannot.
+            self.announce(now, went_up || !p.poll, out);
         }
         self.reschedule_tx(now, out);
     }
@@ -401,7 +405,7 @@ impl Session {
     /// from it.
     fn announce(&mut self, now: Instant, is_needed: bool, out: &mut Vec<Output>) {
         if is_needed && self.is_started && self.can_transmit() {
-            out.push(Output::Send(self.packet(false, false)));
+            out.push(Output::Send(self.packet(self.poll.is_some(), false)));
         }
         if self.is_started && self.can_transmit() {
             self.last_tx = Some(now);
@@ -573,6 +577,12 @@ impl Session {
             required_min_echo_rx_us: 0,
         }
     }
+}
+
+/// Whether this step's outputs include reaching Up.
+fn out_has_up(out: &[Output]) -> bool {
+    out.iter()
+        .any(|o| matches!(o, Output::StateChanged { to: State::Up, .. }))
 }
 
 /// A duration in whole microseconds for the wire, saturating.
