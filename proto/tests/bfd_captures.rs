@@ -3,7 +3,8 @@
 //! what the capture shows; and fed to one of our sessions, the peers' packets of a handshake must
 //! bring it Up.
 //!
-//! File format, one packet a line: `<sender> <source address> <ttl> <payload hex>  # comment`.
+//! File format, one packet a line (`#` starts a comment):
+//! `<sender> <source address> <source port> <destination port> <TTL> <payload hex>`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -15,6 +16,8 @@ struct Captured {
     file: String,
     sender: String,
     source: String,
+    source_port: u16,
+    is_multihop: bool,
     ttl: u8,
     bytes: Vec<u8>,
 }
@@ -43,7 +46,7 @@ fn load() -> Vec<Captured> {
                 continue;
             }
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let [sender, source, ttl, hex] = fields[..] else {
+            let [sender, source, sport, dport, ttl, hex] = fields[..] else {
                 panic!("{file}: bad line {line:?}");
             };
             let bytes = (0..hex.len())
@@ -54,6 +57,12 @@ fn load() -> Vec<Captured> {
                 file: file.clone(),
                 sender: sender.to_owned(),
                 source: source.to_owned(),
+                source_port: sport.parse().expect("port"),
+                is_multihop: match dport {
+                    "3784" => false,
+                    "4784" => true,
+                    other => panic!("{file}: not a BFD port: {other}"),
+                },
                 ttl: ttl.parse().expect("ttl"),
                 bytes,
             });
@@ -71,7 +80,7 @@ fn decoded(c: &Captured) -> ControlPacket {
 #[test]
 fn every_captured_packet_decodes_and_encodes_back_to_its_bytes() {
     let all = load();
-    for sender in ["frr", "bird"] {
+    for sender in ["frr", "bird", "ferrolb"] {
         assert!(
             all.iter().any(|c| c.sender == sender),
             "no packets from {sender}"
@@ -79,28 +88,27 @@ fn every_captured_packet_decodes_and_encodes_back_to_its_bytes() {
     }
     for c in &all {
         let p = decoded(c);
-        assert_eq!(encode(&p).to_vec(), c.bytes, "{} {}", c.file, c.source);
-        let is_multihop = c.file.contains("multihop");
-        if is_multihop {
-            assert!(
-                c.ttl >= 254,
-                "{} {}: one router on the way",
-                c.file,
-                c.source
-            );
-        } else {
-            assert_eq!(c.ttl, 255, "{} {}: RFC 5881 §5", c.file, c.source);
+        let at = format!("{} {} {}", c.file, c.sender, c.source);
+        assert_eq!(encode(&p).to_vec(), c.bytes, "{at}");
+        assert!(!(p.poll && p.is_final), "{at}");
+        if !c.is_multihop {
+            assert_eq!(c.ttl, 255, "{at}: RFC 5881 §5");
         }
-        // FRR's first Down after a timeout still carries its fast interval; ours never do.
-        if c.sender == "ferrolb" && p.state != State::Up {
+        if c.sender == "ferrolb" {
+            // Ours, as the router received them.
             assert!(
-                p.desired_min_tx_us >= 1_000_000,
-                "{} {}: slow while not Up",
-                c.file,
-                c.source
+                (49152..=65535).contains(&c.source_port),
+                "{at}: RFC 5881 §4"
             );
+            let hops = u8::from(c.is_multihop);
+            assert_eq!(c.ttl, 255 - hops, "{at}: sent with 255");
+            assert_eq!(p.required_min_echo_rx_us, 0, "{at}: no echo");
+            assert!(!p.demand, "{at}");
+            // FRR's first Down after a timeout still carries its fast interval; ours never do.
+            if p.state != State::Up {
+                assert!(p.desired_min_tx_us >= 1_000_000, "{at}: slow while not Up");
+            }
         }
-        assert!(!(p.poll && p.is_final));
     }
 }
 
@@ -120,7 +128,22 @@ fn the_captures_show_what_the_routers_do() {
         has("frr", &|p| p.required_min_echo_rx_us == 50_000),
         "FRR advertises a 50 ms echo receive interval even with echo off"
     );
-    for sender in ["frr", "bird"] {
+    assert!(
+        all.iter()
+            .any(|c| c.sender == "bird" && c.is_multihop && c.ttl == 64),
+        "BIRD sends multihop packets with TTL 64, under MetalLB's default minimumTtl of 254"
+    );
+    assert!(
+        all.iter()
+            .any(|c| c.sender == "frr" && c.is_multihop && c.ttl == 255),
+        "FRR sends multihop packets with TTL 255"
+    );
+    assert!(
+        has("ferrolb", &|p| p.state == State::AdminDown
+            && p.diag == Diag::AdministrativelyDown),
+        "a removed session announces AdminDown"
+    );
+    for sender in ["frr", "bird", "ferrolb"] {
         assert!(
             has(sender, &|p| p.state == State::Up && p.poll),
             "{sender} polls"
