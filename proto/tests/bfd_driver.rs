@@ -33,8 +33,16 @@ fn pair(ip: &str) -> ((Bfd, JoinHandle<()>), (Bfd, JoinHandle<()>)) {
         multihop: free_port(ip),
     };
     (
-        spawn(DriverConfig { listen: a, peer: b }),
-        spawn(DriverConfig { listen: b, peer: a }),
+        spawn(DriverConfig {
+            listen: a,
+            peer: b,
+            ..DriverConfig::default()
+        }),
+        spawn(DriverConfig {
+            listen: b,
+            peer: a,
+            ..DriverConfig::default()
+        }),
     )
 }
 
@@ -249,6 +257,7 @@ async fn bad_datagrams_are_counted_by_reason_and_change_nothing() {
             multihop: free_port("127.0.0.1"),
         },
         peer: Ports::RFC,
+        ..DriverConfig::default()
     });
     let sa = add(&a, key("127.0.0.2", "127.0.0.1"), fast()).await;
     let sender = UdpSocket::bind("127.0.0.2:0").expect("bind");

@@ -6,11 +6,12 @@
 //! minimum), and the UDP source ports in use (RFC 5881 §4: 49152–65535, one per session).
 //! No I/O: the driver binds sockets and draws the random starting points.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
 
 use super::error::DropReason;
+use super::fasthash::FastMap;
 use super::packet::ControlPacket;
 
 /// RFC 5881 §4 / RFC 5883 §5: the source ports BFD Control packets must come from.
@@ -62,8 +63,8 @@ struct Entry {
 /// The sessions of one driver, by discriminator and by peer address.
 #[derive(Debug, Default)]
 pub struct Demux {
-    by_discr: HashMap<u32, Entry>,
-    by_peer: HashMap<IpAddr, Vec<u32>>,
+    by_discr: FastMap<u32, Entry>,
+    by_peer: FastMap<IpAddr, Vec<u32>>,
     ports: HashSet<u16>,
 }
 

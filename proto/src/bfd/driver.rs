@@ -15,14 +15,14 @@
 //! session; nothing here panics on network data, and no failure of one session ends the task.
 //! When every [`Bfd`] handle is dropped, each session announces AdminDown once and the task ends.
 
-use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::future::poll_fn;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -31,10 +31,11 @@ use tokio::time::Instant;
 use super::counters::{DropCounters, SessionCounters};
 use super::demux::{Demux, SessionKey};
 use super::error::{BfdError, DropReason};
+use super::fasthash::FastMap;
 use super::fsm::{Input, Jitter, Output, Session, Status, TimerKind};
 use super::packet::{State, decode, encode};
 use super::profile::Profile;
-use super::socket::{Listener, interface_index, open_sender, with_scope};
+use super::socket::{Listener, Sender, interface_index, open_sender, with_scope};
 use super::timers::TimerQueue;
 use crate::time::sleep_until;
 
@@ -55,21 +56,30 @@ impl Ports {
     };
 }
 
-/// Where the task listens and where it sends. The RFC ports both ways in production; two
-/// drivers in one network namespace (tests) listen on different ports and send to each other's.
+/// Where the task listens and where it sends, and how precisely it keeps time. The RFC ports
+/// both ways in production; two drivers in one network namespace (tests) listen on different
+/// ports and send to each other's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DriverConfig {
     /// Ports we listen on.
     pub listen: Ports,
     /// Ports of the peers.
     pub peer: Ports,
+    /// How late a timer may be served so that timers share wake-ups (see `timers`): packets
+    /// leave up to this much after their jittered time, and a failure is declared up to this
+    /// much after the Detection Time.
+    pub timer_slack: Duration,
 }
+
+/// The default [`DriverConfig::timer_slack`]: under 2 % of MetalLB's default 300 ms interval.
+pub const TIMER_SLACK: Duration = Duration::from_millis(5);
 
 impl Default for DriverConfig {
     fn default() -> Self {
         Self {
             listen: Ports::RFC,
             peer: Ports::RFC,
+            timer_slack: TIMER_SLACK,
         }
     }
 }
@@ -172,9 +182,11 @@ const RX_BATCH: usize = 256;
 struct Slot {
     session: Session,
     key: SessionKey,
-    sender: StdUdpSocket,
-    dest: SocketAddr,
+    /// Bound to the session's source port, connected to the peer when it has a route.
+    sender: Sender,
     status: watch::Sender<Status>,
+    /// What `status` holds, to publish only changes without taking its lock.
+    published: Status,
     counters: Arc<SessionCounters>,
     /// Removal asked: AdminDown is being announced.
     is_retiring: bool,
@@ -185,7 +197,7 @@ struct Slot {
 struct Task {
     config: DriverConfig,
     demux: Demux,
-    slots: HashMap<u32, Slot>,
+    slots: FastMap<u32, Slot>,
     timers: TimerQueue<(u32, TimerKind)>,
     /// Opened on first use: [v4 single hop, v6 single hop, v4 multihop, v6 multihop].
     listeners: [Option<Arc<Listener>>; 4],
@@ -203,8 +215,8 @@ async fn run(
     let mut task = Task {
         config,
         demux: Demux::new(),
-        slots: HashMap::new(),
-        timers: TimerQueue::new(),
+        slots: FastMap::default(),
+        timers: TimerQueue::with_slack(config.timer_slack),
         listeners: Default::default(),
         rx_buf: vec![0; RX_BUF],
         cmsg: Listener::cmsg_buffer(),
@@ -278,15 +290,16 @@ impl Task {
             None => None,
         };
         let discr = self.demux.free_discriminator(self.rng.next_u32());
-        let (sender, port) = self.bind_sender(&key, ifindex)?;
         let peer_port = if key.is_multihop {
             self.config.peer.multihop
         } else {
             self.config.peer.single_hop
         };
         let dest = with_scope(SocketAddr::new(key.peer, peer_port), ifindex.unwrap_or(0));
+        let (sender, port) = self.bind_sender(&key, ifindex, dest)?;
         let session = Session::new(discr, params);
-        let (status, status_rx) = watch::channel(session.status());
+        let published = session.status();
+        let (status, status_rx) = watch::channel(published);
         let counters = Arc::new(SessionCounters::default());
         self.demux
             .insert(discr, key.clone(), ifindex, spec.profile.minimum_ttl, port);
@@ -296,8 +309,8 @@ impl Task {
                 session,
                 key: key.clone(),
                 sender,
-                dest,
                 status,
+                published,
                 counters: Arc::clone(&counters),
                 is_retiring: false,
             },
@@ -370,7 +383,8 @@ impl Task {
         &mut self,
         key: &SessionKey,
         ifindex: Option<u32>,
-    ) -> Result<(StdUdpSocket, u16), BfdError> {
+        dest: SocketAddr,
+    ) -> Result<(Sender, u16), BfdError> {
         let start = self.rng.next_u32() as u16;
         let device = if key.is_multihop {
             None
@@ -378,13 +392,7 @@ impl Task {
             key.interface.as_deref()
         };
         for port in self.demux.free_ports(start) {
-            match open_sender(
-                key.peer.is_ipv6(),
-                key.local,
-                port,
-                device,
-                ifindex.unwrap_or(0),
-            ) {
+            match open_sender(key.local, port, device, ifindex.unwrap_or(0), dest) {
                 Ok(socket) => return Ok((socket, port)),
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
                 Err(source) => {
@@ -457,7 +465,7 @@ impl Task {
         let mut is_retired = false;
         for output in slot.session.step(now(), input) {
             match output {
-                Output::Send(packet) => match slot.sender.send_to(&encode(&packet), slot.dest) {
+                Output::Send(packet) => match slot.sender.send(&encode(&packet)) {
                     Ok(_) => slot.counters.sent(),
                     Err(e) => {
                         slot.counters.send_failed();
@@ -478,11 +486,10 @@ impl Task {
             }
         }
         let status = slot.session.status();
-        slot.status.send_if_modified(|s| {
-            let is_changed = *s != status;
-            *s = status;
-            is_changed
-        });
+        if status != slot.published {
+            slot.published = status;
+            slot.status.send_replace(status);
+        }
         if is_retired {
             self.forget(discr);
         }

@@ -7,7 +7,8 @@
 //! - `fsm`: one session's state machine, `step(now, input) -> outputs`.
 //! - `demux`: which session a packet belongs to, TTL rules, discriminators and source ports.
 //! - `profile`: MetalLB's `BFDProfile` fields, defaults and bounds → session parameters.
-//! - `timers`: every session's deadlines in one queue.
+//! - `timers`: every session's deadlines in one queue, served on a grid of the timer slack.
+//! - `fasthash`: the hasher of the task's maps.
 //! - `counters`: per-session and per-drop-reason counters (atomics), MetalLB metric names.
 //! - `error`: `DropReason`, `ProfileError`, `BfdError`.
 //!
@@ -20,6 +21,7 @@ pub mod counters;
 pub mod demux;
 pub mod driver;
 pub mod error;
+pub mod fasthash;
 pub mod fsm;
 pub mod packet;
 pub mod profile;

@@ -119,16 +119,39 @@ fn source_ip(addr: &SockaddrStorage) -> Option<IpAddr> {
     addr.as_sockaddr_in6().map(|v6| v6.ip().into())
 }
 
+/// The sending socket of one session, and whether it is connected to the peer.
+#[derive(Debug)]
+pub struct Sender {
+    socket: StdUdpSocket,
+    dest: SocketAddr,
+    is_connected: bool,
+}
+
+impl Sender {
+    /// Sends one datagram to the peer without blocking.
+    pub fn send(&self, bytes: &[u8]) -> io::Result<usize> {
+        if self.is_connected {
+            self.socket.send(bytes)
+        } else {
+            self.socket.send_to(bytes, self.dest)
+        }
+    }
+}
+
 /// Opens the sending socket of one session: bound to `local` (or the wildcard) and `port`,
-/// TTL (hop limit) 255, and for a single-hop session with an interface, bound to that device
-/// so that packets leave through it. `scope_id` is the interface index for link-local addresses.
+/// TTL (hop limit) 255, for a single-hop session with an interface bound to that device so that
+/// packets leave through it, and connected to `dest` so that the kernel keeps the route instead
+/// of looking it up for every packet (an ICMP unreachable from a peer that runs no BFD then
+/// fails the next send, which is counted). With no route to `dest` yet it stays unconnected and
+/// sends with a lookup each time. `scope_id` is the interface index for link-local addresses.
 pub fn open_sender(
-    is_v6: bool,
     local: Option<IpAddr>,
     port: u16,
     device: Option<&str>,
     scope_id: u32,
-) -> io::Result<StdUdpSocket> {
+    dest: SocketAddr,
+) -> io::Result<Sender> {
+    let is_v6 = dest.is_ipv6();
     let domain = if is_v6 { Domain::IPV6 } else { Domain::IPV4 };
     let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_nonblocking(true)?;
@@ -149,7 +172,12 @@ pub fn open_sender(
         Ipv4Addr::UNSPECIFIED.into()
     });
     socket.bind(&with_scope(SocketAddr::new(ip, port), scope_id).into())?;
-    Ok(socket.into())
+    let is_connected = socket.connect(&dest.into()).is_ok();
+    Ok(Sender {
+        socket: socket.into(),
+        dest,
+        is_connected,
+    })
 }
 
 fn set_ttl(socket: SockRef<'_>, is_v6: bool) -> io::Result<()> {
