@@ -1,9 +1,10 @@
 //! The L2 responder against real clients in network namespaces (needs root).
 //!
-//! Topology, one per test, all names prefixed `fl2-<pid>-<n>-`:
+//! Topology, one per test (`l2_lab`, on `ferrolb-netlab`), all names prefixed
+//! `fl-l2-<pid>-<n>-`:
 //! ```text
 //!   [cli ns] cli0 ──veth── p-cli ┐
-//!                                ├─ br0 [br ns]
+//!                                ├─ br0 [sw ns]
 //!   [spk ns] spk0 ──veth── p-spk0┤
 //!            spk1 ──veth── p-spk1┘
 //! ```
@@ -32,7 +33,7 @@ fn arping_gets_our_mac_for_an_announced_ipv4_and_nothing_after_withdraw() {
     }
     let lab = Lab::new();
     let mac = lab.speaker_mac("spk0").to_string();
-    let prefix = lab.prefix.clone();
+    let prefix = lab.prefix();
     lab.with_responder(fast(), move |r| async move {
         r.announce(IpAddr::V4(VIP4), ["spk0".to_owned()])
             .await
@@ -66,7 +67,7 @@ fn a_withdrawn_ip_is_dropped_as_unknown_while_a_neighbour_ip_is_still_answered()
         return;
     }
     let lab = Lab::new();
-    let prefix = lab.prefix.clone();
+    let prefix = lab.prefix();
     lab.with_responder(fast(), move |r| async move {
         let other = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 11));
         for ip in [IpAddr::V4(VIP4), other] {
@@ -101,7 +102,7 @@ fn ndisc6_gets_our_mac_for_an_announced_ipv6_and_nothing_after_withdraw() {
     }
     let lab = Lab::new();
     let mac = lab.speaker_mac("spk0").to_string();
-    let prefix = lab.prefix.clone();
+    let prefix = lab.prefix();
     lab.with_responder(fast(), move |r| async move {
         r.announce(IpAddr::V6(VIP6), ["spk0".to_owned()])
             .await
@@ -136,7 +137,7 @@ fn client_kernel_resolves_both_vips_through_ping() {
     }
     let lab = Lab::new();
     let mac = lab.speaker_mac("spk0").to_string();
-    let prefix = lab.prefix.clone();
+    let prefix = lab.prefix();
     lab.with_responder(fast(), move |r| async move {
         r.announce(IpAddr::V4(VIP4), ["spk0".to_owned()])
             .await
@@ -182,7 +183,7 @@ fn gratuitous_announcements_replace_a_stale_client_entry() {
         ]);
         assert!(out.status.success(), "{}", text(&out));
     }
-    let prefix = lab.prefix.clone();
+    let prefix = lab.prefix();
     lab.with_responder(fast(), move |r| async move {
         r.announce(IpAddr::V4(VIP4), ["spk0".to_owned()])
             .await
@@ -215,7 +216,7 @@ fn only_the_chosen_interface_answers() {
     let lab = Lab::new();
     let chosen = lab.speaker_mac("spk0").to_string();
     let other = lab.speaker_mac("spk1").to_string();
-    let prefix = lab.prefix.clone();
+    let prefix = lab.prefix();
     lab.with_responder(fast(), move |r| async move {
         r.announce(IpAddr::V4(VIP4), ["spk0".to_owned()])
             .await
@@ -238,7 +239,7 @@ fn promiscuous_mode_stays_off_while_serving_both_families() {
         return;
     }
     let lab = Lab::new();
-    let prefix = lab.prefix.clone();
+    let prefix = lab.prefix();
     lab.with_responder(fast(), move |r| async move {
         r.announce(IpAddr::V4(VIP4), ["spk0".to_owned()])
             .await
@@ -270,7 +271,7 @@ fn a_client_claiming_an_announced_ipv6_fails_duplicate_address_detection() {
         return;
     }
     let lab = Lab::new();
-    let prefix = lab.prefix.clone();
+    let prefix = lab.prefix();
     lab.with_responder(fast(), move |r| async move {
         r.announce(IpAddr::V6(VIP6), ["spk0".to_owned()])
             .await
@@ -304,7 +305,7 @@ fn announcing_an_ipv6_registers_its_solicited_node_group_with_a_snooping_bridge(
         return;
     }
     let lab = Lab::new();
-    let br = lab.ns("br");
+    let br = lab.switch();
     // Snooping with the bridge as MLD querier: unregistered groups are no longer flooded.
     must(&[
         "ip",
@@ -320,7 +321,7 @@ fn announcing_an_ipv6_registers_its_solicited_node_group_with_a_snooping_bridge(
         "mcast_querier",
         "1",
     ]);
-    let prefix = lab.prefix.clone();
+    let prefix = lab.prefix();
     lab.with_responder(fast(), move |r| async move {
         r.announce(IpAddr::V6(VIP6), ["spk0".to_owned()])
             .await
@@ -403,7 +404,7 @@ fn carrier_coming_back_repeats_the_announcements() {
         return;
     }
     let lab = Lab::new();
-    let br = lab.ns("br");
+    let br = lab.switch();
     lab.with_responder(fast(), move |r| async move {
         r.announce(IpAddr::V4(VIP4), ["spk0".to_owned()])
             .await
@@ -430,8 +431,8 @@ fn a_recreated_interface_is_served_again() {
         return;
     }
     let lab = Lab::new();
-    let (br, spk) = (lab.ns("br"), lab.ns("spk"));
-    let prefix = lab.prefix.clone();
+    let (br, spk) = (lab.switch(), lab.ns("spk"));
+    let prefix = lab.prefix();
     lab.with_responder(fast(), move |r| async move {
         r.announce(IpAddr::V4(VIP4), ["spk0".to_owned()])
             .await

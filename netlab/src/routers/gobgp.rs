@@ -1,97 +1,87 @@
-//! GoBGP 3.10, configured by the test and read with its CLI (JSON) inside the namespace.
+//! GoBGP 3.10 inside a lab namespace. Its gRPC API listens on the namespace's own loopback, so
+//! its CLI (with JSON output) runs inside the namespace too.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::super::{DEADLINE, Lab, ROUTER4, poll, run};
-use super::{Neighbor, ROUTER_AS, RibPath, Router, family_of};
+use super::{DEADLINE, Local, Neighbor, RibPath, Router, family_of};
+use crate::command::run_in;
+use crate::error::{LabError, io_error};
+use crate::lab::Netlab;
+use crate::poll::poll;
 
-/// GoBGP 3.10; its gRPC API listens on the router namespace's own loopback.
+/// GoBGP's daemon.
+pub const GOBGPD: &str = "gobgpd";
+/// GoBGP's CLI.
+pub const GOBGP: &str = "gobgp";
+/// The API port on the namespace's loopback.
+const API_PORT: &str = "50051";
+
+/// A running GoBGP, stopped with the lab.
 #[derive(Debug)]
-pub(crate) struct Gobgp {
+pub struct Gobgp {
     ns: String,
+    /// The daemon's PID.
+    pub pid: u32,
 }
 
-const GOBGP_API_PORT: &str = "50051";
-
 impl Gobgp {
-    pub(crate) const GOBGPD: &'static str = "gobgpd";
+    /// See [`GOBGPD`].
+    pub const GOBGPD: &'static str = GOBGPD;
 
-    pub(crate) fn start(lab: &mut Lab, neighbors: &[Neighbor]) -> Gobgp {
-        let dir = lab.daemon_dir("gobgp", None);
-        let mut conf = format!(
-            "[global.config]\n  as = {ROUTER_AS}\n  router-id = \"{ROUTER4}\"\n\
-             [global.apply-policy.config]\n  default-import-policy = \"accept-route\"\n  \
-             default-export-policy = \"reject-route\"\n"
-        );
-        for n in neighbors {
-            conf += &format!(
-                "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}\n",
-                n.addr, n.remote_as
-            );
-            if let Some(p) = &n.password {
-                conf += &format!("    auth-password = \"{p}\"\n");
-            }
-            if let Some(h) = n.hold_time_secs {
-                conf += &format!(
-                    "  [neighbors.timers.config]\n    hold-time = {h}\n    keepalive-interval = {}\n",
-                    (h / 3).max(1)
-                );
-            }
-            conf += "  [neighbors.transport.config]\n    passive-mode = true\n";
-            for (family, on) in [
-                ("ipv4-unicast", n.families.ipv4_unicast),
-                ("ipv6-unicast", n.families.ipv6_unicast),
-            ] {
-                if on {
-                    conf += &format!(
-                        "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{family}\"\n"
-                    );
-                }
-            }
-        }
+    /// Starts gobgpd inside `role` (directory `gobgp-<role>` in the lab's, log `gobgpd.log`)
+    /// with passive neighbors; returns once its API answers.
+    pub fn start(
+        lab: &mut Netlab,
+        role: &str,
+        local: &Local,
+        neighbors: &[Neighbor],
+    ) -> Result<Gobgp, LabError> {
+        let dir = lab.path(&format!("gobgp-{role}"));
+        std::fs::create_dir_all(&dir).map_err(io_error("gobgp directory"))?;
         let conf_path = dir.join("gobgpd.toml");
-        std::fs::write(&conf_path, conf).expect("write");
-        let ns = lab.router_ns();
-        let api = format!("127.0.0.1:{GOBGP_API_PORT}");
+        std::fs::write(&conf_path, config(local, neighbors)).map_err(io_error("gobgpd.toml"))?;
+        let conf = conf_path.to_string_lossy().into_owned();
+        let api = format!("127.0.0.1:{API_PORT}");
         let args = [
-            Self::GOBGPD,
+            GOBGPD,
             "-f",
-            conf_path.to_str().expect("utf-8"),
+            &conf,
             "-p",
             "--pprof-disable",
             "--api-hosts",
             &api,
         ];
-        lab.start_daemon("gobgpd", &ns, &args, &dir.join("gobgpd.log"));
-        let gobgp = Gobgp { ns };
-        poll(
+        let pid = lab.spawn("gobgpd", role, &args, &[], &dir.join("gobgpd.log"))?;
+        let gobgp = Gobgp {
+            ns: lab.ns(role),
+            pid,
+        };
+        let mut died = None;
+        let answered = poll(
             "GoBGP answers on its API",
             DEADLINE,
             Duration::from_millis(200),
             || {
-                lab.assert_daemons_alive();
+                if let Err(e) = lab.processes().check_alive() {
+                    died = Some(e);
+                    return Ok(());
+                }
                 gobgp.json(&["neighbor"]).map(|_| ())
             },
         );
-        gobgp
+        died.map_or(answered, Err)?;
+        Ok(gobgp)
     }
 
-    fn json(&self, args: &[&str]) -> Result<Value, String> {
-        let mut full = vec![
-            "ip",
-            "netns",
-            "exec",
-            &self.ns,
-            "gobgp",
-            "-p",
-            GOBGP_API_PORT,
-        ];
+    /// `gobgp ARGS -j` inside the namespace, parsed (`Null` for empty output).
+    pub fn json(&self, args: &[&str]) -> Result<Value, String> {
+        let mut full = vec![GOBGP, "-p", API_PORT];
         full.extend_from_slice(args);
         full.push("-j");
-        let out = run(&full);
+        let out = run_in(&self.ns, &full).map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
             return Err(format!(
@@ -104,6 +94,44 @@ impl Gobgp {
         }
         serde_json::from_str(&text).map_err(|e| format!("{args:?}: {e}: {text}"))
     }
+}
+
+/// gobgpd's configuration: accept everything in, reject everything out (it re-advertises all
+/// otherwise), passive neighbors. Pure.
+pub fn config(local: &Local, neighbors: &[Neighbor]) -> String {
+    let mut conf = format!(
+        "[global.config]\n  as = {}\n  router-id = \"{}\"\n\
+         [global.apply-policy.config]\n  default-import-policy = \"accept-route\"\n  \
+         default-export-policy = \"reject-route\"\n",
+        local.asn, local.v4
+    );
+    for n in neighbors {
+        conf += &format!(
+            "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}\n",
+            n.addr, n.remote_as
+        );
+        if let Some(p) = &n.password {
+            conf += &format!("    auth-password = \"{p}\"\n");
+        }
+        if let Some(h) = n.hold_time_secs {
+            conf += &format!(
+                "  [neighbors.timers.config]\n    hold-time = {h}\n    keepalive-interval = {}\n",
+                (h / 3).max(1)
+            );
+        }
+        conf += "  [neighbors.transport.config]\n    passive-mode = true\n";
+        for (family, on) in [
+            ("ipv4-unicast", n.families.ipv4_unicast),
+            ("ipv6-unicast", n.families.ipv6_unicast),
+        ] {
+            if on {
+                conf += &format!(
+                    "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{family}\"\n"
+                );
+            }
+        }
+    }
+    conf
 }
 
 impl Router for Gobgp {
