@@ -16,9 +16,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../tests/bgp_lab/netns.rs"]
-mod netns;
-
 use std::io::Write;
 use std::net::{IpAddr, Ipv6Addr};
 use std::process::{Command, Stdio};
@@ -60,7 +57,7 @@ impl Driver {
         let (tx, rx) = std::sync::mpsc::channel();
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
-            netns::enter(&ns).unwrap();
+            ferrolb_netlab::netns::enter(&ns).unwrap();
             let tid = std::fs::read_link("/proc/thread-self").unwrap();
             let tid = tid.file_name().unwrap().to_string_lossy().into_owned();
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -116,10 +113,7 @@ impl Driver {
     /// utime + stime of the driver's thread, in clock ticks.
     fn cpu_ticks(&self) -> u64 {
         let stat = std::fs::read_to_string(format!("/proc/self/task/{}/stat", self.tid)).unwrap();
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
-        let f: Vec<&str> = after.split_whitespace().collect();
-        // Fields 14 and 15 of stat(5); `after` starts at field 3.
-        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+        ferrolb_netlab::counters::parse_cpu_ticks(&stat).unwrap()
     }
 }
 
@@ -265,8 +259,7 @@ fn run(sessions: usize, window: Duration, config: DriverConfig, ticks_per_sec: f
 }
 
 fn main() {
-    if !netns::is_root() {
-        println!("SKIPPED: bfd_sessions needs root (network namespaces)");
+    if !ferrolb_netlab::can_run(&[]) {
         return;
     }
     let counts: Vec<usize> = std::env::var("BFD_BENCH_SESSIONS")
@@ -293,10 +286,11 @@ fn main() {
         .parse()
         .unwrap();
     println!(
-        "BFD sessions at 300 ms x 3 between two drivers (two namespaces, one veth, IPv6); CPU of each driver's thread"
+        "BFD sessions at 300 ms x 3 between two drivers (two namespaces, one veth, IPv6), timer slack {:?}; CPU of each driver's thread",
+        config.timer_slack
     );
     println!(
-        "sessions  all Up in  window  driver A CPU  driver B CPU  A pkts/s out  in  downs  drops"
+        "sessions  all Up in  window  driver A CPU  driver B CPU  A pkts/s out        in  wakeups/s   downs  drops"
     );
     for n in counts {
         run(n, window, config, ticks_per_sec);

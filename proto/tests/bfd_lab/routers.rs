@@ -95,14 +95,13 @@ impl Frr {
         conf += "!\n";
         std::fs::write(dir.join("bfdd.conf"), conf).expect("write");
         lab.daemon_dir("frr", Some("frr:frr"));
-        let ns = lab.ns("r");
         let d = dir.to_str().expect("utf-8").to_owned();
         let zserv = format!("{d}/zserv.api");
         let common = ["-z", &zserv, "--vty_socket", &d, "-P", "0"];
         let (zebra_conf, zebra_pid) = (format!("{d}/zebra.conf"), format!("{d}/zebra.pid"));
         let mut args = vec![Self::ZEBRA, "-f", &zebra_conf, "-i", &zebra_pid];
         args.extend_from_slice(&common);
-        lab.start_daemon("zebra", &ns, &args, &dir.join("zebra.log"));
+        lab.start_daemon("zebra", "r", &args, &dir.join("zebra.log"));
         lab.wait_for_file(&dir.join("zserv.api"));
         let (bfdd_conf, bfdd_pid, ctl) = (
             format!("{d}/bfdd.conf"),
@@ -119,7 +118,7 @@ impl Frr {
             &ctl,
         ];
         args.extend_from_slice(&common);
-        lab.start_daemon("bfdd", &ns, &args, &dir.join("bfdd.log"));
+        lab.start_daemon("bfdd", "r", &args, &dir.join("bfdd.log"));
         lab.wait_for_file(&dir.join("bfdd.vty"));
         let frr = Frr { dir };
         poll("bfdd answers", DEADLINE, Duration::from_millis(100), || {
@@ -246,7 +245,6 @@ impl Bird {
         std::fs::write(&conf, Self::config(body)).expect("write");
         let ctl = dir.join("bird.ctl");
         let pid = dir.join("bird.pid");
-        let ns = lab.ns("r");
         let args = [
             "bird",
             "-f",
@@ -257,7 +255,7 @@ impl Bird {
             "-P",
             pid.to_str().expect("utf-8"),
         ];
-        lab.start_daemon("bird", &ns, &args, &dir.join("bird.log"));
+        lab.start_daemon("bird", "r", &args, &dir.join("bird.log"));
         lab.wait_for_file(&ctl);
         Bird { ctl, conf }
     }
