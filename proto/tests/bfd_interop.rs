@@ -1,7 +1,8 @@
 //! FerroLB's BFD against FRR 8.4 bfdd and BIRD 2.0.12 in network namespaces: single hop and
 //! multihop (through a forwarding namespace), IPv4 and IPv6, sessions Up at both ends; a profile
 //! change renegotiates the intervals while the router's session never leaves Up and shows the
-//! new values; passive mode waits for the router.
+//! new values; passive mode waits for the router; an IPv6 link-local session runs on its
+//! interface.
 //!
 //! BIRD sends multihop packets with the system's default TTL (64), not 255, so its multihop
 //! sessions need a profile with a `minimumTtl` under 63 (as they would with MetalLB and FRR).
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bfd_lab::routers::{Bird, Frr, FrrPeer};
 use bfd_lab::{DEADLINE, Lab, PATHS, can_run, key, poll};
-use ferrolb_proto::bfd::{DropReason, Profile, SessionHandle, State};
+use ferrolb_proto::bfd::{DropReason, Profile, SessionHandle, SessionKey, State};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -291,5 +292,49 @@ fn a_passive_session_sends_nothing_until_frr_speaks_then_comes_up() {
     poll("FRR Up", DEADLINE, 100 * MS, || {
         let st = frr.peer(ours, mh)?;
         (st.status == "up").then_some(()).ok_or(format!("{st:?}"))
+    });
+}
+
+/// The IPv6 link-local address of `dev` in namespace `role` of the lab.
+fn link_local(lab: &Lab, role: &str, dev: &str) -> String {
+    let out = lab
+        .net
+        .exec_ok(
+            role,
+            &[
+                "ip", "-6", "-o", "addr", "show", "dev", dev, "scope", "link",
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    out.split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|cidr| cidr.split('/').next())
+        .unwrap_or_else(|| panic!("no link-local address on {dev} in {role}: {out}"))
+        .to_owned()
+}
+
+#[test]
+fn an_ipv6_link_local_session_with_frr_comes_up_on_its_interface() {
+    if !can_run(&[Frr::ZEBRA, Frr::BFDD]) {
+        return;
+    }
+    let mut lab = Lab::new();
+    let ours = link_local(&lab, "n1", "eth0");
+    let theirs = link_local(&lab, "r", "p1");
+    let frr = Frr::start(&mut lab, &[FrrPeer::on(&ours, &theirs, false)]);
+    let k = SessionKey {
+        interface: Some("eth0".to_owned()),
+        ..key(&ours, &theirs, false)
+    };
+    let s = lab.node().add(k, Profile::default());
+    wait_our_up("link-local", &s);
+    poll("FRR Up", DEADLINE, 100 * MS, || {
+        let st = frr.peer(&ours, false)?;
+        if st.status == "up" && st.remote_id == u64::from(s.local_discr) {
+            Ok(())
+        } else {
+            Err(format!("{st:?}"))
+        }
     });
 }
