@@ -16,6 +16,25 @@
 //! - `socket`: listeners that report TTL, destination and interface; per-session senders.
 //! - `driver`: the BFD task and the speaker's `Bfd` handle (add, update, remove sessions;
 //!   watch their status).
+//!
+//! ```no_run
+//! use ferrolb_proto::bfd::{self, DriverConfig, Profile, SessionKey, SessionSpec, State};
+//! # async fn demo() -> Result<(), ferrolb_proto::bfd::BfdError> {
+//! let (bfd, _task) = bfd::spawn(DriverConfig::default());
+//! let key = SessionKey {
+//!     peer: "192.0.2.254".parse().expect("address"),
+//!     local: Some("192.0.2.1".parse().expect("address")),
+//!     is_multihop: false,
+//!     interface: None,
+//! };
+//! let mut session = bfd.add(SessionSpec { key, profile: Profile::default() }).await?;
+//! // The BGP session follows: torn down when BFD leaves Up, allowed again when it is back.
+//! while session.status.changed().await.is_ok() {
+//!     let is_up = session.status.borrow().state == State::Up;
+//!     # let _ = is_up;
+//! }
+//! # Ok(()) }
+//! ```
 
 pub mod counters;
 pub mod demux;
