@@ -1,9 +1,12 @@
 //! How many BFD sessions one BFD task carries, and at what CPU cost: N sessions at MetalLB's
 //! default 300 ms × 3 between two FerroLB drivers, each on its own thread in its own network
-//! namespace, joined by one veth (IPv6; driver A has one address, driver B one per session).
+//! namespace, joined by one veth (IPv6; driver A has one address, driver B one per session on
+//! `lo`, reached through B's link address so that neither side holds thousands of neighbours).
 //! After every session is Up and its Poll Sequence done, the CPU time (utime + stime from
 //! `/proc/self/task/<tid>/stat`) of each driver's thread is measured over a window and printed
-//! as % of one core, with the packet rates and the sessions that went down (must be none).
+//! as % of one core, with A's packet rates, A's wake-ups per second, and what must stay zero:
+//! sessions that left Up, datagrams the drivers discarded in the window, and datagrams the
+//! kernel dropped for a full receive buffer (`Udp6RcvbufErrors`).
 //!
 //! Needs root (namespaces). `BFD_BENCH_SESSIONS` (comma-separated, default `1000`),
 //! `BFD_BENCH_WINDOW_SECS` (default 20) and `BFD_BENCH_SLACK_MS` (the drivers' timer slack,
@@ -28,6 +31,8 @@ use ferrolb_proto::bfd::{
 };
 
 const A: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xbfd, 0, 0, 0, 0, 1);
+/// B's address on the link, the next hop of its session addresses.
+const B_LINK: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xbfd, 0, 0, 0, 0, 2);
 
 fn b_addr(i: usize) -> Ipv6Addr {
     Ipv6Addr::new(0x2001, 0xdb8, 0xbfd, 0, 0, 0, 1, i as u16)
@@ -156,20 +161,46 @@ impl Netns {
             ]);
             must(&["ip", "-n", n, "link", "set", "eth0", "up"]);
         }
+        let a_cidr = format!("{A}/64");
+        let b_cidr = format!("{B_LINK}/64");
+        let via = B_LINK.to_string();
+        for args in [
+            [
+                "-n",
+                a.as_str(),
+                "addr",
+                "add",
+                a_cidr.as_str(),
+                "dev",
+                "eth0",
+                "nodad",
+            ],
+            [
+                "-n",
+                b.as_str(),
+                "addr",
+                "add",
+                b_cidr.as_str(),
+                "dev",
+                "eth0",
+                "nodad",
+            ],
+        ] {
+            must(&[&["ip"], &args[..]].concat());
+        }
         must(&[
             "ip",
             "-n",
             &a,
-            "addr",
+            "route",
             "add",
-            &format!("{A}/64"),
-            "dev",
-            "eth0",
-            "nodad",
+            "2001:db8:bfd::1:0/112",
+            "via",
+            &via,
         ]);
         let mut batch = String::new();
         for i in 1..=sessions {
-            batch += &format!("addr add {}/64 dev eth0 nodad\n", b_addr(i));
+            batch += &format!("addr add {}/128 dev lo\n", b_addr(i));
         }
         let mut child = Command::new("ip")
             .args(["-n", &b, "-batch", "-"])
@@ -193,6 +224,28 @@ impl Drop for Netns {
             let _ = Command::new("ip").args(["netns", "del", n]).status();
         }
     }
+}
+
+/// Datagrams the drivers discarded (any `DropReason`) so far.
+fn dropped(drivers: &[&Driver]) -> u64 {
+    drivers
+        .iter()
+        .flat_map(|d| d.bfd.drops().snapshot())
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// Datagrams the kernel dropped in namespace `ns` because a UDP socket's buffer was full.
+fn rcvbuf_errors(ns: &str) -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "cat", "/proc/net/snmp6"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Udp6RcvbufErrors"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn sum(handles: &[SessionHandle], f: impl Fn(&Arc<SessionCounters>) -> u64) -> u64 {
@@ -229,6 +282,10 @@ fn run(sessions: usize, window: Duration, config: DriverConfig, ticks_per_sec: f
     std::thread::sleep(Duration::from_secs(2));
     let (ca, cb) = (a.cpu_ticks(), b.cpu_ticks());
     let wa = a.wakeups();
+    let drops_before = dropped(&[&a, &b]);
+    let downs_before =
+        sum(&ha, |c| c.snapshot().down_events) + sum(&hb, |c| c.snapshot().down_events);
+    let overflows = rcvbuf_errors(&ns.0[0]) + rcvbuf_errors(&ns.0[1]);
     let out_a = sum(&ha, |c| c.snapshot().control_out);
     let in_a = sum(&ha, |c| c.snapshot().control_in);
     let t0 = Instant::now();
@@ -237,16 +294,28 @@ fn run(sessions: usize, window: Duration, config: DriverConfig, ticks_per_sec: f
     let pct = |ticks: u64| ticks as f64 / ticks_per_sec / secs * 100.0;
     let (da, db) = (a.cpu_ticks() - ca, b.cpu_ticks() - cb);
     let wake_rate = (a.wakeups() - wa) as f64 / secs;
+    let overflows = rcvbuf_errors(&ns.0[0]) + rcvbuf_errors(&ns.0[1]) - overflows;
     let out_rate = (sum(&ha, |c| c.snapshot().control_out) - out_a) as f64 / secs;
     let in_rate = (sum(&ha, |c| c.snapshot().control_in) - in_a) as f64 / secs;
-    let downs = sum(&ha, |c| c.snapshot().down_events) + sum(&hb, |c| c.snapshot().down_events);
-    let drops: u64 = [&a, &b]
-        .iter()
-        .flat_map(|d| d.bfd.drops().snapshot())
-        .map(|(_, n)| n)
-        .sum();
+    let downs = sum(&ha, |c| c.snapshot().down_events) + sum(&hb, |c| c.snapshot().down_events)
+        - downs_before;
+    if downs + downs_before > 0 {
+        let mut diags = std::collections::BTreeMap::new();
+        for h in ha.iter().chain(&hb) {
+            if h.counters.snapshot().down_events > 0 {
+                let st = *h.status.borrow();
+                *diags
+                    .entry(format!("{:?}/{:?}", st.diag, st.remote_diag))
+                    .or_insert(0) += 1;
+            }
+        }
+        println!(
+            "  left Up before the window: {downs_before}, in it: {downs}; last diag local/remote: {diags:?}"
+        );
+    }
+    let drops = dropped(&[&a, &b]) - drops_before;
     println!(
-        "{sessions:>8}  {:>7.1} s  {:>5.0} s  {:>10.2} %  {:>10.2} %  {:>8.0}  {:>8.0}  {:>8.0}  {downs:>6}  {drops:>5}",
+        "{sessions:>8}  {:>7.1} s  {:>5.0} s  {:>10.2} %  {:>10.2} %  {:>8.0}  {:>8.0}  {:>8.0}  {downs:>6}  {drops:>5}  {overflows:>9}",
         up_after.as_secs_f64(),
         secs,
         pct(da),
@@ -256,6 +325,8 @@ fn run(sessions: usize, window: Duration, config: DriverConfig, ticks_per_sec: f
         wake_rate,
     );
     assert_eq!(downs, 0, "sessions went down during the window");
+    assert_eq!(drops, 0, "datagrams discarded during the window");
+    assert_eq!(overflows, 0, "receive buffers overflowed during the window");
 }
 
 fn main() {
@@ -290,7 +361,7 @@ fn main() {
         config.timer_slack
     );
     println!(
-        "sessions  all Up in  window  driver A CPU  driver B CPU  A pkts/s out        in  wakeups/s   downs  drops"
+        "sessions  all Up in  window  driver A CPU  driver B CPU  A pkts/s out        in  wakeups/s   downs  drops  overflows"
     );
     for n in counts {
         run(n, window, config, ticks_per_sec);

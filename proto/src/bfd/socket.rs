@@ -24,6 +24,12 @@ pub const SEND_TTL: u32 = 255;
 /// Room for the control messages a listener asks for (TTL, packet info), with slack.
 const CMSG_SPACE: usize = 128;
 
+/// Receive buffer of a listener. Every session's packets share it, and peers that keep time on
+/// a grid (as we do) send in bursts: with the default (about 200 KiB, some 50 packets of a
+/// veth's buffer size) a burst from 4000 sessions overflowed it. Needs CAP_NET_ADMIN to exceed
+/// `net.core.rmem_max`; without it the kernel's cap applies.
+const RECV_BUFFER: usize = 4 << 20;
+
 /// A listening socket on one port and family.
 #[derive(Debug)]
 pub struct Listener {
@@ -38,6 +44,9 @@ impl Listener {
         let domain = if is_v6 { Domain::IPV6 } else { Domain::IPV4 };
         let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
         socket.set_nonblocking(true)?;
+        if setsockopt(&socket, sockopt::RcvBufForce, &RECV_BUFFER).is_err() {
+            socket.set_recv_buffer_size(RECV_BUFFER)?;
+        }
         let ip: IpAddr = if is_v6 {
             socket.set_only_v6(true)?;
             setsockopt(&socket, sockopt::Ipv6RecvHopLimit, &true)?;
