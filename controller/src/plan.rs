@@ -11,7 +11,7 @@ use ferrolb_api::service::{self, IP_ALLOCATED_FROM_POOL, ServiceError};
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 
-use crate::alloc::{Allocator, Change, Requester, ServiceRequest};
+use crate::alloc::{AllocError, Allocator, Change, Outcome, Requester, ServiceRequest};
 
 /// Severity of a Kubernetes Event, as `type` spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,67 +157,75 @@ pub fn plan(
         request: &request,
     });
     match outcome {
-        Ok(outcome) => {
-            match &outcome.change {
-                Change::Kept => {}
-                Change::Allocated | Change::Extended => events.push(PlannedEvent::normal(
-                    "IPAllocated",
-                    format!(
-                        "Assigned IP [{}] from pool {}",
-                        ip_list(&outcome.ips),
-                        outcome.pool
-                    ),
-                )),
-                Change::Replaced { cleared, why } => {
-                    events.push(PlannedEvent::normal(
-                        "ClearAssignment",
-                        format!("current IP [{}] not allowed: {why}", ip_list(cleared)),
-                    ));
-                    events.push(PlannedEvent::normal(
-                        "IPAllocated",
-                        format!(
-                            "Assigned IP [{}] from pool {}",
-                            ip_list(&outcome.ips),
-                            outcome.pool
-                        ),
-                    ));
-                }
-            }
-            if let Some(family) = outcome.missing_family
-                && outcome.change != Change::Kept
-            {
-                events.push(PlannedEvent::normal(
-                    "AdditionalAssignFailed",
-                    format!(
-                        "no {family} address available in pool {}; the service has one family only",
-                        outcome.pool
-                    ),
-                ));
-            }
-            Plan::Set {
-                ips: outcome.ips,
-                pool: Some(outcome.pool),
-                events,
-            }
-        }
-        Err(error) => {
-            let cleared = allocator.release(&key).unwrap_or_default();
-            if !cleared.is_empty() {
-                events.push(PlannedEvent::normal(
-                    "ClearAssignment",
-                    format!("current IP [{}] not allowed: {error}", ip_list(&cleared)),
-                ));
-            }
-            events.push(PlannedEvent::warning(
-                "AllocationFailed",
-                format!("Failed to allocate IP for \"{key}\": {error}"),
+        Ok(outcome) => allocated(outcome, events),
+        Err(error) => refused(&key, &error, allocator, events),
+    }
+}
+
+fn assigned_event(outcome: &Outcome) -> PlannedEvent {
+    PlannedEvent::normal(
+        "IPAllocated",
+        format!(
+            "Assigned IP [{}] from pool {}",
+            ip_list(&outcome.ips),
+            outcome.pool
+        ),
+    )
+}
+
+/// The plan for a Service the allocator served, with the Events that explain any change.
+fn allocated(outcome: Outcome, mut events: Vec<PlannedEvent>) -> Plan {
+    match &outcome.change {
+        Change::Kept => {}
+        Change::Allocated | Change::Extended => events.push(assigned_event(&outcome)),
+        Change::Replaced { cleared, why } => {
+            events.push(PlannedEvent::normal(
+                "ClearAssignment",
+                format!("current IP [{}] not allowed: {why}", ip_list(cleared)),
             ));
-            Plan::Set {
-                ips: Vec::new(),
-                pool: None,
-                events,
-            }
+            events.push(assigned_event(&outcome));
         }
+    }
+    if let Some(family) = outcome.missing_family
+        && outcome.change != Change::Kept
+    {
+        events.push(PlannedEvent::normal(
+            "AdditionalAssignFailed",
+            format!(
+                "no {family} address available in pool {}; the service has one family only",
+                outcome.pool
+            ),
+        ));
+    }
+    Plan::Set {
+        ips: outcome.ips,
+        pool: Some(outcome.pool),
+        events,
+    }
+}
+
+/// The plan for a Service the allocator refused: it loses what it held, and the Events say why.
+fn refused(
+    key: &str,
+    error: &AllocError,
+    allocator: &mut Allocator,
+    mut events: Vec<PlannedEvent>,
+) -> Plan {
+    let cleared = allocator.release(key).unwrap_or_default();
+    if !cleared.is_empty() {
+        events.push(PlannedEvent::normal(
+            "ClearAssignment",
+            format!("current IP [{}] not allowed: {error}", ip_list(&cleared)),
+        ));
+    }
+    events.push(PlannedEvent::warning(
+        "AllocationFailed",
+        format!("Failed to allocate IP for \"{key}\": {error}"),
+    ));
+    Plan::Set {
+        ips: Vec::new(),
+        pool: None,
+        events,
     }
 }
 
