@@ -1,6 +1,9 @@
 //! The real `ferrolb-controller run` binary against kubesim, for what operators rely on: two
 //! replicas with leader election, the validating webhook through the API server, `/metrics`
-//! and the probes, and the ConfigurationState.
+//! and the probes, and the ConfigurationState. The controllers run in-process as `main` runs
+//! them, except where a test needs a process (SIGTERM).
+
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -8,13 +11,15 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use ferrolb_controller::certs;
+use ferrolb_controller::{Settings, certs};
 use ferrolb_tests::kubesim::{KubeSim, Options};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
+use support::Running;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 const NS: &str = "ferrolb-system";
@@ -42,21 +47,37 @@ fn pool(name: &str, addresses: &str) -> Value {
     })
 }
 
-/// A port nobody listens on now (the controller binds it right after).
-fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address")
+/// The settings `ferrolb-controller run --lease-identity IDENTITY` starts with (election on,
+/// 15 s lease), with another lease duration.
+fn settings(identity: &str, lease: Duration) -> Settings {
+    Settings::new(NS).with_election("ferrolb-controller", identity, lease)
 }
 
-/// One controller process; killed on drop.
+/// One controller: in-process (as `main` runs it), or the binary where a test needs a real
+/// process (signals). Stopped on drop.
 struct Replica {
-    child: Child,
+    running: Option<Running>,
+    child: Option<Child>,
     metrics: SocketAddr,
 }
 
 impl Replica {
-    fn start(sim: &KubeSim, identity: &str, extra: &[&str]) -> Replica {
-        let metrics = free_port();
+    async fn start(sim: &KubeSim, settings: Settings, webhook: Option<TcpListener>) -> Replica {
+        let running = Running::start(settings, sim.client(), true, webhook).await;
+        let metrics = running.metrics.expect("metrics served");
+        Replica {
+            running: Some(running),
+            child: None,
+            metrics,
+        }
+    }
+
+    /// The real binary, for what only a process has: SIGTERM handling.
+    fn spawn_binary(sim: &KubeSim, identity: &str, extra: &[&str]) -> Replica {
+        // A port nobody listens on now (the binary binds it right after).
+        let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port");
         let child = Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"))
             .args(["run", "--namespace", NS, "--lease-identity", identity])
             .args(["--metrics-addr", &metrics.to_string()])
@@ -66,7 +87,11 @@ impl Replica {
             .stdout(Stdio::null())
             .spawn()
             .expect("spawn controller");
-        Replica { child, metrics }
+        Replica {
+            running: None,
+            child: Some(child),
+            metrics,
+        }
     }
 
     /// GET `path` on the metrics address: (status code, body). Retries while the process starts.
@@ -83,9 +108,21 @@ impl Replica {
         }
     }
 
+    /// Stops it as SIGKILL would.
+    async fn kill(&mut self) {
+        if let Some(running) = self.running.as_mut() {
+            running.kill().await;
+        }
+        if let Some(child) = self.child.as_mut() {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reap");
+        }
+    }
+
     fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("a process");
         let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
+            .args([signal, &child.id().to_string()])
             .status()
             .expect("kill");
         assert!(status.success());
@@ -94,8 +131,10 @@ impl Replica {
 
 impl Drop for Replica {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -155,6 +194,38 @@ async fn wait_for_holder(sim: &KubeSim, who: &str, limit: Duration) -> Duration 
     }
 }
 
+/// The Lease's `spec.renewTime`, in seconds.
+async fn renew_time(sim: &KubeSim) -> Seconds {
+    lease_time(sim, |spec| spec.renew_time.map(|t| t.0)).await
+}
+
+/// The Lease's `spec.acquireTime`, in seconds.
+async fn acquire_time(sim: &KubeSim) -> Seconds {
+    lease_time(sim, |spec| spec.acquire_time.map(|t| t.0)).await
+}
+
+/// A time in seconds since the epoch (microsecond precision, as a Lease records it).
+#[derive(Debug, Clone, Copy)]
+struct Seconds(f64);
+
+impl Seconds {
+    fn duration_since(self, earlier: Seconds) -> f64 {
+        self.0 - earlier.0
+    }
+}
+
+async fn lease_time(
+    sim: &KubeSim,
+    field: impl Fn(
+        k8s_openapi::api::coordination::v1::LeaseSpec,
+    ) -> Option<k8s_openapi::jiff::Timestamp>,
+) -> Seconds {
+    let leases: Api<Lease> = Api::namespaced(sim.client(), NS);
+    let lease = leases.get("ferrolb-controller").await.expect("lease");
+    let time = lease.spec.and_then(field).expect("a time in the Lease");
+    Seconds(time.as_microsecond() as f64 / 1e6)
+}
+
 async fn create_service(sim: &KubeSim, name: &str) {
     let service: Service = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
@@ -201,10 +272,10 @@ async fn wait_for_ips(sim: &KubeSim, names: &[&str]) -> BTreeMap<String, String>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standby_takes_over_within_the_lease_duration_after_a_sigkill_and_moves_no_ip() {
     let sim = start_sim(Options::default()).await;
-    let lease = ["--lease-duration", "3s", "--disable-webhook"];
-    let a = Replica::start(&sim, "a", &lease);
+    let lease = Duration::from_secs(3);
+    let mut a = Replica::start(&sim, settings("a", lease), None).await;
     wait_for_holder(&sim, "a", Duration::from_secs(10)).await;
-    let b = Replica::start(&sim, "b", &lease);
+    let b = Replica::start(&sim, settings("b", lease), None).await;
     create_service(&sim, "one").await;
     create_service(&sim, "two").await;
     let before = wait_for_ips(&sim, &["one", "two"]).await;
@@ -225,12 +296,17 @@ async fn the_standby_takes_over_within_the_lease_duration_after_a_sigkill_and_mo
         "the standby wrote: {standby}"
     );
 
-    let mut a = a;
-    a.child.kill().expect("SIGKILL the leader");
-    a.child.wait().expect("reap");
-    let took = wait_for_holder(&sim, "b", Duration::from_secs(10)).await;
-    // Within the 3 s duration, plus the watch and write latency of one round trip.
-    assert!(took < Duration::from_millis(3500), "takeover took {took:?}");
+    a.kill().await;
+    let last_renewal = renew_time(&sim).await;
+    // The exact bound (takeover one duration after the last renewal seen) is checked on paused
+    // time in lease_paused.rs; here: b waits for a's Lease to run out, then takes it.
+    wait_for_holder(&sim, "b", Duration::from_secs(10)).await;
+    let acquired = acquire_time(&sim).await;
+    assert!(
+        acquired.duration_since(last_renewal) >= lease.as_secs_f64(),
+        "b took over {:.2} s after a's last renewal, before the {lease:?} lease ran out",
+        acquired.duration_since(last_renewal)
+    );
 
     create_service(&sim, "three").await;
     let after = wait_for_ips(&sim, &["one", "two", "three"]).await;
@@ -248,15 +324,16 @@ async fn the_standby_takes_over_within_the_lease_duration_after_a_sigkill_and_mo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_stopped_with_sigterm_hands_the_lease_over_at_once() {
     let sim = start_sim(Options::default()).await;
-    // A long duration: only the release can make the takeover fast.
-    let lease = ["--lease-duration", "20s", "--disable-webhook"];
-    let a = Replica::start(&sim, "a", &lease);
+    // A long duration: only the release can make the takeover fast. `a` is the binary, so this
+    // also checks that SIGTERM reaches the shutdown path.
+    let a = Replica::spawn_binary(&sim, "a", &["--lease-duration", "20s", "--disable-webhook"]);
     wait_for_holder(&sim, "a", Duration::from_secs(10)).await;
-    let b = Replica::start(&sim, "b", &lease);
+    let b = Replica::start(&sim, settings("b", Duration::from_secs(20)), None).await;
     assert_eq!(b.get("/healthz").await.0, 200);
     a.signal("-TERM");
-    let took = wait_for_holder(&sim, "b", Duration::from_secs(5)).await;
-    assert!(took < Duration::from_secs(3), "takeover took {took:?}");
+    // Well inside the 20 s a lapse would take.
+    let took = wait_for_holder(&sim, "b", Duration::from_secs(10)).await;
+    assert!(took < Duration::from_secs(10), "takeover took {took:?}");
     create_service(&sim, "web").await;
     wait_for_ips(&sim, &["web"]).await;
 }
@@ -264,7 +341,7 @@ async fn a_leader_stopped_with_sigterm_hands_the_lease_over_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_probes_answer_over_http_with_metallb_names() {
     let sim = start_sim(Options::default()).await;
-    let replica = Replica::start(&sim, "a", &["--disable-webhook"]);
+    let replica = Replica::start(&sim, settings("a", Duration::from_secs(15)), None).await;
     create_service(&sim, "web").await;
     wait_for_ips(&sim, &["web"]).await;
     assert_eq!(replica.get("/healthz").await, (200, "ok\n".to_owned()));
@@ -301,7 +378,7 @@ async fn metrics_and_probes_answer_over_http_with_metallb_names() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_configuration_state_reports_errors_and_recovers() {
     let sim = start_sim(Options::default()).await;
-    let _replica = Replica::start(&sim, "a", &["--disable-webhook"]);
+    let _replica = Replica::start(&sim, settings("a", Duration::from_secs(15)), None).await;
     let states: Api<ferrolb_api::types::ConfigurationState> = Api::namespaced(sim.client(), NS);
     let wait_for = |want: &'static str, summary: &'static str| {
         let states = states.clone();
@@ -343,14 +420,15 @@ async fn the_configuration_state_reports_errors_and_recovers() {
 /// kubesim with the controller's webhook registered as MetalLB registers it. With
 /// `certificate`, the webhook's certificate comes from a Secret and the caBundle is given.
 async fn webhook_lab(certificate: Option<certs::Serving>) -> (KubeSim, Replica) {
-    let webhook = free_port();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let webhook = listener.local_addr().expect("address");
     let mut options = Options::default();
     options
         .webhook_services
         .insert(format!("{NS}/ferrolb-webhook-service"), webhook);
     let sim = start_sim(options).await;
     let mut ca_bundle = Value::Null;
-    let mut args = vec!["--webhook-addr".to_owned(), webhook.to_string()];
+    let mut settings = settings("a", Duration::from_secs(15));
     if let Some(certificate) = certificate {
         sim.create_object(json!({
             "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
@@ -360,13 +438,9 @@ async fn webhook_lab(certificate: Option<certs::Serving>) -> (KubeSim, Replica) 
         .expect("secret");
         let ca = certificate.ca_pem.expect("a CA");
         ca_bundle = serde_json::to_value(k8s_openapi::ByteString(ca.into_bytes())).expect("b64");
-        args.extend([
-            "--webhook-cert-secret".to_owned(),
-            "webhook-cert".to_owned(),
-        ]);
+        settings.webhook.cert_secret = Some("webhook-cert".to_owned());
     }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let replica = Replica::start(&sim, "a", &args);
+    let replica = Replica::start(&sim, settings, Some(listener)).await;
     let rule = |resource: &str, version: &str| {
         json!({"apiGroups": ["metallb.io"], "apiVersions": [version],
                "operations": ["CREATE", "UPDATE"], "resources": [resource]})

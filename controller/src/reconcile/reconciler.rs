@@ -1,0 +1,315 @@
+//! The reconcile task's state and its one pass of work: note watch events, rebuild the pools or
+//! the allocator when needed, plan every dirty Service in order, write the plans concurrently,
+//! and schedule retries of what failed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use ferrolb_api::config::{Objects, Pool};
+use ferrolb_api::config_state::ConfigState;
+use ferrolb_api::selector::Labels;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::ListParams;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use tokio::time::Instant;
+
+use super::Context;
+use super::config::{build_pools, config_input, write_configuration_state};
+use super::pools::write_pool_status;
+use super::service::{Pending, error_policy, reconcile};
+use super::watch::{Change, SOURCES, Source, Stores};
+use crate::alloc::Allocator;
+use crate::plan::{self, Plan};
+use crate::retry::{Backoff, Retries};
+
+/// How many Services are written at once: enough to hide API round trips under a burst.
+const WRITE_CONCURRENCY: usize = 32;
+
+/// The reconcile task's state.
+pub struct Reconciler {
+    ctx: Arc<Context>,
+    stores: Stores,
+    /// Services, pools, namespaces: finished their first list.
+    synced: [bool; SOURCES],
+    /// Built once every store has synced, rebuilt from Service statuses.
+    allocator: Option<Allocator>,
+    /// The last valid version of every pool, kept when an edit breaks one.
+    last_good: Objects,
+    /// Services to plan.
+    dirty: BTreeSet<String>,
+    /// Pools or namespaces changed.
+    config_dirty: bool,
+    /// Services whose writes failed, with their stored retry deadlines.
+    retries: Retries,
+    /// Failed rebuilds in a row, and when to try again.
+    rebuild_failures: u32,
+    rebuild_at: Option<Instant>,
+    /// The ConfigurationState status last written or read, to write only changes.
+    written_state: Option<ConfigState>,
+    /// Pools whose metrics are exported, to drop the series of a deleted or broken pool.
+    exported_pools: BTreeSet<String>,
+    /// What the current configuration was built from (see [`config_input`]).
+    config_input: Option<String>,
+}
+
+impl Reconciler {
+    pub fn new(ctx: Arc<Context>, stores: Stores) -> Self {
+        Reconciler {
+            ctx,
+            stores,
+            synced: [false; SOURCES],
+            allocator: None,
+            last_good: Objects::default(),
+            dirty: BTreeSet::new(),
+            config_dirty: true,
+            retries: Retries::new(Backoff::DEFAULT),
+            rebuild_failures: 0,
+            rebuild_at: None,
+            written_state: None,
+            exported_pools: BTreeSet::new(),
+            config_input: None,
+        }
+    }
+
+    fn is_leading(&self) -> bool {
+        self.ctx.leadership.is_leading()
+    }
+
+    /// A new leader starts from scratch: its allocator is rebuilt from a fresh list of Services
+    /// before it writes, and a replica that stops leading forgets its allocator.
+    pub fn leadership_changed(&mut self, leading: bool) {
+        tracing::info!(leading, "leadership changed");
+        let ctx = &self.ctx;
+        ctx.health.set_leading(leading);
+        ctx.health.set_rebuilt(false);
+        ctx.metrics.leader.set(i64::from(leading));
+        self.allocator = None;
+        self.written_state = None;
+        self.config_dirty = true;
+        self.retries.clear();
+    }
+
+    /// Takes one watch event (its store is already updated).
+    pub fn note(&mut self, change: Result<Change, watcher::Error>) {
+        let change = match change {
+            Ok(change) => change,
+            Err(error) => {
+                // The watcher retries with backoff by itself; the stores keep their contents.
+                tracing::warn!(%error, "watch failed; retrying");
+                return;
+            }
+        };
+        if change.synced {
+            self.synced[change.source as usize] = true;
+        }
+        if change.source == Source::Services {
+            self.dirty.extend(change.keys);
+        } else if !change.keys.is_empty() || change.synced {
+            self.config_dirty = true;
+        }
+    }
+
+    /// When a retry (of a Service or of the rebuild) is due next.
+    pub fn next_wake(&self) -> Option<Instant> {
+        match (self.retries.next_deadline(), self.rebuild_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Marks the Services whose retry is due as dirty; a due rebuild happens in the next pass.
+    pub fn take_due(&mut self, now: Instant) {
+        self.dirty.extend(self.retries.take_due(now));
+        if self.rebuild_at.is_some_and(|at| at <= now) {
+            self.rebuild_at = None;
+        }
+    }
+
+    fn namespace_labels(&self) -> BTreeMap<String, Labels> {
+        self.stores
+            .namespaces
+            .state()
+            .iter()
+            .map(|n| (n.name_any(), n.labels().clone()))
+            .collect()
+    }
+
+    /// One pass: everything noted so far is planned and written.
+    pub async fn work(&mut self) {
+        if !self.synced.iter().all(|s| *s) {
+            return;
+        }
+        self.ctx.health.set_synced(true);
+        if !self.is_leading() {
+            // A standby only keeps its stores; the leader plans everything once it takes over.
+            self.dirty.clear();
+            self.retries.clear();
+            return;
+        }
+        let namespace_labels = self.namespace_labels();
+        if !self.refresh_config(&namespace_labels).await {
+            return;
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut pending = Vec::new();
+        for key in &dirty {
+            match self.plan_one(key, &namespace_labels) {
+                Some(planned) => pending.push(planned),
+                None => self.retries.succeeded(key),
+            }
+        }
+        if !self.is_leading() {
+            return;
+        }
+        self.write(pending).await;
+        if let Some(allocator) = &self.allocator {
+            let pools = self.stores.pools.state();
+            self.exported_pools =
+                write_pool_status(&self.ctx, allocator, &pools, &self.exported_pools).await;
+        }
+    }
+
+    /// Carries out the plans concurrently; failures get a retry deadline.
+    async fn write(&mut self, pending: Vec<Pending>) {
+        let ctx = &self.ctx;
+        let results: Vec<_> =
+            futures::stream::iter(pending.into_iter().map(|pending| async move {
+                let key = pending.key.clone();
+                (key, reconcile(pending, ctx).await)
+            }))
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .collect()
+            .await;
+        for (key, result) in results {
+            self.ctx.metrics.count_write(result.is_ok());
+            match result {
+                Ok(()) => self.retries.succeeded(&key),
+                Err(error) => {
+                    error_policy(&key, &error, &self.ctx, &mut self.retries, Instant::now());
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the pools when pools or namespaces changed, and the allocator when there is
+    /// none; every Service is then dirty. `false` when there is no allocator to plan with.
+    async fn refresh_config(&mut self, namespace_labels: &BTreeMap<String, Labels>) -> bool {
+        if self.allocator.is_none() && self.rebuild_at.is_some() {
+            return false; // the rebuild waits for its retry
+        }
+        let mut input = None;
+        if self.config_dirty && self.allocator.is_some() {
+            // Our own pool status writes come back as pool events; only a change to what
+            // selection reads (specs, labels, ages, namespace labels) re-plans every Service.
+            let fingerprint = config_input(&self.stores.pools.state(), namespace_labels);
+            if self.config_input.as_ref() == Some(&fingerprint) {
+                self.config_dirty = false;
+            }
+            input = Some(fingerprint);
+        }
+        if !self.config_dirty && self.allocator.is_some() {
+            return true;
+        }
+        let pools = self.stores.pools.state();
+        self.config_input = Some(input.unwrap_or_else(|| config_input(&pools, namespace_labels)));
+        let (built, state) = build_pools(&pools, &mut self.last_good, &self.ctx);
+        self.written_state =
+            write_configuration_state(&self.ctx, self.written_state.take(), state).await;
+        match &mut self.allocator {
+            Some(allocator) => allocator.set_pools(&built),
+            None => {
+                let Some(allocator) = self.rebuild(&built, namespace_labels).await else {
+                    return false;
+                };
+                self.allocator = Some(allocator);
+                self.ctx.health.set_rebuilt(true);
+            }
+        }
+        self.config_dirty = false;
+        self.dirty.extend(
+            self.stores
+                .services
+                .state()
+                .iter()
+                .map(|s| plan::service_key(s)),
+        );
+        true
+    }
+
+    /// An allocator holding what Service statuses show, read with a fresh list rather than from
+    /// the store: after a takeover the store may not yet show the old leader's last writes.
+    async fn rebuild(
+        &mut self,
+        pools: &BTreeMap<String, Pool>,
+        namespace_labels: &BTreeMap<String, Labels>,
+    ) -> Option<Allocator> {
+        let api: Api<Service> = Api::all(self.ctx.client.clone());
+        let listed = match api.list(&ListParams::default()).await {
+            Ok(listed) => listed,
+            Err(error) => {
+                self.rebuild_failures = self.rebuild_failures.saturating_add(1);
+                let wait = Backoff::DEFAULT.delay(self.rebuild_failures);
+                tracing::warn!(%error, retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "listing Services for the rebuild failed; retrying");
+                self.rebuild_at = Some(Instant::now() + wait);
+                return None;
+            }
+        };
+        self.rebuild_failures = 0;
+        let mut allocator = Allocator::new(pools);
+        let failed = plan::rebuild(
+            listed.items.iter(),
+            self.ctx.settings.lb_class.as_deref(),
+            namespace_labels,
+            &mut allocator,
+        );
+        tracing::info!(
+            restored = allocator.service_count(),
+            not_restored = failed.len(),
+            "allocator rebuilt from Service statuses"
+        );
+        Some(allocator)
+    }
+
+    /// Plans one Service, updating the allocator; the writes it needs, if any.
+    fn plan_one(
+        &mut self,
+        key: &str,
+        namespace_labels: &BTreeMap<String, Labels>,
+    ) -> Option<Pending> {
+        let timer = self.ctx.metrics.reconcile_timer();
+        let allocator = self.allocator.as_mut()?;
+        let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+        let Some(service) = self
+            .stores
+            .services
+            .get(&ObjectRef::new(name).within(namespace))
+        else {
+            allocator.release(key);
+            return None;
+        };
+        let empty = Labels::new();
+        let plan = plan::plan(
+            &service,
+            self.ctx.settings.lb_class.as_deref(),
+            namespace_labels.get(namespace).unwrap_or(&empty),
+            allocator,
+        );
+        let Plan::Set { ips, pool, events } = plan else {
+            return None;
+        };
+        let unchanged = plan::current_ips(&service) == ips
+            && plan::current_pool(&service) == pool
+            && events.is_empty();
+        (!unchanged).then(|| Pending {
+            key: key.to_owned(),
+            service,
+            ips,
+            pool,
+            events,
+            timer,
+        })
+    }
+}

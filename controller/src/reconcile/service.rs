@@ -1,0 +1,135 @@
+//! One Service's reconcile in controller-rs's shape: [`reconcile`] carries out what the plan
+//! decided (status, pool annotation, Events) and [`error_policy`] says when a failure is tried
+//! again. The allocator decided everything before; this only writes.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ferrolb_api::service::{self, IP_ALLOCATED_FROM_POOL};
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::Context;
+use crate::metrics::ReconcileTimer;
+use crate::plan::{self, PlannedEvent};
+use crate::retry::Retries;
+
+/// What one planned Service needs written. The allocator decided it in order; carrying it out
+/// touches one object only, so several run at once.
+#[derive(Debug)]
+pub struct Pending {
+    /// `namespace/name`.
+    pub key: String,
+    /// The Service as planned.
+    pub service: Arc<Service>,
+    /// `status.loadBalancer.ingress` to write.
+    pub ips: Vec<IpAddr>,
+    /// The pool annotation to write (`None` removes it).
+    pub pool: Option<String>,
+    /// Events explaining the change.
+    pub events: Vec<PlannedEvent>,
+    /// Times the reconcile from planning to the last write.
+    pub timer: ReconcileTimer,
+}
+
+/// Why one Service could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The API server refused or failed a write.
+    #[error("Service {service}: writing its {what}: {source}")]
+    Write {
+        /// `namespace/name`.
+        service: String,
+        /// `status` or `annotation`.
+        what: &'static str,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl ReconcileError {
+    /// Stable CamelCase for the metric label and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ReconcileError::Write { source, .. } => match source {
+                kube::Error::Api(status) => match status.code {
+                    409 => "Conflict",
+                    404 => "NotFound",
+                    422 => "Invalid",
+                    429 => "TooManyRequests",
+                    _ => "ApiError",
+                },
+                _ => "ApiUnreachable",
+            },
+        }
+    }
+}
+
+/// Patches the status and the annotation where they differ from the plan, then queues the
+/// Events.
+pub async fn reconcile(pending: Pending, ctx: &Context) -> Result<(), ReconcileError> {
+    let service = &pending.service;
+    let api: Api<Service> =
+        Api::namespaced(ctx.client.clone(), &service.namespace().unwrap_or_default());
+    let name = service.name_any();
+    let fail = |what| {
+        let service = pending.key.clone();
+        move |source| ReconcileError::Write {
+            service,
+            what,
+            source,
+        }
+    };
+    if plan::current_ips(service) != pending.ips {
+        let ingress: Vec<_> = pending
+            .ips
+            .iter()
+            .map(|ip| json!({"ip": ip.to_string(), "ipMode": "VIP"}))
+            .collect();
+        let patch = json!({"status": {"loadBalancer": {"ingress": ingress}}});
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(fail("status"))?;
+    }
+    if plan::current_pool(service) != pending.pool {
+        let annotation = service::annotation_key(IP_ALLOCATED_FROM_POOL);
+        let patch = json!({"metadata": {"annotations": {annotation: pending.pool}}});
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(fail("annotation"))?;
+    }
+    // Events explain a change already written; they go through the queue so that the next
+    // Services' EXTERNAL-IPs do not wait on them.
+    let reference = service.object_ref(&());
+    for planned in pending.events {
+        ctx.events.record(reference.clone(), planned);
+    }
+    Ok(())
+}
+
+/// A failed reconcile: logged and counted under its reason, and tried again after the key's
+/// backoff. Returns when.
+pub fn error_policy(
+    key: &str,
+    error: &ReconcileError,
+    ctx: &Context,
+    retries: &mut Retries,
+    now: Instant,
+) -> Instant {
+    let reason = error.reason();
+    ctx.metrics.count_reconcile_error(reason);
+    let at = retries.failed(key, now);
+    tracing::warn!(
+        service = key,
+        reason,
+        failures = retries.failures(key),
+        retry_in_ms = u64::try_from(at.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX),
+        %error,
+        "writing the Service failed; retrying"
+    );
+    at
+}
