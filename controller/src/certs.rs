@@ -189,7 +189,7 @@ pub fn merged_bundle(existing: &str, ours: &str) -> Option<String> {
 /// empty bundle by `helm upgrade`, is fixed at once. Writes carry the resourceVersion read.
 pub async fn keep_ca_bundle(client: Client, name: String, ca_pem: String) {
     let api: Api<ValidatingWebhookConfiguration> = Api::all(client);
-    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let config = crate::client::watch_config().fields(&format!("metadata.name={name}"));
     let mut events = Box::pin(
         watcher(api.clone(), config)
             .default_backoff()

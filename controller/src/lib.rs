@@ -3,6 +3,7 @@
 //! - [`admission`]: what the validating webhook admits, judged against the cluster. Pure.
 //! - [`alloc`]: the pure allocator: pools, sharing, families, restrictions.
 //! - [`app`]: the wiring: [`run`] starts everything below on the caller's listeners.
+//! - [`client`]: the API client's timeouts and the watch configuration.
 //! - [`certs`]: the webhook's serving certificate (from a Secret, or self-made with its CA kept
 //!   in the ValidatingWebhookConfiguration's caBundle).
 //! - [`events`]: Kubernetes Events through a bounded queue.
@@ -22,6 +23,7 @@ pub mod admission;
 pub mod alloc;
 pub mod app;
 pub mod certs;
+pub mod client;
 pub mod events;
 pub mod http;
 pub mod lease;

@@ -203,8 +203,10 @@ fn settings(
 
 /// Connects, binds the listeners and runs the controller until SIGTERM/SIGINT.
 async fn start(settings: Settings, serving: Serving) -> anyhow::Result<ExitCode> {
-    let client = kube::Client::try_default()
+    let config = kube::Config::infer()
         .await
+        .context("finding the API server (KUBECONFIG or in-cluster)")?;
+    let client = kube::Client::try_from(ferrolb_controller::client::with_timeouts(config))
         .context("connecting to the API server")?;
     let metrics = TcpListener::bind(serving.metrics_addr)
         .await

@@ -191,3 +191,75 @@ async fn a_leader_stopped_cleanly_releases_the_lease_for_an_immediate_takeover()
     );
     assert_eq!(a.leadership.lead(), Lead::No);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_leader_whose_renewals_hang_steps_down_at_the_renew_deadline_after_its_last_send() {
+    let sim = MemSim::start();
+    let a = Candidate::start(&sim, "a");
+    a.until_leading(DURATION).await;
+    let timing = Timing::for_duration(DURATION);
+    // From now on the API server never answers a's Lease writes.
+    a.tap.fault(Some("PUT"), "/leases/", Fault::Hang, None);
+    let last_renewal = *a.lease_writes().last().expect("a wrote");
+    let stepped_down = a.until_not_leading(DURATION * 3).await;
+    let led_for = stepped_down - last_renewal;
+    assert!(
+        led_for >= timing.renew_deadline && led_for < timing.renew_deadline + 10 * MS,
+        "stepped down {led_for:?} after the last renewal it sent; the deadline is {:?}",
+        timing.renew_deadline
+    );
+    // It keeps trying, each try cut off by the call timeout instead of waiting forever.
+    tokio::time::sleep(DURATION).await;
+    let tries = a
+        .tap
+        .log()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.touches("/leases/") && r.issued > last_renewal)
+        .count();
+    assert!(tries >= 2, "only {tries} Lease writes tried while hung");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_renewal_keeps_the_lead_for_the_renew_deadline_from_its_send_not_its_answer() {
+    let sim = MemSim::start();
+    let a = Candidate::start(&sim, "a");
+    a.until_leading(DURATION).await;
+    let timing = Timing::for_duration(DURATION);
+    // The next renewal is answered 300 ms late.
+    a.tap.fault(Some("PUT"), "/leases/", Fault::Hang, Some(1));
+    let writes_before = a.lease_writes().len();
+    let tap = a.tap.clone();
+    let released = tokio::spawn(async move {
+        loop {
+            let hung = tap
+                .log()
+                .iter()
+                .any(|r| r.method == "PUT" && r.sent.is_none());
+            if hung {
+                tokio::time::sleep(300 * MS).await;
+                tap.release();
+                return;
+            }
+            tokio::time::sleep(MS).await;
+        }
+    });
+    released.await.expect("released");
+    let slow = wait_for("the slow renewal's answer", DURATION, MS, || {
+        let log = a.tap.log();
+        async move {
+            log.iter()
+                .filter(|r| r.method == "PUT" && r.touches("/leases/"))
+                .nth(writes_before.saturating_sub(1))
+                .filter(|r| r.status.is_some())
+                .cloned()
+        }
+    })
+    .await;
+    tokio::time::sleep(MS).await;
+    assert_eq!(
+        a.leadership.lead(),
+        Lead::Until(slow.issued + timing.renew_deadline),
+        "validity counts from the send ({:?}), not from the answer 300 ms later",
+        slow.issued
+    );
+}

@@ -26,6 +26,17 @@ fn record(lease: &Lease) -> (Option<String>, Option<i32>, Option<String>, Option
     )
 }
 
+/// Why a Lease call did not complete.
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    /// The API server answered with an error, or could not be reached.
+    #[error(transparent)]
+    Api(kube::Error),
+    /// No answer within the call timeout.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
 /// The driver's state.
 struct Elector {
     api: Api<Lease>,
@@ -121,35 +132,42 @@ impl Elector {
     }
 
     /// One create or replace; `Ok(None)` when another writer got there first.
-    async fn write(&self, lease: &Lease) -> Result<Option<Lease>, kube::Error> {
-        let result = if self.current.is_some() {
-            self.api
-                .replace(&self.settings.name, &PostParams::default(), lease)
-                .await
-        } else {
-            self.api.create(&PostParams::default(), lease).await
+    /// One create or replace, cut off after the call timeout; `Ok(None)` when another writer
+    /// got there first.
+    async fn write(&self, lease: &Lease) -> Result<Option<Lease>, CallError> {
+        let call = async {
+            if self.current.is_some() {
+                self.api
+                    .replace(&self.settings.name, &PostParams::default(), lease)
+                    .await
+            } else {
+                self.api.create(&PostParams::default(), lease).await
+            }
         };
-        match result {
-            Ok(lease) => Ok(Some(lease)),
-            Err(kube::Error::Api(status)) if status.code == 409 => Ok(None),
-            Err(error) => Err(error),
+        match tokio::time::timeout(self.timing.call_timeout, call).await {
+            Ok(Ok(lease)) => Ok(Some(lease)),
+            Ok(Err(kube::Error::Api(status))) if status.code == 409 => Ok(None),
+            Ok(Err(error)) => Err(CallError::Api(error)),
+            Err(_) => Err(CallError::Timeout(self.timing.call_timeout)),
         }
     }
 
     async fn take_step(&mut self, step: Step) {
         let lease = self.desired(step);
+        // The Lease is ours from when the write left, not from when its answer came back: a
+        // standby counts from the change it sees, which can be no earlier than the send.
+        let sent = Instant::now();
         match self.write(&lease).await {
             Ok(Some(written)) => {
-                let now = Instant::now();
                 if self.last_renewed.is_none() {
                     tracing::info!(
                         identity = self.settings.identity,
                         "acquired the Lease; leading"
                     );
                 }
-                self.observe(Some(written), now);
+                self.observe(Some(written), Instant::now());
                 self.hold_off = None;
-                self.set_leading(Some(now));
+                self.set_leading(Some(sent));
             }
             Ok(None) => {
                 tracing::debug!("Lease write lost a race; reading it again");
@@ -164,13 +182,18 @@ impl Elector {
     }
 
     async fn reread(&mut self) {
-        match self.api.get_opt(&self.settings.name).await {
-            Ok(lease) => {
+        let read = tokio::time::timeout(
+            self.timing.call_timeout,
+            self.api.get_opt(&self.settings.name),
+        );
+        match read.await {
+            Ok(Ok(lease)) => {
                 // A fresh read is authoritative: drop what we had so an older rv cannot win.
                 self.current = None;
                 self.observe(lease, Instant::now());
             }
-            Err(error) => tracing::warn!(%error, "reading the Lease failed"),
+            Ok(Err(error)) => tracing::warn!(%error, "reading the Lease failed"),
+            Err(_) => tracing::warn!("reading the Lease timed out"),
         }
     }
 
@@ -265,7 +288,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), LeaseError> {
     let timing = Timing::for_duration(settings.duration);
-    let config = watcher::Config::default().fields(&format!("metadata.name={}", settings.name));
+    let config = crate::client::watch_config().fields(&format!("metadata.name={}", settings.name));
     let mut events = Box::pin(watcher(api.clone(), config).default_backoff());
     let mut elector = Elector {
         api,

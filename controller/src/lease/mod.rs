@@ -50,16 +50,21 @@ pub struct Timing {
     pub renew_deadline: Duration,
     /// Wait after a failed write before trying again.
     pub retry: Duration,
+    /// The longest a Lease call may take: a call the API server never answers must not keep
+    /// the elector from stepping down or trying again.
+    pub call_timeout: Duration,
 }
 
 impl Timing {
-    /// client-go's proportions (15 s / 10 s / 2 s), renewing 4 times per duration.
+    /// client-go's proportions (15 s / 10 s / 2 s), renewing 4 times per duration; a call
+    /// gets as long as the wait between renewals, so two tries fit before the renew deadline.
     pub fn for_duration(duration: Duration) -> Self {
         Timing {
             duration,
             renew_every: duration / 4,
             renew_deadline: duration * 2 / 3,
             retry: duration / 8,
+            call_timeout: duration / 4,
         }
     }
 }
@@ -135,9 +140,14 @@ pub enum Lead {
 }
 
 impl Lead {
-    /// Leading by the elector's last word.
-    pub fn is_leading(self) -> bool {
-        self != Lead::No
+    /// Leading at `now`: the last renewal's validity (counted from when it was sent) has not
+    /// run out, even if the elector has not said so yet (it may be waiting on a call).
+    pub fn is_leading_at(self, now: Instant) -> bool {
+        match self {
+            Lead::No => false,
+            Lead::Until(end) => now < end,
+            Lead::Always => true,
+        }
     }
 }
 
@@ -169,21 +179,31 @@ impl Leadership {
         *self.lead.borrow()
     }
 
-    /// Whether we may write now.
+    /// Whether we may write now: checked before every write, so a batch stops at the instant
+    /// the lead runs out.
     pub fn is_leading(&self) -> bool {
-        self.lead().is_leading()
+        self.lead().is_leading_at(Instant::now())
     }
 
     /// Waits until leading starts or stops (a mere renewal does not count) and says which;
-    /// `Err` once the elector is gone.
+    /// the end of the last renewal's validity counts as stopping. `Err` once the elector is
+    /// gone.
     pub async fn flipped(&mut self) -> Result<bool, watch::error::RecvError> {
         loop {
-            let now = self.lead.borrow_and_update().is_leading();
-            if now != self.reported {
-                self.reported = now;
-                return Ok(now);
+            let lead = *self.lead.borrow_and_update();
+            let leading = lead.is_leading_at(Instant::now());
+            if leading != self.reported {
+                self.reported = leading;
+                return Ok(leading);
             }
-            self.lead.changed().await?;
+            let expiry = match lead {
+                Lead::Until(end) if leading => Some(end),
+                _ => None,
+            };
+            tokio::select! {
+                changed = self.lead.changed() => changed?,
+                () = ferrolb_proto::time::sleep_until(expiry) => {}
+            }
         }
     }
 }
@@ -249,6 +269,7 @@ mod tests {
         renew_every: Duration::from_secs(4),
         renew_deadline: Duration::from_secs(10),
         retry: Duration::from_secs(2),
+        call_timeout: Duration::from_secs(4),
     };
     const SECOND: Duration = Duration::from_secs(1);
 
@@ -335,9 +356,17 @@ mod tests {
         assert_eq!(leadership.flipped().await.ok(), Some(true));
         publisher.publish(Lead::Until(Instant::now() + 14 * SECOND));
         let renewal = tokio::time::timeout(SECOND, leadership.flipped()).await;
+        assert!(leadership.is_leading());
         assert!(renewal.is_err(), "a renewal is not a flip");
         publisher.publish(Lead::No);
         assert_eq!(leadership.flipped().await.ok(), Some(false));
+        // A lead that runs out without a word from the elector (stuck on a call) ends too.
+        publisher.publish(Lead::Until(Instant::now() + 10 * SECOND));
+        assert_eq!(leadership.flipped().await.ok(), Some(true));
+        let start = Instant::now();
+        assert_eq!(leadership.flipped().await.ok(), Some(false));
+        assert_eq!(Instant::now() - start, 10 * SECOND);
+        assert!(!leadership.is_leading());
         drop(publisher);
         assert!(leadership.flipped().await.is_err(), "the elector is gone");
     }

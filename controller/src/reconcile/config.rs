@@ -66,34 +66,52 @@ pub fn build_pools(
     (built.config.pools, state)
 }
 
+/// The `ConfigurationState` as last written or read: its status and resourceVersion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    state: Option<ConfigState>,
+    version: Option<String>,
+}
+
+impl Written {
+    fn of(object: &ConfigurationState) -> Self {
+        Written {
+            state: object
+                .status
+                .as_ref()
+                .map(|s| ConfigState::of(POOL_RECONCILER_CONDITION, s)),
+            version: object.resource_version(),
+        }
+    }
+}
+
 /// Writes the `ConfigurationState` status when it differs from `written` (what was last
-/// written or read), creating the object first if needed. Returns what the object now holds.
+/// written or read; `None`: read it first, creating the object if needed), only while we lead
+/// and against the version read. Returns what the object now holds (`None`: unknown).
 pub async fn write_configuration_state(
     ctx: &Context,
-    written: Option<ConfigState>,
+    written: Option<Written>,
     state: ConfigState,
-) -> Option<ConfigState> {
+) -> Option<Written> {
     let api: Api<ConfigurationState> = Api::namespaced(ctx.client.clone(), &ctx.settings.namespace);
-    let mut written = written;
-    if written.is_none() {
-        match api.get_opt(CONFIGURATION_STATE_NAME).await {
-            Ok(Some(existing)) => {
-                written = existing
-                    .status
-                    .as_ref()
-                    .map(|s| ConfigState::of(POOL_RECONCILER_CONDITION, s));
-            }
-            Ok(None) => create_configuration_state(&api).await,
+    let written = match written {
+        Some(written) => written,
+        None => match api.get_opt(CONFIGURATION_STATE_NAME).await {
+            Ok(Some(existing)) => Written::of(&existing),
+            Ok(None) => Written::of(&create_configuration_state(&api).await?),
             Err(error) => {
                 tracing::debug!(%error, "ConfigurationState not read");
                 return None;
             }
-        }
+        },
+    };
+    if written.state.as_ref() == Some(&state) || !ctx.leadership.is_leading() {
+        return Some(written);
     }
-    if written.as_ref() == Some(&state) {
-        return written;
-    }
-    let patch = json!({"status": state.to_status(k8s_openapi::jiff::Timestamp::now())});
+    let patch = json!({
+        "metadata": {"resourceVersion": written.version},
+        "status": state.to_status(k8s_openapi::jiff::Timestamp::now()),
+    });
     let result = api
         .patch_status(
             CONFIGURATION_STATE_NAME,
@@ -103,15 +121,16 @@ pub async fn write_configuration_state(
         .await;
     ctx.metrics.count_write(result.is_ok());
     match result {
-        Ok(_) => Some(state),
+        Ok(object) => Some(Written::of(&object)),
         Err(error) => {
+            // Read again next time (a 409 means someone else wrote it).
             tracing::debug!(%error, "ConfigurationState not written");
-            written
+            None
         }
     }
 }
 
-async fn create_configuration_state(api: &Api<ConfigurationState>) {
+async fn create_configuration_state(api: &Api<ConfigurationState>) -> Option<ConfigurationState> {
     let object = json!({
         "apiVersion": "metallb.io/v1beta1",
         "kind": "ConfigurationState",
@@ -121,14 +140,18 @@ async fn create_configuration_state(api: &Api<ConfigurationState>) {
         },
         "spec": {},
     });
-    let created = match serde_json::from_value::<ConfigurationState>(object) {
-        Ok(object) => api.create(&PostParams::default(), &object).await,
+    let object = match serde_json::from_value::<ConfigurationState>(object) {
+        Ok(object) => object,
         Err(error) => {
             tracing::warn!(%error, "building the ConfigurationState failed");
-            return;
+            return None;
         }
     };
-    if let Err(error) = created {
-        tracing::debug!(%error, "ConfigurationState not created");
+    match api.create(&PostParams::default(), &object).await {
+        Ok(created) => Some(created),
+        Err(error) => {
+            tracing::debug!(%error, "ConfigurationState not created");
+            None
+        }
     }
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::Context;
 use crate::alloc::Allocator;
 
-/// Keeps every pool's counters current; writes only what changed. Returns the pools whose
+/// Keeps every pool's counters current; writes only what changed, and only while we lead. Returns the pools whose
 /// metrics are exported now; the series of pools in `exported` but not in the result are
 /// dropped.
 pub async fn write_pool_status(
@@ -36,10 +36,14 @@ pub async fn write_pool_status(
             available_ipv4: clamp(usage.available_v4),
             available_ipv6: clamp(usage.available_v6),
         };
-        if pool.status.as_ref() == Some(&want) {
+        if pool.status.as_ref() == Some(&want) || !ctx.leadership.is_leading() {
             continue;
         }
-        let patch = json!({"status": want});
+        // Written against the version read: a pool edited since is written on its next event.
+        let patch = json!({
+            "metadata": {"resourceVersion": pool.resource_version()},
+            "status": want,
+        });
         if let Err(error) = api
             .patch_status(
                 &pool.name_any(),

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use ferrolb_api::config::{Objects, Pool};
-use ferrolb_api::config_state::ConfigState;
 use ferrolb_api::selector::Labels;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
@@ -17,9 +16,9 @@ use kube::{Api, ResourceExt};
 use tokio::time::Instant;
 
 use super::Context;
-use super::config::{build_pools, config_input, write_configuration_state};
+use super::config::{Written, build_pools, config_input, write_configuration_state};
 use super::pools::write_pool_status;
-use super::service::{Pending, error_policy, reconcile};
+use super::service::{Pending, ReconcileError, error_policy, reconcile};
 use super::watch::{Change, SOURCES, Source, Stores};
 use crate::alloc::Allocator;
 use crate::plan::{self, Plan};
@@ -48,7 +47,7 @@ pub struct Reconciler {
     rebuild_failures: u32,
     rebuild_at: Option<Instant>,
     /// The ConfigurationState status last written or read, to write only changes.
-    written_state: Option<ConfigState>,
+    written_state: Option<Written>,
     /// Pools whose metrics are exported, to drop the series of a deleted or broken pool.
     exported_pools: BTreeSet<String>,
     /// What the current configuration was built from (see [`config_input`]).
@@ -184,10 +183,15 @@ impl Reconciler {
             .collect()
             .await;
         for (key, result) in results {
-            self.ctx.metrics.count_write(result.is_ok());
             match result {
-                Ok(()) => self.retries.succeeded(&key),
+                Ok(()) => {
+                    self.ctx.metrics.count_write(true);
+                    self.retries.succeeded(&key);
+                }
                 Err(error) => {
+                    if !matches!(error, ReconcileError::NotLeading { .. }) {
+                        self.ctx.metrics.count_write(false);
+                    }
                     error_policy(&key, &error, &self.ctx, &mut self.retries, Instant::now());
                 }
             }

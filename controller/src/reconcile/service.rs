@@ -38,6 +38,13 @@ pub struct Pending {
 /// Why one Service could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
+    /// This replica's lead ran out before the write: it is not retried (a new leader plans
+    /// every Service afresh).
+    #[error("Service {service}: not written, this replica no longer leads")]
+    NotLeading {
+        /// `namespace/name`.
+        service: String,
+    },
     /// The API server refused or failed a write.
     #[error("Service {service}: writing its {what}: {source}")]
     Write {
@@ -55,6 +62,7 @@ impl ReconcileError {
     /// Stable CamelCase for the metric label and logs.
     pub fn reason(&self) -> &'static str {
         match self {
+            ReconcileError::NotLeading { .. } => "NotLeading",
             ReconcileError::Write { source, .. } => match source {
                 kube::Error::Api(status) => match status.code {
                     409 => "Conflict",
@@ -70,7 +78,8 @@ impl ReconcileError {
 }
 
 /// Patches the status and the annotation where they differ from the plan, then queues the
-/// Events.
+/// Events. Each write first checks that we still lead, and carries the resourceVersion the plan
+/// was made from: a Service that changed since is refused (409) and planned again.
 pub async fn reconcile(pending: Pending, ctx: &Context) -> Result<(), ReconcileError> {
     let service = &pending.service;
     let api: Api<Service> =
@@ -84,20 +93,36 @@ pub async fn reconcile(pending: Pending, ctx: &Context) -> Result<(), ReconcileE
             source,
         }
     };
+    let must_lead = || match ctx.leadership.is_leading() {
+        true => Ok(()),
+        false => Err(ReconcileError::NotLeading {
+            service: pending.key.clone(),
+        }),
+    };
+    let mut version = service.resource_version();
     if plan::current_ips(service) != pending.ips {
         let ingress: Vec<_> = pending
             .ips
             .iter()
             .map(|ip| json!({"ip": ip.to_string(), "ipMode": "VIP"}))
             .collect();
-        let patch = json!({"status": {"loadBalancer": {"ingress": ingress}}});
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        let patch = json!({
+            "metadata": {"resourceVersion": version},
+            "status": {"loadBalancer": {"ingress": ingress}},
+        });
+        must_lead()?;
+        let written = api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(fail("status"))?;
+        version = written.resource_version();
     }
     if plan::current_pool(service) != pending.pool {
         let annotation = service::annotation_key(IP_ALLOCATED_FROM_POOL);
-        let patch = json!({"metadata": {"annotations": {annotation: pending.pool}}});
+        let patch = json!({
+            "metadata": {"resourceVersion": version, "annotations": {annotation: pending.pool}},
+        });
+        must_lead()?;
         api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(fail("annotation"))?;
@@ -112,16 +137,21 @@ pub async fn reconcile(pending: Pending, ctx: &Context) -> Result<(), ReconcileE
 }
 
 /// A failed reconcile: logged and counted under its reason, and tried again after the key's
-/// backoff. Returns when.
+/// backoff (returned), unless we no longer lead.
 pub fn error_policy(
     key: &str,
     error: &ReconcileError,
     ctx: &Context,
     retries: &mut Retries,
     now: Instant,
-) -> Instant {
+) -> Option<Instant> {
     let reason = error.reason();
     ctx.metrics.count_reconcile_error(reason);
+    if let ReconcileError::NotLeading { .. } = error {
+        tracing::debug!(service = key, reason, "not written: no longer leading");
+        retries.succeeded(key);
+        return None;
+    }
     let at = retries.failed(key, now);
     tracing::warn!(
         service = key,
@@ -131,5 +161,5 @@ pub fn error_policy(
         %error,
         "writing the Service failed; retrying"
     );
-    at
+    Some(at)
 }

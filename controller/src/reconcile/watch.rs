@@ -78,7 +78,7 @@ pub fn start(
         services_writer,
         watcher(
             Api::<Service>::all(client.clone()),
-            watcher::Config::default(),
+            crate::client::watch_config(),
         )
         .default_backoff(),
     )
@@ -87,7 +87,7 @@ pub fn start(
         pools_writer,
         watcher(
             Api::<IPAddressPool>::namespaced(client.clone(), namespace),
-            watcher::Config::default(),
+            crate::client::watch_config(),
         )
         .default_backoff(),
     )
@@ -96,7 +96,7 @@ pub fn start(
         namespaces_writer,
         watcher(
             Api::<Namespace>::all(client.clone()),
-            watcher::Config::default(),
+            crate::client::watch_config(),
         )
         .default_backoff(),
     )

@@ -30,6 +30,8 @@ pub struct Record {
     /// When it went to the server (later than `issued` while hung); `None`: never (failed or
     /// still hung).
     pub sent: Option<Instant>,
+    /// The answer's HTTP status, once answered (an injected failure included).
+    pub status: Option<u16>,
 }
 
 impl Record {
@@ -129,6 +131,7 @@ impl Tap {
             query: query.to_owned(),
             issued: Instant::now(),
             sent: None,
+            status: None,
         });
         let mut fault = None;
         for rule in &mut inner.rules {
@@ -149,6 +152,12 @@ impl Tap {
     fn mark_sent(&self, index: usize) {
         if let Some(record) = self.lock().log.get_mut(index) {
             record.sent = Some(Instant::now());
+        }
+    }
+
+    fn mark_answered(&self, index: usize, status: u16) {
+        if let Some(record) = self.lock().log.get_mut(index) {
+            record.status = Some(status);
         }
     }
 }
@@ -194,6 +203,7 @@ where
         let (index, fault) = self.tap.admit(&method, &path, &query);
         let tap = self.tap.clone();
         if let Some(Fault::Fail(code)) = fault {
+            tap.mark_answered(index, code);
             return Box::pin(async move { Ok(status_response(code)) });
         }
         // The inner future sends nothing until polled.
@@ -205,6 +215,7 @@ where
             }
             tap.mark_sent(index);
             let response = answer.await.map_err(Into::into)?;
+            tap.mark_answered(index, response.status().as_u16());
             Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()))
         })
     }
