@@ -22,7 +22,7 @@ use crate::lease::{self, Leadership, LeaseSettings};
 use crate::metrics::{Health, Metrics, MetricsError};
 use crate::reconcile::{self, ReconcileSettings, Shared};
 use crate::task::AbortOnDrop;
-use crate::{certs, http, webhook};
+use crate::{cache, certs, http, webhook};
 
 /// How the controller is set up (from flags in `main`, from fixtures in tests).
 #[derive(Debug, Clone)]
@@ -149,8 +149,16 @@ pub async fn run(
             Arc::clone(&health),
         ));
     }
+    let (caches, changes, watches) =
+        cache::start(&client, &settings.namespace, settings.lb_class.clone());
+    tasks.spawn(watches);
     if let Some(listener) = listeners.webhook {
-        start_webhook(&settings, &client, listener, &mut tasks).await?;
+        let context = webhook::Context {
+            caches: caches.clone(),
+            health: Arc::clone(&health),
+            namespace: settings.namespace.clone(),
+        };
+        start_webhook(&settings, &client, listener, context, &mut tasks).await?;
     }
 
     let (leadership, publisher) = Leadership::channel(settings.election.is_none());
@@ -191,7 +199,7 @@ pub async fn run(
         lb_class: settings.lb_class.clone(),
         instance: settings.instance.clone(),
     };
-    reconcile::run(client, controller, shared, shutdown).await?;
+    reconcile::run(client, controller, shared, (caches, changes), shutdown).await?;
     // Nothing writes any more: the Lease can go to the standby.
     let _ = stop_tx.send(true);
     if let Some(elector) = elector.as_mut() {
@@ -207,6 +215,7 @@ async fn start_webhook(
     settings: &Settings,
     client: &Client,
     listener: TcpListener,
+    context: webhook::Context,
     tasks: &mut JoinSet<()>,
 ) -> Result<(), RunError> {
     let webhook_settings = &settings.webhook;
@@ -222,10 +231,6 @@ async fn start_webhook(
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "serving the admission webhook");
     }
-    let context = webhook::Context {
-        client: client.clone(),
-        namespace: settings.namespace.clone(),
-    };
     tasks.spawn(webhook::serve(listener, acceptor, context));
     if let Some(ca) = certificate.ca_pem {
         tasks.spawn(certs::keep_ca_bundle(

@@ -4,6 +4,7 @@
 //! - [`alloc`]: the pure allocator: pools, sharing, families, restrictions.
 //! - [`app`]: the wiring: [`run`] starts everything below on the caller's listeners.
 //! - [`client`]: the API client's timeouts and the watch configuration.
+//! - [`cache`]: the watches and what they keep, for the reconciler and the webhook.
 //! - [`certs`]: the webhook's serving certificate (from a Secret, or self-made with its CA kept
 //!   in the ValidatingWebhookConfiguration's caBundle).
 //! - [`events`]: Kubernetes Events through a bounded queue.
@@ -15,6 +16,7 @@
 //! - [`reconcile`]: the watch-and-write shell around `alloc` and `plan`.
 //! - [`retry`]: per-key exponential backoff with stored deadlines. Pure.
 //! - [`task`]: spawned tasks that stop with their owner.
+//! - [`view`]: the compact view of a Service the controller keeps. Pure.
 //! - [`validate`]: the offline `validate` subcommand, checking manifests with the same code the
 //!   webhook uses.
 //! - [`webhook`]: the validating admission webhook's HTTPS shell around `admission`.
@@ -22,6 +24,7 @@
 pub mod admission;
 pub mod alloc;
 pub mod app;
+pub mod cache;
 pub mod certs;
 pub mod client;
 pub mod events;
@@ -33,6 +36,7 @@ pub mod reconcile;
 pub mod retry;
 pub mod task;
 pub mod validate;
+pub mod view;
 pub mod webhook;
 
 pub use app::{Listeners, RunError, Settings, WebhookSettings, run};

@@ -241,6 +241,11 @@ impl Health {
         self.rebuilt.store(rebuilt, Ordering::Relaxed);
     }
 
+    /// Every watch store finished its first list.
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(Ordering::Relaxed)
+    }
+
     /// Ready: the stores are synced and, when leading, the allocator is rebuilt. A standby is
     /// ready too, so that it serves the webhook.
     pub fn is_ready(&self) -> bool {

@@ -635,3 +635,53 @@ async fn the_webhook_serves_the_certificate_from_a_secret_and_leaves_the_ca_bund
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_judges_from_the_caches_without_one_api_request() {
+    let (sim, _replica) = webhook_lab(None).await;
+    create_service(&sim, "web").await;
+    let ips = wait_for_ips(&sim, &["web"]).await;
+    // Settled: the pool's status counts the Service (the controller's last write for it).
+    let pools: Api<ferrolb_api::types::IPAddressPool> = Api::namespaced(sim.client(), NS);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pools
+        .get("lab")
+        .await
+        .expect("pool")
+        .status
+        .is_none_or(|s| s.assigned_ipv4 != 1)
+    {
+        assert!(Instant::now() < deadline, "pool status never counted web");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = sim.requests().len();
+
+    let reversed = try_create(&sim, pool("reversed", "10.0.0.5-10.0.0.1")).await;
+    assert!(reversed.is_err(), "a reversed range is refused");
+    let advertisement = json!({"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+                               "metadata": {"name": "all", "namespace": NS}});
+    try_create(&sim, advertisement).await.expect("admitted");
+    let moved = json!({"spec": {"addresses": ["198.51.100.0/28"]}});
+    let refused = pools
+        .patch("lab", &PatchParams::default(), &Patch::Merge(&moved))
+        .await
+        .expect_err("stranding web's IP is refused");
+    assert!(
+        refused
+            .to_string()
+            .contains(&format!("{} (shop/web)", ips["web"])),
+        "{refused}"
+    );
+
+    let reads: Vec<String> = sim.requests()[before..]
+        .iter()
+        .filter(|r| r.method == "GET" && !r.query.contains("watch"))
+        .map(|r| format!("GET {}?{}", r.path, r.query))
+        .collect();
+    assert!(
+        reads.is_empty(),
+        "three reviews made {} API reads: {reads:?}",
+        reads.len()
+    );
+}
+

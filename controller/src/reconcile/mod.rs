@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  Services ─────────┐
-//!  Namespaces ───────┼─ watch + reflector stores ─► Reconciler ──► service::reconcile ──► status + annotation
+//!  Namespaces ───────┼─ cache (views, stores) ─────► Reconciler ──► service::reconcile ──► status + annotation
 //!  IPAddressPools ───┘                              owns Allocator,   (32 at once)     └─► EventQueue ─► Events
 //!  Leadership ─────────────────────────────────────► last good pools ──► IPAddressPool status
 //!  retry deadlines (per key, stored) ──────────────►                 ──► ConfigurationState
@@ -13,7 +13,6 @@
 //! Only the replica holding the Lease writes ([`crate::lease`]); a standby keeps its stores warm,
 //! and on taking over rebuilds its allocator from a fresh list before its first write.
 //!
-//! - [`watch`]: the watches and what each event touched.
 //! - `reconciler`: the task's state: stores, allocator, dirty keys, retries.
 //! - [`service`]: one Service's writes (`reconcile`) and its retry (`error_policy`).
 //! - `config`: pools, their fingerprint and the `ConfigurationState`.
@@ -23,7 +22,6 @@ mod config;
 mod pools;
 mod reconciler;
 pub mod service;
-pub mod watch;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -37,6 +35,7 @@ use ferrolb_proto::time::sleep_until;
 use reconciler::Reconciler;
 pub use service::ReconcileError;
 
+use crate::cache::{Caches, Changes};
 use crate::events::EventQueue;
 use crate::lease::Leadership;
 use crate::metrics::{Health, Metrics};
@@ -105,14 +104,15 @@ impl RunError {
     }
 }
 
-/// Runs the reconciler until `shutdown` completes or the elector is gone.
+/// Runs the reconciler until `shutdown` completes or the elector is gone, on the caches
+/// [`crate::cache::start`] fills as `changes` is polled.
 pub async fn run(
     client: Client,
     settings: ReconcileSettings,
     shared: Shared,
+    (caches, mut changes): (Caches, Changes),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let (stores, mut changes) = watch::start(&client, &settings.namespace);
     let (events, publisher) = EventQueue::new(
         client.clone(),
         settings.instance.clone(),
@@ -129,7 +129,7 @@ pub async fn run(
         leadership: shared.leadership,
         events,
     });
-    let mut reconciler = Reconciler::new(ctx, stores);
+    let mut reconciler = Reconciler::new(ctx, caches);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {

@@ -10,7 +10,6 @@ use ferrolb_api::selector::Labels;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::ListParams;
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use tokio::time::Instant;
@@ -19,19 +18,23 @@ use super::Context;
 use super::config::{Written, build_pools, config_input, write_configuration_state};
 use super::pools::write_pool_status;
 use super::service::{Pending, ReconcileError, error_policy, reconcile};
-use super::watch::{Change, SOURCES, Source, Stores};
 use crate::alloc::Allocator;
+use crate::cache::{Caches, Change, SOURCES, Source};
 use crate::plan::{self, Plan};
 use crate::retry::{Backoff, Retries};
+use crate::view::ServiceView;
 
 /// How many Services are written at once: enough to hide API round trips under a burst.
 const WRITE_CONCURRENCY: usize = 32;
 
+/// Services per page of the rebuild's list (client-go's reflectors page by 500 too).
+const LIST_PAGE: u32 = 500;
+
 /// The reconcile task's state.
 pub struct Reconciler {
     ctx: Arc<Context>,
-    stores: Stores,
-    /// Services, pools, namespaces: finished their first list.
+    caches: Caches,
+    /// Each source finished its first list.
     synced: [bool; SOURCES],
     /// Built once every store has synced, rebuilt from Service statuses.
     allocator: Option<Allocator>,
@@ -55,10 +58,10 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
-    pub fn new(ctx: Arc<Context>, stores: Stores) -> Self {
+    pub fn new(ctx: Arc<Context>, caches: Caches) -> Self {
         Reconciler {
             ctx,
-            stores,
+            caches,
             synced: [false; SOURCES],
             allocator: None,
             last_good: Objects::default(),
@@ -104,10 +107,13 @@ impl Reconciler {
         if change.synced {
             self.synced[change.source as usize] = true;
         }
-        if change.source == Source::Services {
-            self.dirty.extend(change.keys);
-        } else if !change.keys.is_empty() || change.synced {
-            self.config_dirty = true;
+        match change.source {
+            Source::Services => self.dirty.extend(change.keys),
+            Source::Pools | Source::Namespaces if !change.keys.is_empty() || change.synced => {
+                self.config_dirty = true;
+            }
+            // Only the webhook reads the other kinds.
+            _ => {}
         }
     }
 
@@ -128,7 +134,7 @@ impl Reconciler {
     }
 
     fn namespace_labels(&self) -> BTreeMap<String, Labels> {
-        self.stores
+        self.caches
             .namespaces
             .state()
             .iter()
@@ -165,7 +171,7 @@ impl Reconciler {
         }
         self.write(pending).await;
         if let Some(allocator) = &self.allocator {
-            let pools = self.stores.pools.state();
+            let pools = self.caches.pools.state();
             self.exported_pools =
                 write_pool_status(&self.ctx, allocator, &pools, &self.exported_pools).await;
         }
@@ -208,7 +214,7 @@ impl Reconciler {
         if self.config_dirty && self.allocator.is_some() {
             // Our own pool status writes come back as pool events; only a change to what
             // selection reads (specs, labels, ages, namespace labels) re-plans every Service.
-            let fingerprint = config_input(&self.stores.pools.state(), namespace_labels);
+            let fingerprint = config_input(&self.caches.pools.state(), namespace_labels);
             if self.config_input.as_ref() == Some(&fingerprint) {
                 self.config_dirty = false;
             }
@@ -217,7 +223,7 @@ impl Reconciler {
         if !self.config_dirty && self.allocator.is_some() {
             return true;
         }
-        let pools = self.stores.pools.state();
+        let pools = self.caches.pools.state();
         self.config_input = Some(input.unwrap_or_else(|| config_input(&pools, namespace_labels)));
         let (built, state) = build_pools(&pools, &mut self.last_good, &self.ctx);
         self.written_state =
@@ -233,48 +239,54 @@ impl Reconciler {
             }
         }
         self.config_dirty = false;
-        self.dirty.extend(
-            self.stores
-                .services
-                .state()
-                .iter()
-                .map(|s| plan::service_key(s)),
-        );
+        self.dirty.extend(self.caches.services.keys());
         true
     }
 
     /// An allocator holding what Service statuses show, read with a fresh list rather than from
-    /// the store: after a takeover the store may not yet show the old leader's last writes.
+    /// the cache: after a takeover the cache may not yet show the old leader's last writes.
     async fn rebuild(
         &mut self,
         pools: &BTreeMap<String, Pool>,
         namespace_labels: &BTreeMap<String, Labels>,
     ) -> Option<Allocator> {
-        let api: Api<Service> = Api::all(self.ctx.client.clone());
-        let listed = match api.list(&ListParams::default()).await {
-            Ok(listed) => listed,
+        let views = match self.list_views().await {
+            Ok(views) => views,
             Err(error) => {
                 self.rebuild_failures = self.rebuild_failures.saturating_add(1);
                 let wait = Backoff::DEFAULT.delay(self.rebuild_failures);
-                tracing::warn!(%error, retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "listing Services for the rebuild failed; retrying");
+                let retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                tracing::warn!(%error, retry_in_ms, "listing Services for the rebuild failed; retrying");
                 self.rebuild_at = Some(Instant::now() + wait);
                 return None;
             }
         };
         self.rebuild_failures = 0;
         let mut allocator = Allocator::new(pools);
-        let failed = plan::rebuild(
-            listed.items.iter(),
-            self.ctx.settings.lb_class.as_deref(),
-            namespace_labels,
-            &mut allocator,
-        );
+        let failed = plan::rebuild(&views, namespace_labels, &mut allocator);
         tracing::info!(
             restored = allocator.service_count(),
             not_restored = failed.len(),
             "allocator rebuilt from Service statuses"
         );
         Some(allocator)
+    }
+
+    /// Every Service's view, listed a page at a time so that only one page of whole objects
+    /// is ever held.
+    async fn list_views(&self) -> Result<Vec<ServiceView>, kube::Error> {
+        let api: Api<Service> = Api::all(self.ctx.client.clone());
+        let our_class = self.ctx.settings.lb_class.as_deref();
+        let mut views = Vec::new();
+        let mut params = ListParams::default().limit(LIST_PAGE);
+        loop {
+            let page = api.list(&params).await?;
+            views.extend(page.items.iter().map(|s| ServiceView::of(s, our_class)));
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(views),
+            }
+        }
     }
 
     /// Plans one Service, updating the allocator; the writes it needs, if any.
@@ -285,31 +297,24 @@ impl Reconciler {
     ) -> Option<Pending> {
         let timer = self.ctx.metrics.reconcile_timer();
         let allocator = self.allocator.as_mut()?;
-        let (namespace, name) = key.split_once('/').unwrap_or(("", key));
-        let Some(service) = self
-            .stores
-            .services
-            .get(&ObjectRef::new(name).within(namespace))
-        else {
+        let Some(view) = self.caches.services.get(key) else {
             allocator.release(key);
             return None;
         };
+        let (namespace, _) = view.namespace_and_name();
         let empty = Labels::new();
         let plan = plan::plan(
-            &service,
-            self.ctx.settings.lb_class.as_deref(),
+            &view,
             namespace_labels.get(namespace).unwrap_or(&empty),
             allocator,
         );
         let Plan::Set { ips, pool, events } = plan else {
             return None;
         };
-        let unchanged = plan::current_ips(&service) == ips
-            && plan::current_pool(&service) == pool
-            && events.is_empty();
+        let unchanged = view.ips == ips && view.pool == pool && events.is_empty();
         (!unchanged).then(|| Pending {
             key: key.to_owned(),
-            service,
+            view,
             ips,
             pool,
             events,

@@ -8,14 +8,15 @@ use std::sync::Arc;
 use ferrolb_api::service::{self, IP_ALLOCATED_FROM_POOL};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Patch, PatchParams};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 use tokio::time::Instant;
 
 use super::Context;
 use crate::metrics::ReconcileTimer;
-use crate::plan::{self, PlannedEvent};
+use crate::plan::PlannedEvent;
 use crate::retry::Retries;
+use crate::view::ServiceView;
 
 /// What one planned Service needs written. The allocator decided it in order; carrying it out
 /// touches one object only, so several run at once.
@@ -24,7 +25,7 @@ pub struct Pending {
     /// `namespace/name`.
     pub key: String,
     /// The Service as planned.
-    pub service: Arc<Service>,
+    pub view: Arc<ServiceView>,
     /// `status.loadBalancer.ingress` to write.
     pub ips: Vec<IpAddr>,
     /// The pool annotation to write (`None` removes it).
@@ -81,10 +82,9 @@ impl ReconcileError {
 /// Events. Each write first checks that we still lead, and carries the resourceVersion the plan
 /// was made from: a Service that changed since is refused (409) and planned again.
 pub async fn reconcile(pending: Pending, ctx: &Context) -> Result<(), ReconcileError> {
-    let service = &pending.service;
-    let api: Api<Service> =
-        Api::namespaced(ctx.client.clone(), &service.namespace().unwrap_or_default());
-    let name = service.name_any();
+    let view = &pending.view;
+    let (namespace, name) = view.namespace_and_name();
+    let api: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
     let fail = |what| {
         let service = pending.key.clone();
         move |source| ReconcileError::Write {
@@ -99,8 +99,8 @@ pub async fn reconcile(pending: Pending, ctx: &Context) -> Result<(), ReconcileE
             service: pending.key.clone(),
         }),
     };
-    let mut version = service.resource_version();
-    if plan::current_ips(service) != pending.ips {
+    let mut version = view.resource_version.clone();
+    if view.ips != pending.ips {
         let ingress: Vec<_> = pending
             .ips
             .iter()
@@ -112,24 +112,24 @@ pub async fn reconcile(pending: Pending, ctx: &Context) -> Result<(), ReconcileE
         });
         must_lead()?;
         let written = api
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(fail("status"))?;
         version = written.resource_version();
     }
-    if plan::current_pool(service) != pending.pool {
+    if view.pool != pending.pool {
         let annotation = service::annotation_key(IP_ALLOCATED_FROM_POOL);
         let patch = json!({
             "metadata": {"resourceVersion": version, "annotations": {annotation: pending.pool}},
         });
         must_lead()?;
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(fail("annotation"))?;
     }
     // Events explain a change already written; they go through the queue so that the next
     // Services' EXTERNAL-IPs do not wait on them.
-    let reference = service.object_ref(&());
+    let reference = view.object_ref();
     for planned in pending.events {
         ctx.events.record(reference.clone(), planned);
     }
