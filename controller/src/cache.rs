@@ -6,18 +6,19 @@
 //!  IPAddressPools, Namespaces, L2/BGP advertisements,      ├─► Caches ─► reconciler, webhook
 //!  BGPPeers, BFDProfiles, Communities ─► reflector stores  │
 //!  Nodes (metadata only) ──────────────► reflector store ──┘
-//!  every event ──► Change (which source, which keys, list done) ──► the reconcile loop
+//!  every event ──► Changes (coalesced: which Services, pools or namespaces, lists done) ──► reconciler
 //! ```
 //! Stored objects lose their `managedFields` (and Nodes everything but name and labels): they
 //! are most of an object's size and nothing here reads them. Decides nothing.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ferrolb_api::config::Objects;
 use ferrolb_api::types::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
 };
-use futures::channel::mpsc;
 use futures::{Stream, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{Namespace, Node, Service};
@@ -27,6 +28,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
+use tokio::sync::Notify;
 
 use crate::client::watch_config;
 use crate::view::ServiceViews;
@@ -57,15 +59,84 @@ pub enum Source {
 /// How many sources there are.
 pub const SOURCES: usize = 9;
 
-/// What a watch event means for the reconciler, once its cache is updated.
+/// What one watch event means for the reconciler, once its cache is updated.
 #[derive(Debug)]
-pub struct Change {
+struct Change {
     /// The cache it updated.
-    pub source: Source,
+    source: Source,
     /// `namespace/name` of the objects it touched.
-    pub keys: Vec<String>,
+    keys: Vec<String>,
     /// It completed a (re)list.
-    pub synced: bool,
+    synced: bool,
+}
+
+/// What the watches noted since the reconciler last looked. Coalesced: a Service that changed
+/// ten times while the reconciler was busy is one key, so a burst costs memory per Service,
+/// not per event.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Noted {
+    /// Services that changed, appeared or went away.
+    pub services: BTreeSet<String>,
+    /// Pools or namespaces changed (or were listed again).
+    pub config: bool,
+    /// Sources that finished a (re)list, by [`Source`] index.
+    pub synced: [bool; SOURCES],
+}
+
+impl Noted {
+    fn is_empty(&self) -> bool {
+        *self == Noted::default()
+    }
+
+    fn add(&mut self, change: Change) {
+        if change.synced {
+            self.synced[change.source as usize] = true;
+        }
+        match change.source {
+            Source::Services => self.services.extend(change.keys),
+            Source::Pools | Source::Namespaces if !change.keys.is_empty() || change.synced => {
+                self.config = true;
+            }
+            // Only the webhook reads the other kinds.
+            _ => {}
+        }
+    }
+}
+
+/// The watches' side of the hand-over to the reconciler.
+#[derive(Debug, Default)]
+pub struct Changes {
+    noted: Mutex<Noted>,
+    /// Set when something was noted (a permit is kept if nobody waits).
+    wake: Notify,
+    /// The watches ended (they never do on their own).
+    ended: AtomicBool,
+}
+
+impl Changes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Noted> {
+        self.noted.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn note(&self, change: Change) {
+        self.lock().add(change);
+        self.wake.notify_one();
+    }
+
+    /// Everything noted since the last call, once there is something; `None` once the watches
+    /// have ended.
+    pub async fn next(&self) -> Option<Noted> {
+        loop {
+            let noted = std::mem::take(&mut *self.lock());
+            if !noted.is_empty() {
+                return Some(noted);
+            }
+            if self.ended.load(Ordering::Acquire) {
+                return None;
+            }
+            self.wake.notified().await;
+        }
+    }
 }
 
 impl Change {
@@ -147,9 +218,6 @@ impl Caches {
     }
 }
 
-/// The changes every watch reports, merged, in order.
-pub type Changes = mpsc::UnboundedReceiver<Result<Change, watcher::Error>>;
-
 /// Every watch, merged.
 type Merged = std::pin::Pin<Box<dyn Stream<Item = Result<Change, watcher::Error>> + Send>>;
 
@@ -183,15 +251,19 @@ where
     (store, events)
 }
 
-/// The caches, the changes the watches report, and the future that runs the watches (each
-/// retrying with backoff): spawn it for as long as the caches are used. It runs on its own, so
-/// the caches stay current while the reconciler is busy writing. `our_class` is the
+/// The caches, what the watches note for the reconciler, and the future that runs the watches
+/// (each retrying with backoff): spawn it for as long as the caches are used. It runs on its
+/// own, so the caches stay current while the reconciler is busy writing. `our_class` is the
 /// `loadBalancerClass` served, which each Service's view records.
 pub fn start(
     client: &Client,
     namespace: &str,
     our_class: Option<String>,
-) -> (Caches, Changes, impl Future<Output = ()> + Send + use<>) {
+) -> (
+    Caches,
+    Arc<Changes>,
+    impl Future<Output = ()> + Send + use<>,
+) {
     let services = ServiceViews::default();
     let views = services.clone();
     let service_events = watcher(Api::<Service>::all(client.clone()), watch_config())
@@ -256,13 +328,69 @@ pub fn start(
         communities,
         nodes,
     };
-    let (tx, changes) = mpsc::unbounded();
+    let changes = Arc::new(Changes::default());
+    let noted = Arc::clone(&changes);
     let driver = async move {
         while let Some(change) = merged.next().await {
-            if tx.unbounded_send(change).is_err() {
-                return; // nobody listens any more
+            match change {
+                Ok(change) => noted.note(change),
+                // The watcher retries with backoff by itself; the caches keep their contents.
+                Err(error) => tracing::warn!(%error, "watch failed; retrying"),
             }
         }
+        noted.ended.store(true, Ordering::Release);
+        noted.wake.notify_one();
     };
     (caches, changes, driver)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(source: Source, keys: &[&str], synced: bool) -> Change {
+        Change {
+            source,
+            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            synced,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_burst_is_handed_over_as_one_key_per_service() {
+        let changes = Changes::default();
+        for _ in 0..1000 {
+            changes.note(change(Source::Services, &["shop/web"], false));
+        }
+        changes.note(change(Source::Services, &["shop/db"], false));
+        changes.note(change(Source::BgpPeers, &["ferrolb-system/router"], false));
+        changes.note(change(Source::Pools, &[], true));
+        let noted = changes.next().await.expect("noted");
+        assert_eq!(
+            noted.services.into_iter().collect::<Vec<_>>(),
+            ["shop/db", "shop/web"]
+        );
+        assert!(noted.config, "a pool list re-plans every Service");
+        assert!(noted.synced[Source::Pools as usize]);
+        assert!(!noted.synced[Source::Services as usize]);
+    }
+
+    #[tokio::test]
+    async fn the_reader_waits_for_a_change_and_hears_when_the_watches_end() {
+        let changes = Arc::new(Changes::default());
+        let reader = tokio::spawn({
+            let changes = Arc::clone(&changes);
+            async move { changes.next().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!reader.is_finished(), "nothing noted yet");
+        changes.note(change(Source::Namespaces, &["/shop"], false));
+        let noted = reader.await.expect("joined").expect("noted");
+        assert!(noted.config);
+        // A webhook-only kind changes nothing the reconciler plans.
+        changes.note(change(Source::Communities, &["ferrolb-system/c"], false));
+        changes.ended.store(true, Ordering::Release);
+        changes.wake.notify_one();
+        assert_eq!(changes.next().await, None);
+    }
 }

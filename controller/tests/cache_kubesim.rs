@@ -3,14 +3,12 @@
 
 mod support;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ferrolb_api::config::Objects;
 use ferrolb_controller::cache::{self, SOURCES};
 use ferrolb_controller::task::AbortOnDrop;
 use ferrolb_tests::kubesim::KubeSim;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
 use kube::Resource;
 use kube::api::{Api, ListParams};
@@ -87,18 +85,17 @@ async fn the_caches_hold_what_lists_return() {
     for object in objects {
         sim.create_object(object).expect("object");
     }
-    let (caches, mut changes, watches) = cache::start(&sim.client(), NS, None);
+    let (caches, changes, watches) = cache::start(&sim.client(), NS, None);
     let _watches = AbortOnDrop::spawn(watches);
-    let mut synced = BTreeSet::new();
+    let mut synced = [false; SOURCES];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while synced.len() < SOURCES {
-        let change = tokio::time::timeout_at(deadline, changes.next())
+    while !synced.iter().all(|s| *s) {
+        let noted = tokio::time::timeout_at(deadline, changes.next())
             .await
             .expect("every watch lists within 10 s")
-            .expect("watching")
-            .expect("a change");
-        if change.synced {
-            synced.insert(change.source as usize);
+            .expect("watching");
+        for (synced, now) in synced.iter_mut().zip(noted.synced) {
+            *synced |= now;
         }
     }
 

@@ -26,7 +26,6 @@ pub mod service;
 use std::future::Future;
 use std::sync::Arc;
 
-use futures::StreamExt;
 use kube::Client;
 use tokio::time::Instant;
 
@@ -105,12 +104,12 @@ impl RunError {
 }
 
 /// Runs the reconciler until `shutdown` completes or the elector is gone, on the caches
-/// [`crate::cache::start`] fills as `changes` is polled.
+/// [`crate::cache::start`] fills and the `changes` it notes.
 pub async fn run(
     client: Client,
     settings: ReconcileSettings,
     shared: Shared,
-    (caches, mut changes): (Caches, Changes),
+    (caches, changes): (Caches, Arc<Changes>),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     let (events, publisher) = EventQueue::new(
@@ -139,13 +138,10 @@ pub async fn run(
                 let Ok(leading) = flipped else { return Ok(()) };
                 reconciler.leadership_changed(leading);
             }
-            change = changes.next() => {
-                let Some(change) = change else { return Err(RunError::WatchEnded("configuration")) };
-                reconciler.note(change);
-                // Take every event already waiting before working, so a burst is one pass.
-                while let Some(Some(change)) = futures::FutureExt::now_or_never(changes.next()) {
-                    reconciler.note(change);
-                }
+            // Everything noted since the last pass at once, so a burst is one pass.
+            noted = changes.next() => {
+                let Some(noted) = noted else { return Err(RunError::WatchEnded("configuration")) };
+                reconciler.note(noted);
             }
             () = sleep_until(reconciler.next_wake()) => reconciler.take_due(Instant::now()),
         }

@@ -10,7 +10,6 @@ use ferrolb_api::selector::Labels;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::ListParams;
-use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use tokio::time::Instant;
 
@@ -19,13 +18,17 @@ use super::config::{Written, build_pools, config_input, write_configuration_stat
 use super::pools::write_pool_status;
 use super::service::{Pending, ReconcileError, error_policy, reconcile};
 use crate::alloc::Allocator;
-use crate::cache::{Caches, Change, SOURCES, Source};
+use crate::cache::{Caches, Noted, SOURCES};
 use crate::plan::{self, Plan};
 use crate::retry::{Backoff, Retries};
 use crate::view::ServiceView;
 
 /// How many Services are written at once: enough to hide API round trips under a burst.
 const WRITE_CONCURRENCY: usize = 32;
+
+/// Services planned before their writes start: enough to keep [`WRITE_CONCURRENCY`] writes
+/// busy, few enough that a burst holds little.
+const PLAN_CHUNK: usize = 8 * WRITE_CONCURRENCY;
 
 /// Services per page of the rebuild's list (client-go's reflectors page by 500 too).
 const LIST_PAGE: u32 = 500;
@@ -94,27 +97,13 @@ impl Reconciler {
         self.retries.clear();
     }
 
-    /// Takes one watch event (its store is already updated).
-    pub fn note(&mut self, change: Result<Change, watcher::Error>) {
-        let change = match change {
-            Ok(change) => change,
-            Err(error) => {
-                // The watcher retries with backoff by itself; the stores keep their contents.
-                tracing::warn!(%error, "watch failed; retrying");
-                return;
-            }
-        };
-        if change.synced {
-            self.synced[change.source as usize] = true;
+    /// Takes what the watches noted (their caches are already updated).
+    pub fn note(&mut self, noted: Noted) {
+        for (synced, now) in self.synced.iter_mut().zip(noted.synced) {
+            *synced |= now;
         }
-        match change.source {
-            Source::Services => self.dirty.extend(change.keys),
-            Source::Pools | Source::Namespaces if !change.keys.is_empty() || change.synced => {
-                self.config_dirty = true;
-            }
-            // Only the webhook reads the other kinds.
-            _ => {}
-        }
+        self.dirty.extend(noted.services);
+        self.config_dirty |= noted.config;
     }
 
     /// When a retry (of a Service or of the rebuild) is due next.
@@ -158,18 +147,22 @@ impl Reconciler {
         if !self.refresh_config(&namespace_labels).await {
             return;
         }
-        let dirty = std::mem::take(&mut self.dirty);
-        let mut pending = Vec::new();
-        for key in &dirty {
-            match self.plan_one(key, &namespace_labels) {
-                Some(planned) => pending.push(planned),
-                None => self.retries.succeeded(key),
+        // Planned and written a chunk at a time: a burst of 100k Services never holds 100k
+        // plans, and the first EXTERNAL-IPs do not wait for the last plan.
+        let dirty: Vec<String> = std::mem::take(&mut self.dirty).into_iter().collect();
+        for chunk in dirty.chunks(PLAN_CHUNK) {
+            if !self.is_leading() {
+                return; // the next leader plans everything afresh
             }
+            let mut pending = Vec::with_capacity(chunk.len());
+            for key in chunk {
+                match self.plan_one(key, &namespace_labels) {
+                    Some(planned) => pending.push(planned),
+                    None => self.retries.succeeded(key),
+                }
+            }
+            self.write(pending).await;
         }
-        if !self.is_leading() {
-            return;
-        }
-        self.write(pending).await;
         if let Some(allocator) = &self.allocator {
             let pools = self.caches.pools.state();
             self.exported_pools =
