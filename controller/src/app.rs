@@ -16,9 +16,10 @@ use std::time::Duration;
 
 use kube::Client;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::lease::{self, Leadership, LeaseSettings};
+use crate::lease::{self, LeadPublisher, Leadership, LeaseSettings};
 use crate::metrics::{Health, Metrics, MetricsError};
 use crate::reconcile::{self, ReconcileSettings, Shared};
 use crate::task::AbortOnDrop;
@@ -50,6 +51,8 @@ pub struct WebhookSettings {
     pub hosts: Vec<String>,
     /// The ValidatingWebhookConfiguration whose caBundle gets the self-made CA.
     pub configuration: String,
+    /// How long a self-made CA and certificate live; they are replaced after two thirds.
+    pub ca_lifetime: Duration,
 }
 
 impl Settings {
@@ -66,6 +69,7 @@ impl Settings {
                 service: "ferrolb-webhook-service".to_owned(),
                 hosts: Vec::new(),
                 configuration: "ferrolb-webhook-configuration".to_owned(),
+                ca_lifetime: certs::DEFAULT_CA_LIFETIME,
             },
         }
     }
@@ -164,30 +168,8 @@ pub async fn run(
     let (leadership, publisher) = Leadership::channel(settings.election.is_none());
     health.set_leading(settings.election.is_none());
     metrics.leader.set(i64::from(settings.election.is_none()));
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    // Without election the publisher is kept here: a closed channel tells the reconciler to stop.
-    let mut always_leading = None;
-    let mut elector = None;
-    match settings.election.clone() {
-        Some(lease_settings) => {
-            tracing::info!(
-                identity = lease_settings.identity,
-                lease = lease_settings.name,
-                "leader election on"
-            );
-            let api = kube::Api::namespaced(client.clone(), &lease_settings.namespace);
-            let stop = async move {
-                let _ = stop_rx.wait_for(|stop| *stop).await;
-            };
-            elector = Some(AbortOnDrop::spawn(lease::run(
-                api,
-                lease_settings,
-                publisher,
-                stop,
-            )));
-        }
-        None => always_leading = Some(publisher),
-    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut election = start_election(&settings, &client, publisher, stop_rx);
 
     let shared = Shared {
         metrics,
@@ -202,15 +184,56 @@ pub async fn run(
     reconcile::run(client, controller, shared, (caches, changes), shutdown).await?;
     // Nothing writes any more: the Lease can go to the standby.
     let _ = stop_tx.send(true);
-    if let Some(elector) = elector.as_mut() {
+    if let Some(elector) = election.elector.as_mut() {
         (&mut elector.0).await??;
     }
-    drop(always_leading);
+    drop(election);
     tracing::info!("controller stopped");
     Ok(())
 }
 
-/// The webhook's certificate, its server and (for a self-made CA) the caBundle upkeep.
+/// The elector's task, or (without election) the publisher kept open: a closed channel tells
+/// the reconciler to stop.
+struct Election {
+    elector: Option<AbortOnDrop<Result<(), lease::LeaseError>>>,
+    _always_leading: Option<LeadPublisher>,
+}
+
+/// Starts the elector when election is on; it releases the Lease once `stop` turns true.
+fn start_election(
+    settings: &Settings,
+    client: &Client,
+    publisher: LeadPublisher,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Election {
+    let Some(lease_settings) = settings.election.clone() else {
+        return Election {
+            elector: None,
+            _always_leading: Some(publisher),
+        };
+    };
+    tracing::info!(
+        identity = lease_settings.identity,
+        lease = lease_settings.name,
+        "leader election on"
+    );
+    let api = kube::Api::namespaced(client.clone(), &lease_settings.namespace);
+    let stop = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    Election {
+        elector: Some(AbortOnDrop::spawn(lease::run(
+            api,
+            lease_settings,
+            publisher,
+            stop,
+        ))),
+        _always_leading: None,
+    }
+}
+
+/// The webhook's certificate with its upkeep (reload from the Secret, or rotation of the
+/// self-made CA and the caBundle), and its server.
 async fn start_webhook(
     settings: &Settings,
     client: &Client,
@@ -219,25 +242,47 @@ async fn start_webhook(
     tasks: &mut JoinSet<()>,
 ) -> Result<(), RunError> {
     let webhook_settings = &settings.webhook;
-    let certificate = match &webhook_settings.cert_secret {
-        Some(secret) => certs::from_secret(client.clone(), &settings.namespace, secret).await?,
+    let resolver = match &webhook_settings.cert_secret {
+        Some(secret) => {
+            let serving = certs::from_secret(client.clone(), &settings.namespace, secret).await?;
+            let resolver = Arc::new(certs::CertResolver::new(&serving)?);
+            tasks.spawn(certs::secret::reload_from_secret(
+                client.clone(),
+                settings.namespace.clone(),
+                secret.clone(),
+                Arc::clone(&resolver),
+                serving,
+            ));
+            resolver
+        }
         None => {
             let mut names = certs::service_names(&webhook_settings.service, &settings.namespace);
             names.extend(webhook_settings.hosts.iter().cloned());
-            certs::generate(names)?
+            let lifetime = webhook_settings.ca_lifetime;
+            let serving = certs::generate(names.clone(), lifetime)?;
+            let resolver = Arc::new(certs::CertResolver::new(&serving)?);
+            let (ca, ca_rx) = watch::channel(serving.ca_pem.clone().unwrap_or_default());
+            let (in_bundles, in_bundles_rx) = watch::channel(String::new());
+            tasks.spawn(certs::keep_ca_bundle(
+                client.clone(),
+                webhook_settings.configuration.clone(),
+                ca_rx,
+                in_bundles,
+            ));
+            tasks.spawn(certs::rotate::rotate(
+                names,
+                lifetime,
+                Arc::clone(&resolver),
+                ca,
+                in_bundles_rx,
+            ));
+            resolver
         }
     };
-    let acceptor = certs::acceptor(&certificate)?;
+    let acceptor = certs::acceptor(resolver)?;
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "serving the admission webhook");
     }
     tasks.spawn(webhook::serve(listener, acceptor, context));
-    if let Some(ca) = certificate.ca_pem {
-        tasks.spawn(certs::keep_ca_bundle(
-            client.clone(),
-            webhook_settings.configuration.clone(),
-            ca,
-        ));
-    }
     Ok(())
 }

@@ -97,6 +97,32 @@ struct Serving {
     /// The ValidatingWebhookConfiguration whose caBundle gets the self-made CA.
     #[arg(long, default_value = "ferrolb-webhook-configuration")]
     webhook_configuration: String,
+    /// How long the self-made CA and certificate live (`s`, `m`, `h` or `d`, e.g. `7d`); a new
+    /// pair replaces them after two thirds of it.
+    #[arg(long, default_value = "7d", value_parser = parse_lifetime)]
+    webhook_ca_lifetime: Duration,
+}
+
+/// A lifetime with a unit: `90s`, `30m`, `12h`, `7d`.
+fn parse_lifetime(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.len().saturating_sub(1);
+    let (number, unit) = text.split_at(split);
+    let seconds_per = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: give a unit, s, m, h or d (e.g. 7d)")),
+    };
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number with a unit"))?;
+    let seconds = number.saturating_mul(seconds_per);
+    if seconds < 60 {
+        return Err(format!("{text:?}: at least 1 minute"));
+    }
+    Ok(Duration::from_secs(seconds))
 }
 
 /// Seconds, with an optional `s` suffix.
@@ -197,6 +223,7 @@ fn settings(
             service: serving.webhook_service.clone(),
             hosts: serving.webhook_host.clone(),
             configuration: serving.webhook_configuration.clone(),
+            ca_lifetime: serving.webhook_ca_lifetime,
         },
     }
 }

@@ -420,6 +420,14 @@ async fn the_configuration_state_reports_errors_and_recovers() {
 /// kubesim with the controller's webhook registered as MetalLB registers it. With
 /// `certificate`, the webhook's certificate comes from a Secret and the caBundle is given.
 async fn webhook_lab(certificate: Option<certs::Serving>) -> (KubeSim, Replica) {
+    webhook_lab_with(certificate, certs::DEFAULT_CA_LIFETIME).await
+}
+
+/// [`webhook_lab`] with a self-made CA that lives `ca_lifetime`.
+async fn webhook_lab_with(
+    certificate: Option<certs::Serving>,
+    ca_lifetime: Duration,
+) -> (KubeSim, Replica) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let webhook = listener.local_addr().expect("address");
     let mut options = Options::default();
@@ -429,6 +437,7 @@ async fn webhook_lab(certificate: Option<certs::Serving>) -> (KubeSim, Replica) 
     let sim = start_sim(options).await;
     let mut ca_bundle = Value::Null;
     let mut settings = settings("a", Duration::from_secs(15));
+    settings.webhook.ca_lifetime = ca_lifetime;
     if let Some(certificate) = certificate {
         sim.create_object(json!({
             "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
@@ -606,7 +615,7 @@ async fn the_webhook_refuses_a_pool_edit_that_would_take_back_an_ip_in_use() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_serves_the_certificate_from_a_secret_and_leaves_the_ca_bundle_alone() {
     let certificate =
-        certs::generate(certs::service_names("ferrolb-webhook-service", NS)).expect("certificate");
+        certs::generate(webhook_names(), certs::DEFAULT_CA_LIFETIME).expect("certificate");
     let given = certificate.ca_pem.clone().expect("CA");
     let (sim, _replica) = webhook_lab(Some(certificate)).await;
     // The API server trusts only the Secret's CA: a denial proves the webhook served that cert.
@@ -685,3 +694,111 @@ async fn the_webhook_judges_from_the_caches_without_one_api_request() {
     );
 }
 
+fn webhook_names() -> Vec<String> {
+    certs::service_names("ferrolb-webhook-service", NS)
+}
+
+/// The caBundle of every webhook of FerroLB's configuration.
+async fn ca_bundles(sim: &KubeSim) -> Vec<String> {
+    let configs: Api<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration> =
+        Api::all(sim.client());
+    let vwc = configs
+        .get("ferrolb-webhook-configuration")
+        .await
+        .expect("get");
+    vwc.webhooks
+        .unwrap_or_default()
+        .into_iter()
+        .map(|h| {
+            String::from_utf8_lossy(&h.client_config.ca_bundle.unwrap_or_default().0).into_owned()
+        })
+        .collect()
+}
+
+/// Whether a review reaches the webhook and comes back with its denial (the API server then
+/// trusted the certificate the webhook served).
+async fn webhook_trusted(sim: &KubeSim) -> Result<(), String> {
+    match try_create(sim, pool("reversed", "10.0.0.5-10.0.0.1")).await {
+        Err(message) if message.contains("range end before start") => Ok(()),
+        Err(message) => Err(message),
+        Ok(()) => Err("a reversed range was admitted".into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_serves_a_renewed_certificate_once_its_secret_changes() {
+    let first = certs::generate(webhook_names(), certs::DEFAULT_CA_LIFETIME).expect("first");
+    let (sim, _replica) = webhook_lab(Some(first)).await;
+    webhook_trusted(&sim)
+        .await
+        .expect("the first certificate is served");
+
+    // cert-manager renews: a new certificate from a new CA in the Secret, and (its cainjector)
+    // the new CA alone in the caBundle.
+    let renewed = certs::generate(webhook_names(), certs::DEFAULT_CA_LIFETIME).expect("renewed");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(sim.client(), NS);
+    let patch = json!({"stringData": {"tls.crt": renewed.cert_pem, "tls.key": renewed.key_pem}});
+    secrets
+        .patch(
+            "webhook-cert",
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .expect("renew the Secret");
+    let configs: Api<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration> =
+        Api::all(sim.client());
+    let ca = k8s_openapi::ByteString(renewed.ca_pem.expect("a CA").into_bytes());
+    let mut vwc = configs
+        .get("ferrolb-webhook-configuration")
+        .await
+        .expect("get");
+    for hook in vwc.webhooks.iter_mut().flatten() {
+        hook.client_config.ca_bundle = Some(ca.clone());
+    }
+    configs
+        .replace(
+            "ferrolb-webhook-configuration",
+            &PostParams::default(),
+            &vwc,
+        )
+        .await
+        .expect("new caBundle");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Err(error) = webhook_trusted(&sim).await {
+        assert!(
+            Instant::now() < deadline,
+            "the webhook still serves the old certificate: {error}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_self_made_ca_is_rotated_before_it_expires_and_the_webhook_stays_trusted() {
+    // A 6 s life: the pair is replaced at 4 s and the first one expires at 6 s.
+    let lifetime = Duration::from_secs(6);
+    let (sim, _replica) = webhook_lab_with(None, lifetime).await;
+    let start = Instant::now();
+    let first_bundle = ca_bundles(&sim).await;
+    // Reviews keep coming past the first certificate's expiry; every one must be trusted.
+    while start.elapsed() < lifetime + Duration::from_secs(1) {
+        if let Err(error) = webhook_trusted(&sim).await {
+            panic!(
+                "after {:?} the API server did not trust the webhook: {error}",
+                start.elapsed()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let bundles = ca_bundles(&sim).await;
+    for (bundle, first) in bundles.iter().zip(&first_bundle) {
+        let count = bundle.matches("BEGIN CERTIFICATE").count();
+        assert!(count >= 2, "the bundle holds {count} CA(s): not rotated");
+        assert!(
+            bundle.starts_with(first.as_str()),
+            "the old CA stays next to the new one"
+        );
+    }
+}

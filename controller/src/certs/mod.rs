@@ -1,24 +1,38 @@
-//! `certs`: the webhook's serving certificate. Either read from a `kubernetes.io/tls` Secret
-//! (cert-manager or the operator made it), or made at start with a fresh CA, whose certificate
-//! is then kept in the `caBundle` of every webhook of the named ValidatingWebhookConfiguration,
-//! as MetalLB's cert rotation does. The bundle keeps a few earlier CAs besides ours, so that two
-//! replicas with their own CAs, or a restart, never leave a serving replica untrusted.
+//! `certs`: the webhook's serving certificate, swappable while the webhook serves (the TLS
+//! acceptor asks a [`CertResolver`] on each handshake). Either
+//! - read from a `kubernetes.io/tls` Secret (cert-manager or the operator made it) and reloaded
+//!   whenever the Secret changes ([`secret`]), or
+//! - made here with a CA of its own that lives [`DEFAULT_CA_LIFETIME`] (pathlen 0: it signs
+//!   the serving certificate and nothing that could sign more), replaced by a new pair before
+//!   it expires ([`rotate`]). Each CA is added to the `caBundle` of every webhook of the named
+//!   ValidatingWebhookConfiguration before the webhook serves a certificate it signed, and the
+//!   bundle keeps the most recent earlier CAs, so that neither a rotation, nor two replicas
+//!   with CAs of their own, nor a restart leaves a serving replica untrusted.
 
-use std::sync::Arc;
+pub mod rotate;
+pub mod secret;
 
-use futures::StreamExt;
-use k8s_openapi::ByteString;
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::PostParams;
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use tokio_rustls::TlsAcceptor;
+
+pub use rotate::keep_ca_bundle;
+pub use secret::from_secret;
 
 /// How many CA certificates a `caBundle` keeps: ours and the most recent others.
 pub const BUNDLE_KEEP: usize = 4;
+
+/// How long a self-made CA and its serving certificate live; a new pair replaces them after
+/// two thirds of it.
+pub const DEFAULT_CA_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How far back a new certificate's validity starts, for clocks a little behind ours.
+const BACKDATE: Duration = Duration::from_secs(60);
 
 /// Why no serving certificate could be had.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +69,7 @@ impl CertError {
 }
 
 /// A serving certificate and key in PEM, with the CA that signed it when we made it.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Serving {
     /// The certificate chain.
     pub cert_pem: String,
@@ -84,11 +98,21 @@ pub fn service_names(service: &str, namespace: &str) -> Vec<String> {
     ]
 }
 
-/// Makes a CA and a certificate it signs for `names` (DNS names or IP addresses).
-pub fn generate(names: Vec<String>) -> Result<Serving, CertError> {
+/// Validity from a minute ago until `lifetime` from now.
+fn validity(params: &mut rcgen::CertificateParams, lifetime: Duration) {
+    let now = time::OffsetDateTime::now_utc();
+    let span = |d: Duration| time::Duration::try_from(d).unwrap_or(time::Duration::MAX);
+    params.not_before = now - span(BACKDATE);
+    params.not_after = now.saturating_add(span(lifetime));
+}
+
+/// Makes a CA and a certificate it signs for `names` (DNS names or IP addresses), both valid
+/// for `lifetime`. The CA may sign end-entity certificates only (pathlen 0); its key is
+/// dropped here, so nothing else is ever signed with it.
+pub fn generate(names: Vec<String>, lifetime: Duration) -> Result<Serving, CertError> {
     let ca_key = rcgen::KeyPair::generate()?;
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
     ca_params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "ferrolb-webhook-ca");
@@ -96,12 +120,14 @@ pub fn generate(names: Vec<String>) -> Result<Serving, CertError> {
         rcgen::KeyUsagePurpose::KeyCertSign,
         rcgen::KeyUsagePurpose::DigitalSignature,
     ];
+    validity(&mut ca_params, lifetime);
     let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key)?;
     let key = rcgen::KeyPair::generate()?;
     let mut params = rcgen::CertificateParams::new(names)?;
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "ferrolb-webhook");
+    validity(&mut params, lifetime);
     let cert = params.signed_by(&key, &ca)?;
     Ok(Serving {
         cert_pem: cert.pem(),
@@ -110,37 +136,8 @@ pub fn generate(names: Vec<String>) -> Result<Serving, CertError> {
     })
 }
 
-/// Reads `tls.crt` and `tls.key` from a Secret.
-pub async fn from_secret(
-    client: Client,
-    namespace: &str,
-    name: &str,
-) -> Result<Serving, CertError> {
-    let secret_error = |why: String| CertError::Secret {
-        secret: format!("{namespace}/{name}"),
-        why,
-    };
-    let secret = Api::<Secret>::namespaced(client, namespace)
-        .get(name)
-        .await
-        .map_err(|e| secret_error(e.to_string()))?;
-    let data = secret.data.unwrap_or_default();
-    let text = |key: &str| -> Result<String, CertError> {
-        let bytes = data
-            .get(key)
-            .ok_or_else(|| secret_error(format!("no {key}")))?;
-        String::from_utf8(bytes.0.clone())
-            .map_err(|_| secret_error(format!("{key} is not PEM text")))
-    };
-    Ok(Serving {
-        cert_pem: text("tls.crt")?,
-        key_pem: text("tls.key")?,
-        ca_pem: None,
-    })
-}
-
-/// The TLS acceptor serving `serving`.
-pub fn acceptor(serving: &Serving) -> Result<TlsAcceptor, CertError> {
+/// The certificate and key rustls serves for `serving`.
+fn certified_key(serving: &Serving) -> Result<Arc<CertifiedKey>, CertError> {
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(serving.cert_pem.as_bytes())
             .collect::<Result<_, _>>()
@@ -150,11 +147,48 @@ pub fn acceptor(serving: &Serving) -> Result<TlsAcceptor, CertError> {
     }
     let key = PrivateKeyDer::from_pem_slice(serving.key_pem.as_bytes())
         .map_err(|e| CertError::Pem(format!("tls.key: {e}")))?;
+    let provider = rustls::crypto::ring::default_provider();
+    Ok(Arc::new(CertifiedKey::from_der(chain, key, &provider)?))
+}
+
+/// The certificate the webhook serves now; [`CertResolver::set`] replaces it for every later
+/// handshake.
+#[derive(Debug)]
+pub struct CertResolver {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl CertResolver {
+    /// Serves `serving` until replaced.
+    pub fn new(serving: &Serving) -> Result<Self, CertError> {
+        Ok(CertResolver {
+            current: RwLock::new(certified_key(serving)?),
+        })
+    }
+
+    /// Serves `serving` from the next handshake on; an unusable one leaves the current in place.
+    pub fn set(&self, serving: &Serving) -> Result<(), CertError> {
+        let key = certified_key(serving)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = key;
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for CertResolver {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(
+            &self.current.read().unwrap_or_else(|e| e.into_inner()),
+        ))
+    }
+}
+
+/// The TLS acceptor serving whatever `resolver` holds.
+pub fn acceptor(resolver: Arc<CertResolver>) -> Result<TlsAcceptor, CertError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(chain, key)?;
+        .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
@@ -184,57 +218,20 @@ pub fn merged_bundle(existing: &str, ours: &str) -> Option<String> {
     Some(others.into_iter().skip(skip).chain(ours).collect())
 }
 
-/// Keeps our CA in every `caBundle` of the ValidatingWebhookConfiguration `name`, for as long as
-/// the task runs: it watches the object, so a configuration created later, or reapplied with an
-/// empty bundle by `helm upgrade`, is fixed at once. Writes carry the resourceVersion read.
-pub async fn keep_ca_bundle(client: Client, name: String, ca_pem: String) {
-    let api: Api<ValidatingWebhookConfiguration> = Api::all(client);
-    let config = crate::client::watch_config().fields(&format!("metadata.name={name}"));
-    let mut events = Box::pin(
-        watcher(api.clone(), config)
-            .default_backoff()
-            .applied_objects(),
-    );
-    while let Some(event) = events.next().await {
-        let mut vwc = match event {
-            Ok(vwc) => vwc,
-            Err(error) => {
-                tracing::warn!(%error, "watching the webhook configuration failed; retrying");
-                continue;
-            }
-        };
-        let mut changed = false;
-        for hook in vwc.webhooks.iter_mut().flatten() {
-            let existing = hook
-                .client_config
-                .ca_bundle
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-                .unwrap_or_default();
-            if let Some(bundle) = merged_bundle(&existing, &ca_pem) {
-                hook.client_config.ca_bundle = Some(ByteString(bundle.into_bytes()));
-                changed = true;
-            }
-        }
-        if !changed {
-            continue;
-        }
-        // A 409 means someone else wrote first; the watch brings their version and we retry.
-        match api.replace(&name, &PostParams::default(), &vwc).await {
-            Ok(_) => tracing::info!(configuration = name, "webhook caBundle updated"),
-            Err(error) => {
-                tracing::info!(%error, "webhook caBundle not written; will retry on the next change")
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+
     use super::*;
 
     fn ca(n: u8) -> String {
         format!("-----BEGIN CERTIFICATE-----\nCA{n}\n-----END CERTIFICATE-----\n")
+    }
+
+    fn der(pem: &str) -> Vec<u8> {
+        CertificateDer::from_pem_slice(pem.as_bytes())
+            .expect("PEM")
+            .to_vec()
     }
 
     #[test]
@@ -254,9 +251,59 @@ mod tests {
 
     #[test]
     fn a_generated_certificate_is_accepted_by_rustls() {
-        let serving = generate(service_names("ferrolb-webhook-service", "ferrolb-system"))
-            .expect("generated");
+        let serving = generate(
+            service_names("ferrolb-webhook-service", "ferrolb-system"),
+            DEFAULT_CA_LIFETIME,
+        )
+        .expect("generated");
         assert!(serving.ca_pem.is_some());
-        acceptor(&serving).expect("usable by rustls");
+        let resolver = Arc::new(CertResolver::new(&serving).expect("usable by rustls"));
+        acceptor(resolver).expect("an acceptor");
+    }
+
+    #[test]
+    fn the_self_made_ca_has_pathlen_0_and_a_short_life() {
+        let lifetime = Duration::from_secs(3600);
+        let serving = generate(vec!["webhook.example".into()], lifetime).expect("generated");
+        let ca_der = der(serving.ca_pem.as_deref().expect("a CA"));
+        let (_, ca) = X509Certificate::from_der(&ca_der).expect("X.509");
+        let constraints = ca
+            .basic_constraints()
+            .expect("one extension")
+            .expect("basicConstraints")
+            .value;
+        assert!(constraints.ca);
+        assert_eq!(constraints.path_len_constraint, Some(0));
+        let cert_der = der(&serving.cert_pem);
+        let (_, cert) = X509Certificate::from_der(&cert_der).expect("X.509");
+        for (what, validity) in [("CA", ca.validity()), ("serving", cert.validity())] {
+            let span = validity.not_after.timestamp() - validity.not_before.timestamp();
+            let expected = (lifetime + BACKDATE).as_secs() as i64;
+            assert!(
+                (span - expected).abs() <= 1,
+                "the {what} certificate lives {span} s, not {expected} s"
+            );
+        }
+    }
+
+    #[test]
+    fn a_resolver_serves_the_certificate_it_was_last_given() {
+        let first = generate(vec!["a.example".into()], DEFAULT_CA_LIFETIME).expect("first");
+        let second = generate(vec!["a.example".into()], DEFAULT_CA_LIFETIME).expect("second");
+        let resolver = CertResolver::new(&first).expect("resolver");
+        let served = |r: &CertResolver| r.current.read().expect("lock").cert[0].to_vec();
+        assert_eq!(served(&resolver), der(&first.cert_pem));
+        resolver.set(&second).expect("set");
+        assert_eq!(served(&resolver), der(&second.cert_pem));
+        let broken = Serving {
+            cert_pem: "not PEM".into(),
+            ..second.clone()
+        };
+        assert!(resolver.set(&broken).is_err());
+        assert_eq!(
+            served(&resolver),
+            der(&second.cert_pem),
+            "kept on a bad update"
+        );
     }
 }
