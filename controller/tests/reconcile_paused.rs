@@ -111,6 +111,20 @@ async fn all_ips(services: &Api<Service>, names: &[String]) -> Vec<(String, Stri
     .await
 }
 
+/// Fails if two Services show the same IP now.
+async fn assert_no_ip_twice(services: &Api<Service>) {
+    let listed = services.list(&Default::default()).await.expect("list");
+    let mut seen = std::collections::BTreeMap::new();
+    for service in &listed.items {
+        if let Some(ip) = ingress_ip(service) {
+            let name = service.metadata.name.clone().unwrap_or_default();
+            if let Some(other) = seen.insert(ip.clone(), name.clone()) {
+                panic!("{ip} is assigned to both {other} and {name}");
+            }
+        }
+    }
+}
+
 /// Writes to Services, pools, Events and the ConfigurationState (not the Lease, not reads).
 fn object_writes(tap: &Tap) -> Vec<support::tap::Record> {
     tap.log()
@@ -143,12 +157,13 @@ async fn a_leader_whose_lease_writes_hang_stops_writing_before_the_standby_takes
             .collect()
     };
     let a_last_renewal = *lease_sends(&tap_a).last().expect("a renewed");
-    // Services keep coming and going for 10 s across the hand-over.
+    // Services keep coming for 10 s across the hand-over; no IP is held twice at any moment.
     for i in 0..20 {
         let name = format!("during-{i:02}");
         sim.create(lb_service("shop", &name));
         names.push(name);
         tokio::time::sleep(500 * MS).await;
+        assert_no_ip_twice(&services).await;
     }
     let ips = all_ips(&services, &names).await;
 
@@ -177,12 +192,8 @@ async fn a_leader_whose_lease_writes_hang_stops_writing_before_the_standby_takes
         object_writes(&tap_b).iter().all(|r| r.issued >= b_first),
         "the standby wrote before it led"
     );
-    let mut seen = std::collections::BTreeMap::new();
-    for (name, ip) in &ips {
-        if let Some(other) = seen.insert(ip.clone(), name.clone()) {
-            panic!("{ip} is assigned to both {other} and {name}");
-        }
-    }
+    assert_eq!(ips.len(), names.len());
+    assert_no_ip_twice(&services).await;
     drop((a, b));
 }
 
