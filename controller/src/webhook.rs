@@ -150,7 +150,7 @@ fn cluster_state(ctx: &Context, object: &Object) -> Objects {
 }
 
 /// Judges one review body: the AdmissionReview to send back.
-pub async fn judge(ctx: &Context, body: &[u8]) -> Result<Value, WebhookError> {
+pub fn judge(ctx: &Context, body: &[u8]) -> Result<Value, WebhookError> {
     let review = parse_request(body)?;
     let mut verdict = match &review.object {
         Ok(None) => Verdict::default(),
@@ -191,7 +191,7 @@ async fn handle(ctx: Arc<Context>, request: Request<Incoming>) -> Response<Full<
             return reply(StatusCode::BAD_REQUEST, "text/plain", format!("{error}\n"));
         }
     };
-    match judge(&ctx, &body).await {
+    match judge(&ctx, &body) {
         Ok(answer) => reply(StatusCode::OK, "application/json", answer.to_string()),
         Err(error) => {
             tracing::warn!(reason = error.reason(), %error, "admission request not judged");
@@ -255,6 +255,41 @@ mod tests {
         assert_eq!(parsed.uid, "u-1");
         assert_eq!(parsed.operation, Operation::Create);
         assert!(matches!(parsed.object, Ok(Some(Object::Pool(_)))));
+    }
+
+    fn empty_caches() -> Caches {
+        use kube::runtime::reflector::store;
+        Caches {
+            services: Default::default(),
+            pools: store().0,
+            namespaces: store().0,
+            l2_advertisements: store().0,
+            bgp_advertisements: store().0,
+            bgp_peers: store().0,
+            bfd_profiles: store().0,
+            communities: store().0,
+            nodes: store().0,
+        }
+    }
+
+    #[test]
+    fn a_review_before_the_caches_are_synced_is_not_judged() {
+        let ctx = Context {
+            caches: empty_caches(),
+            health: Arc::default(),
+            namespace: "ferrolb-system".into(),
+        };
+        let body = review(
+            "CREATE",
+            json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+                   "metadata": {"name": "a", "namespace": "ferrolb-system"},
+                   "spec": {"addresses": ["192.0.2.0/24"]}}),
+        );
+        // An empty cache would admit an overlap it cannot see.
+        assert!(matches!(judge(&ctx, &body), Err(WebhookError::NotSynced)));
+        ctx.health.set_synced(true);
+        let answer = judge(&ctx, &body).expect("judged");
+        assert_eq!(answer["response"]["allowed"], true);
     }
 
     #[test]

@@ -503,6 +503,12 @@ async fn webhook_lab_with(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // A kubelet sends the webhook Service's traffic only to a ready Pod: one whose caches have
+    // finished their first list (before that the webhook answers 503 rather than guess).
+    while replica.get("/readyz").await.0 != 200 {
+        assert!(Instant::now() < deadline, "the replica never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     (sim, replica)
 }
 
