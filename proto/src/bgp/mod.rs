@@ -7,6 +7,7 @@
 //! - `open`: OPEN contents, validation and capability negotiation.
 //! - `fsm`: the RFC 4271 §8 session state machine (`step(now, input) -> outputs`).
 //! - `packing`: pure update packing, desired vs advertised routes → encoded UPDATEs.
+//! - `received`: prefixes a peer sends, counted per family but never kept; the max-prefix guard.
 //! - `sockopt`: TTL / hop limit and the device (VRF) name of a session's sockets.
 //! - `packet`: netgauze glue: the length-checked framer, decoding, OPEN/KEEPALIVE/NOTIFICATION.
 
@@ -17,4 +18,5 @@ pub mod notification;
 pub mod open;
 pub mod packet;
 pub mod packing;
+pub mod received;
 pub mod sockopt;
