@@ -244,6 +244,9 @@ impl Peer {
                     self.routes.prepack();
                 } else {
                     self.send_routes(routes::Send::Changes).await;
+                    if let Some(input) = self.deferred.take() {
+                        self.feed(input).await;
+                    }
                 }
                 true
             }
@@ -421,7 +424,7 @@ impl Peer {
             tracing::warn!(peer = %self.config.peer_addr, error = %e, "cannot set TTL");
         }
         if let Some(min) = self.config.min_ttl()
-            && let Err(e) = set_min_ttl(socket2::SockRef::from(&stream), is_v6, min)
+            && let Err(e) = set_min_ttl(&stream, is_v6, min)
         {
             tracing::warn!(peer = %self.config.peer_addr, error = %e, "cannot set the minimum TTL (GTSM)");
         }

@@ -6,7 +6,7 @@
 //! `IP_MINTTL` / `IPV6_MINHOPCOUNT` have no wrapper in socket2 or tokio: [`set_min_ttl`] is the
 //! one `setsockopt` call here, with the same shape as md5's.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 /// Sets the TTL (IPv4) or unicast hop limit (IPv6) on a socket, before its SYN leaves. An IPv6
@@ -23,13 +23,10 @@ pub(crate) fn set_ttl(socket: socket2::SockRef<'_>, is_v6: bool, ttl: u8) -> std
 /// GTSM (RFC 5082 §3): the kernel drops every segment of this connection that arrives with a
 /// TTL (IPv6 hop limit) below `min`, so that only a sender `256 - min` hops away or closer can
 /// inject anything; 255 means directly connected. An IPv6 socket may carry IPv4-mapped traffic,
-/// so it gets IP_MINTTL as well where the kernel allows it.
-pub(crate) fn set_min_ttl(
-    socket: socket2::SockRef<'_>,
-    is_v6: bool,
-    min: u8,
-) -> std::io::Result<()> {
-    let fd = socket.as_raw_fd();
+/// so it gets IP_MINTTL as well where the kernel allows it. On a listening socket it applies to
+/// the connections it accepts (from the handshake's last ACK on).
+pub fn set_min_ttl(socket: &impl AsFd, is_v6: bool, min: u8) -> std::io::Result<()> {
+    let fd = socket.as_fd().as_raw_fd();
     if is_v6 {
         let _ = setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_MINTTL, min.into());
         setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_MINHOPCOUNT, min.into())

@@ -209,7 +209,7 @@ pub(super) async fn connect(config: &PeerConfig) -> std::io::Result<TcpStream> {
     set_ttl(socket2::SockRef::from(&socket), is_v6, config.ttl())?;
     if let Some(min) = config.min_ttl() {
         // Before the SYN: a SYN-ACK from further away is dropped too.
-        set_min_ttl(socket2::SockRef::from(&socket), is_v6, min)?;
+        set_min_ttl(&socket, is_v6, min)?;
     }
     if let Some(ip) = config.local_addr {
         socket.bind(SocketAddr::new(ip, 0))?;
