@@ -2,8 +2,9 @@
 //! restarted only when its session spec changes, handed only route changes otherwise.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use ferrolb_proto::bgp::driver::{self, Command, DeviceName, Event, PeerConfig};
+use ferrolb_proto::bgp::driver::{self, Command, DeviceName, Event, PeerConfig, PeerStats};
 use ferrolb_proto::bgp::fsm;
 use ferrolb_proto::bgp::md5::Md5Key;
 use ferrolb_proto::bgp::packing::RouteSet;
@@ -21,6 +22,8 @@ struct Running {
     /// Routes handed to the session; `None` until the first `SetRoutes` (which is always sent:
     /// after a graceful restart it is what releases End-of-RIB).
     routes: Option<RouteSet>,
+    /// What the peer sends us (unreadable UPDATEs, prefixes, refreshes) and what waits for it.
+    stats: Arc<PeerStats>,
     task: JoinHandle<()>,
     events: JoinHandle<()>,
 }
@@ -33,6 +36,9 @@ pub struct Sessions {
     /// Sessions started now are the first since this process started after one that had
     /// advertised: peers may hold our routes as stale (graceful restart's R bit).
     restarting: bool,
+    /// GTSM (RFC 5082) on every directly connected eBGP session of this node; MetalLB's
+    /// `BGPPeer` has no field for it, so it is the speaker's setting.
+    gtsm: bool,
 }
 
 impl Sessions {
@@ -42,7 +48,29 @@ impl Sessions {
             running: BTreeMap::new(),
             metrics,
             restarting: false,
+            gtsm: false,
         }
+    }
+
+    /// Whether sessions started from now on use GTSM (single-hop eBGP only: TTL 255 out,
+    /// nothing accepted below 255). The routers must do the same (FRR: `neighbor X
+    /// ttl-security hops 1`), or those sessions never come up.
+    pub fn set_gtsm(&mut self, gtsm: bool) {
+        self.gtsm = gtsm;
+    }
+
+    /// Counters of every running session, by `BGPPeer` name and peer address, for export.
+    pub fn stats(&self) -> Vec<(String, String, driver::StatsSnapshot)> {
+        self.running
+            .iter()
+            .map(|(name, r)| {
+                (
+                    name.clone(),
+                    r.spec.peer_addr.to_string(),
+                    r.stats.snapshot(),
+                )
+            })
+            .collect()
     }
 
     /// Whether sessions started from now on follow a restart of this speaker.
@@ -102,16 +130,25 @@ impl Sessions {
         }
     }
 
-    /// Ends every session with a CEASE.
-    pub async fn stop_all(&mut self) {
+    /// Ends every session before this process restarts (SIGTERM): where graceful restart
+    /// was negotiated the routers keep our routes and go on forwarding to this node until
+    /// the next process is up (RFC 4724; with RFC 8538's N bit, Cease / Administrative Reset,
+    /// else no NOTIFICATION); elsewhere a CEASE.
+    pub async fn stop_all_for_restart(&mut self) {
         let all = std::mem::take(&mut self.running);
         for running in all.into_values() {
-            self.stop(running).await;
+            self.stop_with(running, Command::StopForRestart).await;
         }
     }
 
+    /// Ends a session whose peer is gone from the configuration: the router drops our routes
+    /// (a CEASE, as a Hard Reset where RFC 8538 was negotiated).
     async fn stop(&self, running: Running) {
-        let _ = running.commands.send(Command::Stop).await;
+        self.stop_with(running, Command::Stop).await;
+    }
+
+    async fn stop_with(&self, running: Running, command: Command) {
+        let _ = running.commands.send(command).await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), running.task).await;
         running.events.abort();
         let label = running.spec.peer_addr.to_string();
@@ -140,6 +177,7 @@ impl Sessions {
         config.local_addr = spec.source_address;
         config.md5_key = md5_key;
         config.ebgp_multihop = spec.ebgp_multihop;
+        config.gtsm = self.gtsm;
         config.vrf = spec
             .vrf
             .as_deref()
@@ -147,7 +185,12 @@ impl Sessions {
             .transpose()
             .map_err(|e| format!("spec.vrf: {e}"))?;
         tracing::info!(peer = name, addr = %spec.peer_addr, "starting BGP session");
-        let (commands, events, task) = driver::spawn(config);
+        let driver::PeerHandle {
+            commands,
+            events,
+            stats,
+            task,
+        } = driver::start(config);
         let events = tokio::spawn(forward_events(
             name.to_owned(),
             spec.peer_addr.to_string(),
@@ -158,6 +201,7 @@ impl Sessions {
             spec,
             commands,
             routes: None,
+            stats,
             task,
             events,
         })
