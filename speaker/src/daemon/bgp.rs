@@ -39,6 +39,8 @@ pub struct Sessions {
     /// GTSM (RFC 5082) on every directly connected eBGP session of this node; MetalLB's
     /// `BGPPeer` has no field for it, so it is the speaker's setting.
     gtsm: bool,
+    /// The most prefixes per family a peer may send us (RFC 4486 Cease 1); `None`: no guard.
+    max_prefixes: Option<u32>,
 }
 
 impl Sessions {
@@ -49,7 +51,14 @@ impl Sessions {
             metrics,
             restarting: false,
             gtsm: false,
+            max_prefixes: None,
         }
+    }
+
+    /// The max-prefix guard of sessions started from now on; `None` (the default) turns it
+    /// off. We keep no received route either way.
+    pub fn set_max_prefixes(&mut self, max_prefixes: Option<u32>) {
+        self.max_prefixes = max_prefixes;
     }
 
     /// Whether sessions started from now on use GTSM (single-hop eBGP only: TTL 255 out,
@@ -178,6 +187,7 @@ impl Sessions {
         config.md5_key = md5_key;
         config.ebgp_multihop = spec.ebgp_multihop;
         config.gtsm = self.gtsm;
+        config.max_prefixes = self.max_prefixes;
         config.vrf = spec
             .vrf
             .as_deref()
