@@ -12,9 +12,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use ferrolb_netlab::{self as netlab, eventually};
 use ferrolb_tests::cluster::probe::{Prober, lost_after};
-use ferrolb_tests::cluster::{Binaries, ClusterLab, HTTP_PORT, eventually};
-use ferrolb_tests::netlab;
+use ferrolb_tests::cluster::{Binaries, ClusterLab, HTTP_PORT};
 use serde_json::json;
 
 const BGP4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);

@@ -54,7 +54,7 @@ impl Bird {
             ctl.to_string_lossy().into_owned(),
             pid_file.to_string_lossy().into_owned(),
         );
-        let args = [BIRD, "-f", &conf, "-s", &ctl_path, "-P", &pid_path];
+        let args = [BIRD, "-f", "-c", &conf, "-s", &ctl_path, "-P", &pid_path];
         let pid = lab.spawn("bird", role, &args, &[], &dir.join("bird.log"))?;
         wait_for_socket(lab, &ctl)?;
         let bird = Bird {
