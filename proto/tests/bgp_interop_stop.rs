@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use ferrolb_netlab::routers::{Families, Frr, Local, Neighbor, Router, frr};
+use ferrolb_netlab::routers::{Families, Frr, Local, Neighbor, frr};
 use ferrolb_netlab::{Netlab, NsRuntime, can_run, poll};
 use ferrolb_proto::bgp::driver::{Command, Event, PeerConfig, PeerHandle, start};
 use ferrolb_proto::bgp::fsm::{Config, DownReason};
