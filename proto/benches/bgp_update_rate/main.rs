@@ -159,6 +159,21 @@ impl Bench {
             },
         )
         .expect("routes flushed");
+        if router.name() == "GoBGP" {
+            // gobgpd refuses the neighbor's connections while its FSM is Idle (about 5 s after
+            // each session): start the next run once it is Active again.
+            poll(
+                &format!("GoBGP accepts {from} again"),
+                RUN_DEADLINE,
+                Duration::from_millis(200),
+                || match router.session_state(IpAddr::V4(from)) {
+                    Err(e) if e.to_lowercase().contains("active") || e.ends_with(" 3") => Ok(()),
+                    Err(e) => Err(e),
+                    Ok(()) => Err("Established".into()),
+                },
+            )
+            .expect("GoBGP's neighbor Active");
+        }
     }
 
     /// 198.18.0.0/15 must never reach a kernel table.

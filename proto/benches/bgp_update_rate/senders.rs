@@ -16,6 +16,7 @@ use ferrolb_proto::bgp::packing::{NextHop, PeerEncoding, RouteAttrs, RouteSet, e
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 pub const OUR_AS: u32 = 64512;
 pub const ROUTER_AS: u32 = 64513;
@@ -194,8 +195,52 @@ pub struct PackedRun {
     pub bytes: usize,
 }
 
+/// Dials the receiver and completes OPEN and KEEPALIVE; returns the halves and when the
+/// session was Established, or why not.
+async fn handshake(
+    local: Ipv4Addr,
+    config: &Config,
+) -> std::io::Result<(OwnedReadHalf, OwnedWriteHalf, Negotiated, SystemTime)> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(IpAddr::V4(local), 0))?;
+    let stream = socket
+        .connect(SocketAddr::new(IpAddr::V4(ROUTER4), 179))
+        .await?;
+    stream.set_nodelay(true)?;
+    let (mut rd, mut wr) = stream.into_split();
+    wr.write_all(&encode_open(&config.local.open()).expect("OPEN"))
+        .await?;
+    let mut buf = BytesMut::with_capacity(65536);
+    let mut agreed = None;
+    loop {
+        while let Some(frame) = split_frame(&mut buf, 65535).expect("frame") {
+            match decode(&frame, true) {
+                Ok(Received::Open(open)) => {
+                    agreed = Some(negotiate(&config.local, &open).expect("negotiates"));
+                    wr.write_all(&encode_keepalive()).await?;
+                }
+                Ok(Received::KeepAlive) => {
+                    if let Some(n) = agreed {
+                        return Ok((rd, wr, n, SystemTime::now()));
+                    }
+                }
+                other => panic!("unexpected during the handshake: {other:?}"),
+            }
+        }
+        if rd.read_buf(&mut buf).await? == 0 {
+            return Err(std::io::ErrorKind::ConnectionReset.into());
+        }
+    }
+}
+
 /// The minimal sender (inside node 2): handshake, then every pre-encoded UPDATE in one write;
 /// then it answers nothing but keeps the session until `stop`.
+///
+/// Like any BGP speaker it dials again when the receiver closes the connection before the
+/// session is up: gobgpd closes every connection from a neighbor whose FSM is still Idle (for
+/// about 5 s after each session, its log says "Closed an accepted connection"), and a sender that
+/// gave up there made the bench wait for routes that never came. The clock starts at
+/// Established, so the retries are not measured.
 pub async fn packed_sender(
     set: RouteSet,
     stop: tokio::sync::oneshot::Receiver<()>,
@@ -206,39 +251,20 @@ pub async fn packed_sender(
     // Both encodings ready before connecting; the OPENs decide which one goes.
     let plain = encoded(&set, &negotiated(false, true));
     let extended = encoded(&set, &negotiated(true, true));
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::new(IpAddr::V4(local), 0))
-        .expect("bind");
-    let stream = socket
-        .connect(SocketAddr::new(IpAddr::V4(ROUTER4), 179))
-        .await
-        .expect("connect to the receiver");
-    stream.set_nodelay(true).expect("nodelay");
-    let (mut rd, mut wr) = stream.into_split();
-    wr.write_all(&encode_open(&config.local.open()).expect("OPEN"))
-        .await
-        .expect("write");
-    let mut buf = BytesMut::with_capacity(65536);
-    let mut agreed = None;
-    let established = 'handshake: loop {
-        while let Some(frame) = split_frame(&mut buf, 65535).expect("frame") {
-            match decode(&frame, true) {
-                Ok(Received::Open(open)) => {
-                    agreed = Some(negotiate(&config.local, &open).expect("negotiates"));
-                    wr.write_all(&encode_keepalive()).await.expect("write");
-                }
-                Ok(Received::KeepAlive) if agreed.is_some() => {
-                    break 'handshake SystemTime::now();
-                }
-                other => panic!("unexpected during the handshake: {other:?}"),
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let (mut rd, mut wr, agreed, established) = loop {
+        match handshake(local, &config).await {
+            Ok(up) => break up,
+            Err(e) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no session with the receiver within 60 s: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-        if rd.read_buf(&mut buf).await.expect("read") == 0 {
-            panic!("the receiver closed the handshake");
-        }
     };
-    let is_extended = agreed.is_some_and(|n| n.extended_message);
+    let is_extended = agreed.extended_message;
     let (updates, bytes) = if is_extended { extended } else { plain };
     wr.write_all(&bytes).await.expect("write UPDATEs");
     let _ = report.send(PackedRun {
