@@ -8,7 +8,8 @@
 //! driver's Up event, printed by the child with the wall clock; the packed sender's own
 //! handshake), and stops when the receiver's control socket (BIRD, FRR) or CLI (GoBGP, 0.1 s
 //! resolution) counts every prefix. The two senders alternate `FBGP_BENCH_ROUNDS` times
-//! (default 5; 3 for GoBGP) per family; medians and ranges are printed.
+//! (default 5; 3 for GoBGP) per family, each going first in every other round; medians and
+//! ranges are printed.
 //!
 //! Routes: 100 000 IPv4 /32 from 198.18.0.0/15 and 100 000 IPv6 /128 from 2001:db8:100::/48
 //! (`FBGP_ROUTES=N` changes the count). 198.18.0.0/15 may only live in the receiver's RIB: BIRD
@@ -313,10 +314,17 @@ fn bench_receiver(which: &str) -> Vec<(Family, Summary, Summary)> {
     let mut out = Vec::new();
     for family in [Family::V4, Family::V6] {
         let (mut ours, mut packed) = (Vec::new(), Vec::new());
+        // Alternating, and each sender first in every other round: whatever the receiver
+        // still does after the previous run weighs on both alike.
         for round in 0..rounds(which) {
             let tag = format!("{which}-{}-{round}", family.name());
-            ours.push(bench.run_ferrolb(family, &tag));
-            packed.push(bench.run_packed(family));
+            if round % 2 == 0 {
+                ours.push(bench.run_ferrolb(family, &tag));
+                packed.push(bench.run_packed(family));
+            } else {
+                packed.push(bench.run_packed(family));
+                ours.push(bench.run_ferrolb(family, &tag));
+            }
         }
         for f in ours.iter().chain(&packed) {
             println!(
