@@ -4,8 +4,9 @@
 //! [`crate::apply::bgp`]; this module starts, stops and feeds them.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use ferrolb_proto::bgp::driver::{self, Command, Event};
+use ferrolb_proto::bgp::driver::{self, Command, Event, PeerStats};
 use ferrolb_proto::bgp::packing::RouteSet;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -21,6 +22,8 @@ struct Running {
     /// Routes handed to the session; `None` until the first `SetRoutes` (which is always sent:
     /// after a graceful restart it is what releases End-of-RIB).
     routes: Option<RouteSet>,
+    /// What the peer sends us (unreadable UPDATEs, prefixes, refreshes) and what waits for it.
+    stats: Arc<PeerStats>,
     task: JoinHandle<()>,
     events: JoinHandle<()>,
 }
@@ -30,6 +33,11 @@ struct Running {
 pub struct Sessions {
     running: BTreeMap<String, Running>,
     metrics: Metrics,
+    /// GTSM (RFC 5082) on every directly connected eBGP session of this node; MetalLB's
+    /// `BGPPeer` has no field for it, so it is the speaker's setting.
+    gtsm: bool,
+    /// The most prefixes per family a peer may send us (RFC 4486 Cease 1); `None`: no guard.
+    max_prefixes: Option<u32>,
 }
 
 impl Sessions {
@@ -38,7 +46,36 @@ impl Sessions {
         Self {
             running: BTreeMap::new(),
             metrics,
+            gtsm: false,
+            max_prefixes: None,
         }
+    }
+
+    /// The max-prefix guard of sessions started from now on; `None` (the default) turns it
+    /// off. We keep no received route either way.
+    pub fn set_max_prefixes(&mut self, max_prefixes: Option<u32>) {
+        self.max_prefixes = max_prefixes;
+    }
+
+    /// Whether sessions started from now on use GTSM (single-hop eBGP only: TTL 255 out,
+    /// nothing accepted below 255). The routers must do the same (FRR: `neighbor X
+    /// ttl-security hops 1`), or those sessions never come up.
+    pub fn set_gtsm(&mut self, gtsm: bool) {
+        self.gtsm = gtsm;
+    }
+
+    /// Counters of every running session, by `BGPPeer` name and peer address, for export.
+    pub fn stats(&self) -> Vec<(String, String, driver::StatsSnapshot)> {
+        self.running
+            .iter()
+            .map(|(name, r)| {
+                (
+                    name.clone(),
+                    r.spec.peer_addr.to_string(),
+                    r.stats.snapshot(),
+                )
+            })
+            .collect()
     }
 
     /// Makes the sessions and their routes match `wanted` (peer name → spec and routes).
@@ -90,16 +127,25 @@ impl Sessions {
         }
     }
 
-    /// Ends every session with a CEASE.
-    pub async fn stop_all(&mut self) {
+    /// Ends every session before this process restarts (SIGTERM): where graceful restart
+    /// was negotiated the routers keep our routes and go on forwarding to this node until
+    /// the next process is up (RFC 4724; with RFC 8538's N bit, Cease / Administrative Reset,
+    /// else no NOTIFICATION); elsewhere a CEASE.
+    pub async fn stop_all_for_restart(&mut self) {
         let all = std::mem::take(&mut self.running);
         for running in all.into_values() {
-            self.stop(running).await;
+            self.stop_with(running, Command::StopForRestart).await;
         }
     }
 
+    /// Ends a session whose peer is gone from the configuration: the router drops our routes
+    /// (a CEASE, as a Hard Reset where RFC 8538 was negotiated).
     async fn stop(&self, running: Running) {
-        let _ = running.commands.send(Command::Stop).await;
+        self.stop_with(running, Command::Stop).await;
+    }
+
+    async fn stop_with(&self, running: Running, command: Command) {
+        let _ = running.commands.send(command).await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), running.task).await;
         running.events.abort();
         let label = running.spec.peer_addr.to_string();
@@ -116,9 +162,16 @@ impl Sessions {
         is_restarting: bool,
     ) -> Result<Running, StartError> {
         let jitter = driver::random_jitter_percent();
-        let config = bgp::peer_config(&spec, is_restarting, jitter)?;
+        let mut config = bgp::peer_config(&spec, is_restarting, jitter)?;
+        config.gtsm = self.gtsm;
+        config.max_prefixes = self.max_prefixes;
         tracing::info!(peer = name, addr = %spec.peer_addr, "starting BGP session");
-        let (commands, events, task) = driver::spawn(config);
+        let driver::PeerHandle {
+            commands,
+            events,
+            stats,
+            task,
+        } = driver::start(config);
         let events = tokio::spawn(forward_events(
             name.to_owned(),
             spec.peer_addr.to_string(),
@@ -129,6 +182,7 @@ impl Sessions {
             spec,
             commands,
             routes: None,
+            stats,
             task,
             events,
         })

@@ -127,7 +127,8 @@ pub enum DaemonError {
 }
 
 /// Runs the speaker until `shutdown` completes, then leaves the membership, stops answering
-/// and closes BGP sessions with a CEASE.
+/// and closes BGP sessions as before a restart (routers keep our routes where graceful restart
+/// was negotiated).
 pub async fn run(
     client: Client,
     settings: Settings,
@@ -344,7 +345,7 @@ impl Daemon {
         for ip in std::mem::take(&mut self.l2).into_keys() {
             let _ = self.responder.withdraw(ip).await;
         }
-        self.sessions.stop_all().await;
+        self.sessions.stop_all_for_restart().await;
         tracing::info!("speaker stopped");
     }
 }
