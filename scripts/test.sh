@@ -23,7 +23,8 @@ echo "== fuzz (bounded: each decoder of network input for ${FUZZ_SECONDS:-20} s)
 # Short runs from the seeds, to catch a regression; the long runs are in proto/fuzz-*/README.md.
 # One target dir for both fuzz workspaces, so that their shared dependencies build once.
 fuzz_corpus=$(mktemp -d)
-for spec in fuzz-bgp:bgp_frame:seeds:4096 fuzz-l2:arp:seeds/arp:512 fuzz-l2:ndp:seeds/ndp:512; do
+for spec in fuzz-bgp:bgp_frame:seeds:4096 fuzz-l2:arp:seeds/arp:512 fuzz-l2:ndp:seeds/ndp:512 \
+  fuzz-bfd:bfd_packet:seeds:512; do
   IFS=: read -r dir target seeds max_len <<<"$spec"
   mkdir -p "$fuzz_corpus/$target"
   (cd proto && cargo +nightly fuzz run --fuzz-dir "$dir" --target-dir ../target/fuzz "$target" \
