@@ -29,6 +29,11 @@ struct Cli {
 enum Command {
     /// Check FerroLB/MetalLB manifests offline. Exit 0: valid; 1: invalid; 2: unreadable input.
     Validate {
+        /// The input is the whole configuration: a BFD profile, Secret, community alias, pool or
+        /// peer it names but does not hold is an error (by default a warning, as it may be
+        /// created later).
+        #[arg(long)]
+        strict: bool,
         /// Manifest files or directories (multi-document YAML or JSON).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -151,8 +156,10 @@ async fn shutdown_signal() {
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Validate { paths } => {
-            let verdict = ferrolb_controller::validate::run(&paths, &mut std::io::stdout().lock())?;
+        Command::Validate { strict, paths } => {
+            let options = ferrolb_controller::validate::Options { strict };
+            let verdict =
+                ferrolb_controller::validate::run(&paths, options, &mut std::io::stdout().lock())?;
             Ok(ExitCode::from(verdict as u8))
         }
         Command::Run {

@@ -466,7 +466,7 @@ impl Task {
         if self.written_state.as_ref() == Some(&state) {
             return;
         }
-        let patch = json!({"status": state.to_status(k8s_openapi::jiff::Timestamp::now())});
+        let patch = state.status_patch(k8s_openapi::jiff::Timestamp::now());
         let result = api
             .patch_status(
                 CONFIGURATION_STATE_NAME,

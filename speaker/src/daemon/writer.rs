@@ -301,9 +301,7 @@ impl Writer {
             }
         }
         count();
-        let patch = serde_json::json!({
-            "status": state.to_status(k8s_openapi::jiff::Timestamp::now())
-        });
+        let patch = state.status_patch(k8s_openapi::jiff::Timestamp::now());
         api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map(|_| ())
