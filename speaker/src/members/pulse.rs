@@ -1,16 +1,24 @@
 //! The heartbeat the gossip task gives the L2 responder, and when it must stop for good.
 //!
 //! The responder answers only while beaten within its timeout (see
-//! `ferrolb_proto::l2::heartbeat`). The gossip task beats every [`Pulse::interval`], so "the
-//! others see this speaker alive" and "it answers" go together: a frozen process (SIGSTOP, a
-//! hung runtime, a paused VM) stops both. When the task finds that it has not beaten for longer
-//! than the timeout, the responder has already fallen silent and the others may since have
-//! declared this speaker dead and taken its IPs over: resuming the beat would make it answer for
-//! IPs that are no longer its own. So the pulse lapses instead, for good: the daemon withdraws
-//! everything and starts a new membership, and the election decides again. Being told by the
-//! gossip that we were declared dead lapses it too.
+//! `ferrolb_proto::l2::heartbeat`). The gossip task beats every [`Pulse::interval`] while it
+//! runs and hears the others, so "the others see this speaker alive" and "it answers" go
+//! together:
+//! - a frozen process (SIGSTOP, a hung runtime, a paused VM) does not tick, so it stops beating;
+//! - a speaker cut off from the others (UDP 7946 blocked) stops hearing them: with other members
+//!   known and no authentic datagram for longer than the timeout it does not beat. A connected
+//!   speaker hears something every ~50 ms (its probes' acks, the others' probes and gossip), and
+//!   the others need at least ~250 ms to declare it dead, so it falls silent (after at most two
+//!   timeouts) before anyone takes over, and before its own view loses anyone (which could make
+//!   it claim a live node's IPs).
 //!
-//! Pure: the time comes in as a value.
+//! Once no beat happened for longer than the timeout, the responder has fallen silent and the
+//! others may have declared this speaker dead and taken its IPs over: resuming the beat would
+//! make it answer for IPs no longer its own. So the pulse lapses instead, for good: the daemon
+//! withdraws everything and starts a new membership, and the election decides again. Being
+//! told by the gossip that we were declared dead lapses it too.
+//!
+//! Pure: the time and what was heard come in as values.
 
 use std::time::Duration;
 
@@ -21,6 +29,8 @@ use tokio::time::Instant;
 pub enum Beat {
     /// Beat the responder.
     Now,
+    /// Do not beat: nothing heard from the others lately.
+    Deaf,
     /// The pulse has just lapsed: tell the daemon, never beat again.
     Lapsed(Lapse),
     /// It lapsed before: nothing.
@@ -32,18 +42,31 @@ pub enum Beat {
 pub enum Lapse {
     /// The task did not run for this long (more than the timeout): the process was frozen.
     Frozen(Duration),
+    /// Nothing was heard from the other speakers for longer than the timeout: this speaker is
+    /// cut off (or they all are gone, which the membership will say shortly).
+    Deaf,
     /// The other speakers declared this one dead (it was unreachable, or frozen).
     DeclaredDead,
 }
 
 impl Lapse {
-    /// Stable reason for logs.
+    /// Stable reason for logs and metrics.
     pub fn reason(self) -> &'static str {
         match self {
             Lapse::Frozen(_) => "Frozen",
+            Lapse::Deaf => "Deaf",
             Lapse::DeclaredDead => "DeclaredDead",
         }
     }
+}
+
+/// What the task knows about the others at a tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hearing {
+    /// The membership lists other speakers as alive.
+    pub has_others: bool,
+    /// When an authentic datagram last arrived.
+    pub last_heard: Option<Instant>,
 }
 
 /// The pulse of one membership.
@@ -53,6 +76,8 @@ pub struct Pulse {
     timeout: Duration,
     /// When we last beat.
     last_beat: Option<Instant>,
+    /// When the last tick ran.
+    last_tick: Option<Instant>,
     /// It lapsed: never beat again.
     has_lapsed: bool,
 }
@@ -63,6 +88,7 @@ impl Pulse {
         Pulse {
             timeout,
             last_beat: None,
+            last_tick: None,
             has_lapsed: false,
         }
     }
@@ -73,17 +99,29 @@ impl Pulse {
         (self.timeout / 4).max(Duration::from_millis(1))
     }
 
-    /// A tick at `now`.
-    pub fn on_tick(&mut self, now: Instant) -> Beat {
+    /// A tick at `now`, having heard what `hearing` says.
+    pub fn on_tick(&mut self, now: Instant, hearing: Hearing) -> Beat {
         if self.has_lapsed {
             return Beat::Silent;
         }
-        if let Some(last) = self.last_beat {
-            let gap = now.saturating_duration_since(last);
-            if gap > self.timeout {
-                self.has_lapsed = true;
-                return Beat::Lapsed(Lapse::Frozen(gap));
-            }
+        let since_tick = self.last_tick.map(|t| now.saturating_duration_since(t));
+        self.last_tick = Some(now);
+        let is_overdue = self
+            .last_beat
+            .is_some_and(|t| now.saturating_duration_since(t) > self.timeout);
+        if is_overdue {
+            self.has_lapsed = true;
+            return Beat::Lapsed(match since_tick {
+                Some(gap) if gap > self.timeout => Lapse::Frozen(gap),
+                _ => Lapse::Deaf,
+            });
+        }
+        let is_deaf = hearing.has_others
+            && hearing
+                .last_heard
+                .is_none_or(|t| now.saturating_duration_since(t) > self.timeout);
+        if is_deaf {
+            return Beat::Deaf;
         }
         self.last_beat = Some(now);
         Beat::Now
@@ -108,33 +146,102 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    fn alone() -> Hearing {
+        Hearing {
+            has_others: false,
+            last_heard: None,
+        }
+    }
+
+    fn heard_at(at: Instant) -> Hearing {
+        Hearing {
+            has_others: true,
+            last_heard: Some(at),
+        }
+    }
+
     #[test]
     fn ticks_within_the_timeout_beat_and_a_longer_gap_lapses_for_good() {
         let t0 = Instant::now();
         let mut pulse = Pulse::new(ms(100));
         assert_eq!(pulse.interval(), ms(25));
-        assert_eq!(pulse.on_tick(t0), Beat::Now);
-        assert_eq!(pulse.on_tick(t0 + ms(25)), Beat::Now);
+        assert_eq!(pulse.on_tick(t0, alone()), Beat::Now);
+        assert_eq!(pulse.on_tick(t0 + ms(25), alone()), Beat::Now);
         assert_eq!(
-            pulse.on_tick(t0 + ms(125)),
+            pulse.on_tick(t0 + ms(125), alone()),
             Beat::Now,
             "100 ms late: the responder is still answering"
         );
         assert_eq!(
-            pulse.on_tick(t0 + ms(400)),
+            pulse.on_tick(t0 + ms(400), alone()),
             Beat::Lapsed(Lapse::Frozen(ms(275)))
         );
         assert!(pulse.has_lapsed());
-        assert_eq!(pulse.on_tick(t0 + ms(425)), Beat::Silent, "never again");
+        assert_eq!(
+            pulse.on_tick(t0 + ms(425), alone()),
+            Beat::Silent,
+            "never again"
+        );
+    }
+
+    #[test]
+    fn a_speaker_that_hears_nobody_stops_beating_then_lapses() {
+        let t0 = Instant::now();
+        let mut pulse = Pulse::new(ms(100));
+        assert_eq!(pulse.on_tick(t0, heard_at(t0)), Beat::Now);
+        assert_eq!(
+            pulse.on_tick(t0 + ms(100), heard_at(t0)),
+            Beat::Now,
+            "heard 100 ms ago: still connected"
+        );
+        assert_eq!(pulse.on_tick(t0 + ms(125), heard_at(t0)), Beat::Deaf);
+        assert_eq!(pulse.on_tick(t0 + ms(200), heard_at(t0)), Beat::Deaf);
+        assert_eq!(
+            pulse.on_tick(t0 + ms(225), heard_at(t0 + ms(210))),
+            Beat::Lapsed(Lapse::Deaf),
+            "silent for longer than the timeout: hearing again does not undo it"
+        );
+    }
+
+    #[test]
+    fn a_speaker_alone_in_its_membership_beats_without_hearing_anyone() {
+        let t0 = Instant::now();
+        let mut pulse = Pulse::new(ms(100));
+        for i in 0..20 {
+            assert_eq!(pulse.on_tick(t0 + ms(25 * i), alone()), Beat::Now);
+        }
     }
 
     #[test]
     fn being_declared_dead_lapses_the_pulse_once() {
         let t0 = Instant::now();
         let mut pulse = Pulse::new(ms(100));
-        assert_eq!(pulse.on_tick(t0), Beat::Now);
+        assert_eq!(pulse.on_tick(t0, alone()), Beat::Now);
         assert!(pulse.on_declared_dead());
         assert!(!pulse.on_declared_dead(), "already lapsed");
-        assert_eq!(pulse.on_tick(t0 + ms(25)), Beat::Silent);
+        assert_eq!(pulse.on_tick(t0 + ms(25), alone()), Beat::Silent);
+    }
+
+    #[test]
+    fn a_cut_off_speaker_is_silent_within_two_timeouts_of_the_last_datagram() {
+        let t0 = Instant::now();
+        let mut pulse = Pulse::new(ms(100));
+        let mut last_beat = None;
+        let mut tick = 0;
+        loop {
+            let now = t0 + ms(25 * tick);
+            match pulse.on_tick(now, heard_at(t0)) {
+                Beat::Now => last_beat = Some(now),
+                Beat::Deaf => {}
+                Beat::Lapsed(_) | Beat::Silent => break,
+            }
+            tick += 1;
+        }
+        let silent_at = last_beat.expect("beat once") + ms(100);
+        assert!(
+            silent_at <= t0 + ms(200),
+            "silent {:?} after",
+            silent_at - t0
+        );
     }
 }

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::auth::{AuthError, Keys};
-use super::pulse::{Beat, Lapse, Pulse};
+use super::pulse::{Beat, Hearing, Lapse, Pulse};
 use super::replay::Replay;
 use super::timers::Timers;
 use super::{Command, Counters, Heart, MAX_DATAGRAM, SpeakerId};
@@ -76,6 +76,8 @@ pub(super) struct Task {
     /// When to beat `heart`; also lapses when we are declared dead.
     pulse: Pulse,
     heart: Option<Heart>,
+    /// When an authentic datagram last arrived (the pulse stops when nothing does).
+    last_heard: Option<Instant>,
     /// Pending foca timers.
     timers: Timers<Timer<SpeakerId>>,
     live: watch::Sender<BTreeSet<String>>,
@@ -112,6 +114,7 @@ impl Task {
             replay: Replay::default(),
             pulse: Pulse::new(timeout),
             heart: parts.heart,
+            last_heard: None,
             timers: Timers::default(),
             live: parts.live,
             lapse: parts.lapse,
@@ -169,6 +172,7 @@ impl Task {
         });
         match opened {
             Ok(opened) => {
+                self.last_heard = Some(Instant::now());
                 self.counters.received.fetch_add(1, Ordering::Relaxed);
                 if opened.is_secondary_key {
                     let secondary = &self.counters.received_secondary_key;
@@ -225,16 +229,20 @@ impl Task {
         }
     }
 
-    /// Beats the heart, unless the pulse lapses now.
+    /// Beats the heart, unless the pulse says otherwise.
     fn on_tick(&mut self) {
-        match self.pulse.on_tick(Instant::now()) {
+        let hearing = Hearing {
+            has_others: self.foca.num_members() > 0,
+            last_heard: self.last_heard,
+        };
+        match self.pulse.on_tick(Instant::now(), hearing) {
             Beat::Now => {
                 if let Some(heart) = &self.heart {
                     (heart.beat)();
                 }
             }
             Beat::Lapsed(lapse) => self.report_lapse(lapse),
-            Beat::Silent => {}
+            Beat::Deaf | Beat::Silent => {}
         }
     }
 
@@ -244,6 +252,10 @@ impl Task {
                 gap_ms = gap.as_millis(),
                 reason = lapse.reason(),
                 "this speaker did not run for longer than its heartbeat timeout; it stopped answering and must rejoin before answering again"
+            ),
+            Lapse::Deaf => tracing::warn!(
+                reason = lapse.reason(),
+                "this speaker heard no other speaker for longer than its heartbeat timeout (cut off from them?); it stopped answering and must rejoin before answering again"
             ),
             Lapse::DeclaredDead => tracing::warn!(
                 reason = lapse.reason(),
