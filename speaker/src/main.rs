@@ -68,9 +68,12 @@ struct Cli {
     #[arg(long = "node-address")]
     node_addresses: Vec<IpAddr>,
     /// The L2 responder (in the kernel and on the sockets) stops answering this long after the
-    /// gossip task last showed the speaker alive, so a frozen speaker falls silent well before
-    /// the others take its IPs over (they declare it dead after 350–550 ms); 0: never.
-    #[arg(long, env = "FERROLB_L2_HEARTBEAT_TIMEOUT_MS", default_value_t = 100)]
+    /// gossip task last showed the speaker alive (it runs and hears the others), so a frozen or
+    /// cut-off speaker falls silent before the others take its IPs over (they declare it dead
+    /// after 350–550 ms, never under ~250 ms). At most 120: a cut-off speaker is silent after
+    /// twice this. 0: never.
+    #[arg(long, env = "FERROLB_L2_HEARTBEAT_TIMEOUT_MS", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(0..=120))]
     l2_heartbeat_timeout_ms: u64,
     /// Answer ARP and NDP in the kernel's receive path (a TCX program; needs Linux 6.6+,
     /// CAP_BPF and CAP_NET_ADMIN, else the raw sockets answer alone, with a warning).

@@ -83,10 +83,17 @@ async fn a_crashed_speaker_is_declared_dead_by_everyone() {
 async fn a_leaving_speaker_is_gone_from_every_view() {
     let key = Key::new(*b"memberlist secret key 0003");
     let mut members = cluster(&key, &["node-a", "node-b", "node-c"]).await;
-    members.remove(1).leave().await;
+    let leaving = members.remove(1);
+    let lapse = leaving.lapse();
+    leaving.leave().await;
     for member in &members {
         converge(member, &names(&["node-a", "node-c"])).await;
     }
+    assert_eq!(
+        *lapse.borrow(),
+        None,
+        "leaving on purpose is no lapse (the daemon would rejoin at once)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,6 +32,7 @@ impl Drop for TimerBeats {
 pub(super) fn beat_without_gossip(heartbeat: &Heartbeat) -> Option<TimerBeats> {
     let timeout = heartbeat.timeout()?;
     let heartbeat = heartbeat.clone();
+    heartbeat.beat();
     let mut ticks = tokio::time::interval(Pulse::new(timeout).interval());
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
     Some(TimerBeats(tokio::spawn(async move {

@@ -377,6 +377,7 @@ impl Daemon {
     /// answering and closes the BGP sessions.
     async fn stop(mut self) {
         self.ready.store(false, Ordering::Relaxed);
+        self.lapse = None;
         if let Some(members) = self.members.take() {
             members.leave().await;
             tokio::time::sleep(Duration::from_millis(300)).await;

@@ -132,6 +132,8 @@ impl Daemon {
                     "carrier lost; leaving the membership so another node answers"
                 );
                 self.stepped_down = interfaces;
+                // Leaving on purpose is no lapse.
+                self.lapse = None;
                 if let Some(members) = self.members.take() {
                     members.leave().await;
                 }

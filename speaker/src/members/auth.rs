@@ -5,12 +5,15 @@
 //!
 //! Wire layout (format 2):
 //! ```text
-//!  0     3   4                   12                 28                       n
-//! +-----+---+--------------------+------------------+------------------------+
-//! | FLG | 2 | sent_unix_ms (u64) | tag (16 bytes)   | foca payload           |
-//! +-----+---+--------------------+------------------+------------------------+
-//!   tag = first 16 bytes of HMAC-SHA256(key, bytes 0..12 || payload); integers big-endian
+//!  0     3   4                   12          16                 32              n
+//! +-----+---+--------------------+-----------+------------------+---------------+
+//! | FLG | 2 | sent_unix_ms (u64) | seq (u32) | tag (16 bytes)   | foca payload  |
+//! +-----+---+--------------------+-----------+------------------+---------------+
+//!   tag = first 16 bytes of HMAC-SHA256(key, bytes 0..16 || payload); integers big-endian
 //! ```
+//! `seq` counts the sender's datagrams, so two sends of the same payload in the same
+//! millisecond (foca does that, e.g. two announces to one seed) differ, and a datagram seen
+//! twice is a replay or a network duplicate, never an honest resend.
 //! Format 1 (FerroLB before replay protection) was `tag || payload` with no header: its first
 //! bytes are a random tag, so it is told apart by the missing magic (`FLG`), with a false match
 //! once in 2^24, and refused as [`AuthError::LegacyFormat`].
@@ -27,10 +30,10 @@ pub const TAG_LEN: usize = 16;
 pub const MAGIC: [u8; 3] = *b"FLG";
 /// The format this code writes and reads.
 pub const VERSION: u8 = 2;
-/// Bytes before the payload: magic, version, send time, tag.
-pub const HEADER_LEN: usize = MAGIC.len() + 1 + 8 + TAG_LEN;
+/// Bytes before the payload: magic, version, send time, sequence number, tag.
+pub const HEADER_LEN: usize = SIGNED_HEADER_LEN + TAG_LEN;
 /// The part of the header the tag covers.
-const SIGNED_HEADER_LEN: usize = MAGIC.len() + 1 + 8;
+const SIGNED_HEADER_LEN: usize = MAGIC.len() + 1 + 8 + 4;
 
 /// The tag of one datagram.
 pub type Tag = [u8; TAG_LEN];
@@ -176,12 +179,14 @@ impl Keys {
         1 + self.accepted.len()
     }
 
-    /// The datagram carrying `payload`, sealed at `sent_unix_ms` with the primary key.
-    pub fn seal(&self, sent_unix_ms: u64, payload: &[u8]) -> Vec<u8> {
+    /// The datagram carrying `payload`, sealed at `sent_unix_ms` as the sender's datagram
+    /// number `seq`, with the primary key.
+    pub fn seal(&self, sent_unix_ms: u64, seq: u32, payload: &[u8]) -> Vec<u8> {
         let mut packet = Vec::with_capacity(HEADER_LEN + payload.len());
         packet.extend_from_slice(&MAGIC);
         packet.push(VERSION);
         packet.extend_from_slice(&sent_unix_ms.to_be_bytes());
+        packet.extend_from_slice(&seq.to_be_bytes());
         let tag = self.primary.tag(&packet, payload).finalize().into_bytes();
         packet.extend_from_slice(&tag[..TAG_LEN]);
         packet.extend_from_slice(payload);
@@ -202,7 +207,7 @@ impl Keys {
         }
         let (signed, tag) = header.split_at(SIGNED_HEADER_LEN);
         let mut sent = [0u8; 8];
-        sent.copy_from_slice(&signed[MAGIC.len() + 1..]);
+        sent.copy_from_slice(&signed[MAGIC.len() + 1..MAGIC.len() + 9]);
         let keys = std::iter::once(&self.primary).chain(&self.accepted);
         for (index, key) in keys.enumerate() {
             if key.tag(signed, payload).verify_truncated_left(tag).is_ok() {
@@ -234,7 +239,7 @@ mod tests {
     #[test]
     fn a_sealed_datagram_opens_with_its_time_and_payload_and_only_with_the_same_key() {
         let key = keys(b"0123456789abcdef", &[]);
-        let packet = key.seal(1_700_000_000_123, b"ping");
+        let packet = key.seal(1_700_000_000_123, 0, b"ping");
         let opened = key.open(&packet).expect("authentic");
         assert_eq!(opened.payload, b"ping");
         assert_eq!(opened.sent_unix_ms, 1_700_000_000_123);
@@ -248,20 +253,40 @@ mod tests {
     #[test]
     fn the_send_time_is_under_the_tag() {
         let key = keys(b"k", &[]);
-        let mut packet = key.seal(1_000, b"member alive");
+        let mut packet = key.seal(1_000, 0, b"member alive");
         // Moving the send time forward (to get past the replay window) breaks the tag.
         packet[MAGIC.len() + 1 + 7] ^= 0x40;
         assert_eq!(key.open(&packet), Err(AuthError::BadTag));
     }
 
     #[test]
+    fn the_sequence_number_is_under_the_tag_and_tells_two_sends_apart() {
+        let key = keys(b"k", &[]);
+        let first = key
+            .open(&key.seal(9, 1, b"announce"))
+            .expect("authentic")
+            .tag;
+        let second = key
+            .open(&key.seal(9, 2, b"announce"))
+            .expect("authentic")
+            .tag;
+        assert_ne!(
+            first, second,
+            "same payload, same millisecond, two datagrams"
+        );
+        let mut packet = key.seal(9, 1, b"announce");
+        packet[MAGIC.len() + 1 + 8 + 3] ^= 1;
+        assert_eq!(key.open(&packet), Err(AuthError::BadTag));
+    }
+
+    #[test]
     fn tampered_and_short_datagrams_are_refused() {
         let key = keys(b"k", &[]);
-        let mut packet = key.seal(7, b"member alive");
+        let mut packet = key.seal(7, 0, b"member alive");
         let last = packet.len() - 1;
         packet[last] ^= 1;
         assert_eq!(key.open(&packet), Err(AuthError::BadTag));
-        let whole = key.seal(7, b"");
+        let whole = key.seal(7, 0, b"");
         assert_eq!(
             key.open(&whole[..HEADER_LEN - 1]),
             Err(AuthError::Truncated)
@@ -277,7 +302,7 @@ mod tests {
         let mut legacy = vec![0x9c; TAG_LEN];
         legacy.extend_from_slice(b"payload");
         assert_eq!(key.open(&legacy), Err(AuthError::LegacyFormat));
-        let mut newer = key.seal(7, b"payload");
+        let mut newer = key.seal(7, 0, b"payload");
         newer[MAGIC.len()] = 3;
         assert_eq!(key.open(&newer), Err(AuthError::UnsupportedVersion(3)));
     }
@@ -286,11 +311,11 @@ mod tests {
     fn any_accepted_key_opens_and_the_primary_seals() {
         let old_and_new = keys(b"old", &[b"new"]);
         let new_only = keys(b"new", &[]);
-        let from_new = new_only.seal(5, b"hello");
+        let from_new = new_only.seal(5, 0, b"hello");
         let opened = old_and_new.open(&from_new).expect("new is accepted");
         assert!(opened.is_secondary_key, "opened with the accepted key");
         assert_eq!(
-            new_only.open(&old_and_new.seal(5, b"hello")),
+            new_only.open(&old_and_new.seal(5, 0, b"hello")),
             Err(AuthError::BadTag),
             "sealed with the primary (old), which new_only does not hold"
         );

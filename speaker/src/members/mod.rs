@@ -187,6 +187,11 @@ impl Members {
         let rng: StdRng = rand::make_rng();
         let foca = Foca::new(me, setup.budget.foca_config(), rng, PostcardCodec);
         let counters = setup.counters;
+        // Starting proves us alive: beat now, so what is announced right after (before the
+        // task's first tick) is answered and announced.
+        if let Some(heart) = &setup.heart {
+            (heart.beat)();
+        }
         let task = task::Task::new(task::Parts {
             foca,
             socket,

@@ -12,11 +12,13 @@
 //!   timeouts) before anyone takes over, and before its own view loses anyone (which could make
 //!   it claim a live node's IPs).
 //!
-//! Once no beat happened for longer than the timeout, the responder has fallen silent and the
-//! others may have declared this speaker dead and taken its IPs over: resuming the beat would
-//! make it answer for IPs no longer its own. So the pulse lapses instead, for good: the daemon
-//! withdraws everything and starts a new membership, and the election decides again. Being
-//! told by the gossip that we were declared dead lapses it too.
+//! Once no beat happened for twice the timeout, the responder has been silent for a while and
+//! the others may soon declare this speaker dead (they need at least ~250 ms from the moment
+//! they stop hearing it, so the timeout must stay below half of that) and take its IPs over:
+//! resuming the beat could make it answer for IPs no longer its own. So the pulse lapses
+//! instead, for good: the daemon withdraws everything and starts a new membership, and the
+//! election decides again. A shorter silence (a busy machine) just resumes: nobody can have
+//! taken over yet. Being told by the gossip that we were declared dead lapses it too.
 //!
 //! Pure: the time and what was heard come in as values.
 
@@ -40,10 +42,12 @@ pub enum Beat {
 /// Why a pulse lapsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lapse {
-    /// The task did not run for this long (more than the timeout): the process was frozen.
+    /// The task did not run for this long (more than twice the timeout): the process was
+    /// frozen.
     Frozen(Duration),
-    /// Nothing was heard from the other speakers for longer than the timeout: this speaker is
-    /// cut off (or they all are gone, which the membership will say shortly).
+    /// Nothing was heard from the other speakers for long enough that no beat happened for
+    /// twice the timeout: this speaker is cut off (or they all are gone, which the membership
+    /// will say shortly).
     Deaf,
     /// The other speakers declared this one dead (it was unreachable, or frozen).
     DeclaredDead,
@@ -104,15 +108,16 @@ impl Pulse {
         if self.has_lapsed {
             return Beat::Silent;
         }
+        let lapse_after = self.timeout.saturating_mul(2);
         let since_tick = self.last_tick.map(|t| now.saturating_duration_since(t));
         self.last_tick = Some(now);
         let is_overdue = self
             .last_beat
-            .is_some_and(|t| now.saturating_duration_since(t) > self.timeout);
+            .is_some_and(|t| now.saturating_duration_since(t) > lapse_after);
         if is_overdue {
             self.has_lapsed = true;
             return Beat::Lapsed(match since_tick {
-                Some(gap) if gap > self.timeout => Lapse::Frozen(gap),
+                Some(gap) if gap > lapse_after => Lapse::Frozen(gap),
                 _ => Lapse::Deaf,
             });
         }
@@ -173,8 +178,13 @@ mod tests {
             "100 ms late: the responder is still answering"
         );
         assert_eq!(
-            pulse.on_tick(t0 + ms(400), alone()),
-            Beat::Lapsed(Lapse::Frozen(ms(275)))
+            pulse.on_tick(t0 + ms(300), alone()),
+            Beat::Now,
+            "silent for 75 ms (a busy machine): nobody can have taken over yet, so it resumes"
+        );
+        assert_eq!(
+            pulse.on_tick(t0 + ms(550), alone()),
+            Beat::Lapsed(Lapse::Frozen(ms(250)))
         );
         assert!(pulse.has_lapsed());
         assert_eq!(
@@ -195,11 +205,20 @@ mod tests {
             "heard 100 ms ago: still connected"
         );
         assert_eq!(pulse.on_tick(t0 + ms(125), heard_at(t0)), Beat::Deaf);
-        assert_eq!(pulse.on_tick(t0 + ms(200), heard_at(t0)), Beat::Deaf);
         assert_eq!(
-            pulse.on_tick(t0 + ms(225), heard_at(t0 + ms(210))),
+            pulse.on_tick(t0 + ms(150), heard_at(t0 + ms(140))),
+            Beat::Now,
+            "heard again within twice the timeout: beats again"
+        );
+        let heard = heard_at(t0 + ms(140));
+        for at in (175..=425).step_by(25) {
+            let want = if at <= 240 { Beat::Now } else { Beat::Deaf };
+            assert_eq!(pulse.on_tick(t0 + ms(at), heard), want, "at {at} ms");
+        }
+        assert_eq!(
+            pulse.on_tick(t0 + ms(450), heard_at(t0 + ms(445))),
             Beat::Lapsed(Lapse::Deaf),
-            "silent for longer than the timeout: hearing again does not undo it"
+            "no beat for over twice the timeout: hearing again does not undo it"
         );
     }
 

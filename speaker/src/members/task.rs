@@ -78,6 +78,8 @@ pub(super) struct Task {
     heart: Option<Heart>,
     /// When an authentic datagram last arrived (the pulse stops when nothing does).
     last_heard: Option<Instant>,
+    /// Datagrams sealed so far: numbers each one, so no two are alike.
+    seq: u32,
     /// Pending foca timers.
     timers: Timers<Timer<SpeakerId>>,
     live: watch::Sender<BTreeSet<String>>,
@@ -115,6 +117,7 @@ impl Task {
             pulse: Pulse::new(timeout),
             heart: parts.heart,
             last_heard: None,
+            seq: 0,
             timers: Timers::default(),
             live: parts.live,
             lapse: parts.lapse,
@@ -152,6 +155,8 @@ impl Task {
                         if let Err(error) = self.foca.leave_cluster(&mut effects) {
                             tracing::debug!(%error, "gossip leave failed");
                         }
+                        // foca calls itself defunct once it has left: that is no lapse.
+                        effects.declared_dead = false;
                         self.apply(effects).await;
                         let _ = done.send(());
                         return;
@@ -293,7 +298,8 @@ impl Task {
             effects.timers.append(&mut more.timers);
         }
         for (to, data) in effects.sends {
-            let packet = self.keys.seal(unix_ms_now(), &data);
+            self.seq = self.seq.wrapping_add(1);
+            let packet = self.keys.seal(unix_ms_now(), self.seq, &data);
             if self.socket.send_to(&packet, to.addr).await.is_ok() {
                 self.counters.sent.fetch_add(1, Ordering::Relaxed);
             }
