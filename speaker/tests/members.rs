@@ -425,3 +425,15 @@ async fn a_speaker_the_others_declared_dead_lapses_when_it_hears_so() {
         "node-b learns that it was declared dead"
     );
 }
+
+/// A lapsed membership is replaced by a new one on the same address: stopping the old one must
+/// close its socket first (a crash only asks the runtime to drop it, some time later).
+#[tokio::test]
+async fn a_stopped_membership_frees_its_address_for_the_next_one() {
+    let key = Key::new(*b"memberlist secret key 0009");
+    let first = start("node-a", &key).await;
+    let addr = first.local_addr();
+    first.stop().await;
+    let again = UdpSocket::bind(addr).await;
+    assert!(again.is_ok(), "rebinding {addr}: {again:?}");
+}

@@ -99,7 +99,7 @@ impl Daemon {
             .with_label_values(&[lapse.reason()])
             .inc();
         if let Some(members) = self.members.take() {
-            members.crash();
+            members.stop().await;
         }
         self.lapse = None;
         let answered: Vec<_> = self.l2.keys().copied().collect();

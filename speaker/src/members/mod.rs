@@ -239,16 +239,26 @@ impl Members {
         let _ = self.commands.send(Command::Join(seeds)).await;
     }
 
-    /// Leaves the group so the others take over at once, then stops.
+    /// Leaves the group so the others take over at once, then stops; the socket is closed
+    /// when this returns.
     pub async fn leave(self) {
         let (done, wait) = oneshot::channel();
         if self.commands.send(Command::Leave(done)).await.is_ok() {
             let _ = wait.await;
         }
-        self.task.abort();
+        self.stop().await;
     }
 
-    /// Stops without a word to the others, as a crash would.
+    /// Stops without a word to the others, as a crash would; the socket is closed when this
+    /// returns, so a new membership can bind the same address.
+    pub async fn stop(self) {
+        self.task.abort();
+        // A cancelled task's future (and its socket) is dropped before its handle resolves.
+        let _ = self.task.await;
+    }
+
+    /// Stops without a word to the others, as a crash would, without waiting for the socket to
+    /// close.
     pub fn crash(self) {
         self.task.abort();
     }
