@@ -16,7 +16,7 @@ if ! command -v kubectl >/dev/null; then
   exit 1
 fi
 
-cargo build --release --locked -p ferrolb-controller -p ferrolb-speaker -p ferrolb-tests --bins
+cargo build --release --locked -p ferrolb-controller -p ferrolb-speaker -p ferrolb-kubesim -p ferrolb-tests --bins
 bin=target/release
 
 work=$(mktemp -d)

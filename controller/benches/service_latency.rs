@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrolb_tests::kubesim::{KubeSim, Options};
+use ferrolb_kubesim::{KubeSim, Options};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, PostParams};

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use ferrolb_controller::certs;
-use ferrolb_tests::kubesim::{KubeSim, Options};
+use ferrolb_kubesim::{KubeSim, Options};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, Patch, PatchParams, PostParams};

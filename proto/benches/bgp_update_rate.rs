@@ -32,8 +32,10 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use bgp_lab::routers::{Bird, Frr, Gobgp, Neighbor, ROUTER_AS, Router};
-use bgp_lab::{Lab, ROUTER4, ROUTER6, can_run, dial, poll, session};
+use bgp_lab::{
+    Bird, Frr, Gobgp, Lab, Neighbor, ROUTER_AS, ROUTER4, ROUTER6, Router, can_run, dial, neighbor,
+    poll, session,
+};
 use bytes::{Bytes, BytesMut};
 use ferrolb_proto::bgp::driver::{Command, Event, spawn};
 use ferrolb_proto::bgp::open::{Families, Negotiated, negotiate};
@@ -153,7 +155,7 @@ fn speaker_child(family: &str) {
 /// therefore includes. Loopback connections (the gobgpd feeder) do not count.
 fn watch_tcp_up(ns: String, is_v6: bool) -> std::thread::JoinHandle<Instant> {
     std::thread::spawn(move || {
-        bgp_lab::netns::enter(&ns).expect("setns");
+        ferrolb_netlab::netns::enter(&ns).expect("setns");
         let table = if is_v6 {
             "/proc/thread-self/net/tcp6"
         } else {
@@ -277,12 +279,12 @@ fn run_ferrolb(lab: &mut Lab, router: &dyn Router, family: Family, tag: &str) ->
     let set = routes(family, 1);
     let exe = std::env::current_exe().expect("bench binary");
     let env = format!("FBGP_BENCH_SPEAK={}", family_name(family));
-    let log = lab.dir.path().join(format!("ferrolb-{tag}.log"));
+    let log = lab.path(&format!("ferrolb-{tag}.log"));
     let name = format!("ferrolb-{tag}");
     let ns = lab.ns("n1");
     let args = ["env", &env, exe.to_str().expect("utf-8")];
     let watch = watch_tcp_up(ns.clone(), false);
-    let pid = lab.start_daemon(&name, &ns, &args, &log).to_string();
+    let pid = lab.start_daemon(&name, "n1", &args, &log).to_string();
     let done = wait_count(router, node, set.len() as u64, poll_interval(router));
     let up = watch.join().expect("watcher");
     let cpu_rss = cpu_and_peak_rss(&pid);
@@ -459,7 +461,8 @@ fn run_gobgpd(lab: &mut Lab, router: &dyn Router, family: Family, tag: &str) -> 
         Family::V4 => IpAddr::V4(Ipv4Addr::new(192, 0, 2, 3)),
         Family::V6 => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 3)),
     };
-    let dir = lab.daemon_dir(&format!("gobgpd-{tag}"), None);
+    let dir = lab.path(&format!("gobgpd-{tag}"));
+    std::fs::create_dir_all(&dir).expect("gobgpd directory");
     let port = "50061";
     let conf = format!(
         "[global.config]\n  as = {OUR_AS}\n  router-id = \"192.0.2.3\"\n  port = 179\n\
@@ -487,7 +490,7 @@ fn run_gobgpd(lab: &mut Lab, router: &dyn Router, family: Family, tag: &str) -> 
         "--api-hosts",
         &api,
     ];
-    lab.start_daemon(&name, &ns, &args, &dir.join("gobgpd.log"));
+    lab.start_daemon(&name, "n3", &args, &dir.join("gobgpd.log"));
     let cli = |args: &[&str]| {
         let mut full = vec!["ip", "netns", "exec", &ns, "gobgp", "-p", port];
         full.extend_from_slice(args);
@@ -558,14 +561,14 @@ fn run_gobgpd(lab: &mut Lab, router: &dyn Router, family: Family, tag: &str) -> 
 fn neighbors() -> Vec<Neighbor> {
     let mut v: Vec<Neighbor> = (1..=2u8)
         .map(|i| {
-            Neighbor::new(
+            neighbor(
                 IpAddr::V4(Ipv4Addr::new(192, 0, 2, i)),
                 OUR_AS,
                 Families::DUAL,
             )
         })
         .collect();
-    v.push(Neighbor::new(
+    v.push(neighbor(
         IpAddr::V4(Ipv4Addr::new(192, 0, 2, 3)),
         OUR_AS,
         Families {
@@ -573,7 +576,7 @@ fn neighbors() -> Vec<Neighbor> {
             ipv6_unicast: false,
         },
     ));
-    v.push(Neighbor::new(
+    v.push(neighbor(
         IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 3)),
         OUR_AS,
         Families {
@@ -587,9 +590,9 @@ fn neighbors() -> Vec<Neighbor> {
 fn bench_receiver(which: &str) -> Vec<Figure> {
     let mut lab = Lab::new(3);
     let router: Box<dyn Router> = match which {
-        "bird" => Box::new(Bird::start(&mut lab, &neighbors())),
-        "frr" => Box::new(Frr::start(&mut lab, &neighbors())),
-        _ => Box::new(Gobgp::start(&mut lab, &neighbors())),
+        "bird" => Box::new(lab.bird(&neighbors())),
+        "frr" => Box::new(lab.frr(&neighbors())),
+        _ => Box::new(lab.gobgp(&neighbors())),
     };
     let mut figures = Vec::new();
     for family in [Family::V6, Family::V4] {

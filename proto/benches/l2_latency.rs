@@ -2,45 +2,21 @@
 //! on the wire by `arping` in a client namespace (needs root and arping).
 //!
 //! ```text
-//!   [fl2b-<pid>-cli] cli0 ──veth── spk0 [fl2b-<pid>-spk]
+//!   [fl-l2b-<pid>-0-cli] cli0 ──veth── spk0 [fl-l2b-<pid>-0-spk]
 //!                                   192.0.2.2  answered by the kernel
 //!                                   192.0.2.10 answered by the Responder
 //! ```
 //! `cargo bench -p ferrolb-proto --bench l2_latency` prints p50/p90/p99 RTT for both
-//! targets in the same run. Without root or arping it prints why and exits 0.
-// Entering the namespace needs setns(2), which has no safe wrapper in our dependencies.
-#![allow(unsafe_code)]
-
-use std::fs::File;
+//! targets in the same run. Without root or arping it prints why and exits 0 (the lab is
+//! `ferrolb-netlab`'s).
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
 use std::process::Command;
-use std::sync::mpsc;
 use std::time::Duration;
 
+use ferrolb_netlab::{Netlab, NsRuntime, can_run};
 use ferrolb_proto::l2::{Responder, ResponderConfig};
 
 const REQUESTS: usize = 2000;
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("ip runs");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Namespaces deleted on drop, also on panic.
-struct Namespaces(Vec<String>);
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for ns in &self.0 {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-    }
-}
 
 /// RTTs in microseconds of `REQUESTS` arping probes to `target`.
 fn arping_rtts(cli: &str, target: &str) -> Vec<f64> {
@@ -75,62 +51,36 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() {
-    // SAFETY: geteuid(2) has no preconditions and cannot fail.
-    let is_root = unsafe { libc::geteuid() } == 0;
-    let has_arping = Command::new("sh")
-        .args(["-c", "command -v arping"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !is_root || !has_arping {
-        println!("SKIPPED l2_latency: needs root and arping (apt-get install -y arping)");
+    if !can_run(&["arping"]) {
         return;
     }
-    let prefix = format!("fl2b-{}-", std::process::id());
-    let (cli, spk) = (format!("{prefix}cli"), format!("{prefix}spk"));
-    let mut namespaces = Namespaces(Vec::new());
-    for ns in [&cli, &spk] {
-        ip(&["netns", "add", ns]);
-        namespaces.0.push(ns.clone());
+    let mut lab = Netlab::new("l2b").expect("lab");
+    for role in ["cli", "spk"] {
+        lab.add_namespace(role).expect("namespace");
     }
-    ip(&[
-        "link", "add", "cli0", "netns", &cli, "type", "veth", "peer", "name", "spk0", "netns", &spk,
-    ]);
-    ip(&["-n", &cli, "addr", "add", "192.0.2.1/24", "dev", "cli0"]);
-    ip(&["-n", &spk, "addr", "add", "192.0.2.2/24", "dev", "spk0"]);
-    ip(&["-n", &cli, "link", "set", "cli0", "up"]);
-    ip(&["-n", &spk, "link", "set", "spk0", "up"]);
-
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let path = format!("/run/netns/{spk}");
-    let speaker = std::thread::spawn(move || {
-        let ns = File::open(&path).expect("namespace file");
-        // SAFETY: `ns` is an open namespace file; setns(2) moves only this thread.
-        let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let (r, _task) = Responder::start(ResponderConfig {
-                announce_repeats: 1,
-                announce_interval: Duration::from_millis(1),
-                ..ResponderConfig::default()
-            })
-            .await
-            .expect("responder");
-            r.announce(
-                IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
-                ["spk0".to_owned()],
-            )
-            .await
-            .expect("announce");
-            ready_tx.send(()).expect("ready");
-            let _ = stop_rx.await;
-        });
+    lab.link(
+        ("cli", "cli0", &["192.0.2.1/24"]),
+        ("spk", "spk0", &["192.0.2.2/24"]),
+    )
+    .expect("veth");
+    let cli = lab.ns("cli");
+    let speaker = NsRuntime::start(&lab.ns("spk")).expect("speaker runtime");
+    let _responder = speaker.block_on(async {
+        let (r, _task) = Responder::start(ResponderConfig {
+            announce_repeats: 1,
+            announce_interval: Duration::from_millis(1),
+            ..ResponderConfig::default()
+        })
+        .await
+        .expect("responder");
+        r.announce(
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
+            ["spk0".to_owned()],
+        )
+        .await
+        .expect("announce");
+        r
     });
-    ready_rx.recv().expect("responder ready");
 
     println!("{REQUESTS} arping requests per target, RTT in microseconds");
     println!(
@@ -150,6 +100,4 @@ fn main() {
             pct(&rtts, 0.99)
         );
     }
-    let _ = stop_tx.send(());
-    let _ = speaker.join();
 }

@@ -1,5 +1,8 @@
 //! Two instances of our own peer driver over loopback, and a raw client sending garbage.
 
+#[path = "bgp_lab/incoming.rs"]
+mod incoming;
+
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -35,13 +38,7 @@ fn speaker(local_as: u32, peer_as: u32, id: [u8; 4]) -> Config {
 
 /// Accepts every connection on `listener` and hands it to the passive peer task.
 fn forward_incoming(listener: TcpListener, to: mpsc::Sender<Command>) {
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            if to.send(Command::Incoming(stream)).await.is_err() {
-                return;
-            }
-        }
-    });
+    tokio::spawn(incoming::hand_over(listener, to));
 }
 
 async fn next_event(events: &mut mpsc::Receiver<Event>) -> Event {

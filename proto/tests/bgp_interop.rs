@@ -12,8 +12,10 @@ mod bgp_lab;
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use bgp_lab::routers::{Bird, Frr, Gobgp, Neighbor, ROUTER_AS, RibPath, Router};
-use bgp_lab::{DEADLINE, Lab, Peer, ROUTER4, ROUTER6, can_run, dial, poll, session};
+use bgp_lab::{
+    Bird, DEADLINE, Frr, Gobgp, Lab, Neighbor, Peer, ROUTER_AS, ROUTER4, ROUTER6, RibPath, Router,
+    can_run, dial, neighbor, poll, session,
+};
 use ferrolb_proto::bgp::open::Families;
 use ferrolb_proto::bgp::packing::{LargeCommunity, NextHop, RouteAttrs, RouteSet};
 use ipnet::IpNet;
@@ -49,7 +51,7 @@ struct Case {
 
 impl Case {
     fn neighbor(&self) -> Neighbor {
-        Neighbor::new(self.local, self.local_as, self.families)
+        neighbor(self.local, self.local_as, self.families)
     }
 
     fn is_ibgp(&self) -> bool {
@@ -236,7 +238,9 @@ fn announce_check_withdraw(
         assert_eq!(negotiated.is_ibgp, case.is_ibgp(), "{}", case.what);
         assert!(negotiated.four_octet_as, "{}", case.what);
         assert_eq!(negotiated.families, case.families, "{}", case.what);
-        router.wait_established(case.local);
+        router
+            .wait_established(case.local)
+            .expect("router session Established");
     }
     for (case, peer) in cases.iter().zip(&peers) {
         peer.set_routes(case.route_set());
@@ -258,14 +262,18 @@ fn announce_check_withdraw(
                     .map(|r| c.expected(&r.1))
             })
             .collect();
-        router.wait_paths(prefix, want);
+        router
+            .wait_paths(prefix, want)
+            .expect("router RIB as expected");
     }
     between(&peers);
     for peer in &peers {
         peer.set_routes(RouteSet::new());
     }
     for prefix in &prefixes {
-        router.wait_paths(prefix, Vec::new());
+        router
+            .wait_paths(prefix, Vec::new())
+            .expect("router RIB as expected");
     }
     for (case, peer) in cases.iter().zip(&mut peers) {
         assert!(!peer.went_down(), "{}: session went down", case.what);
@@ -283,7 +291,7 @@ fn frr_learns_our_routes_on_every_kind_of_session_and_installs_ecmp_in_the_kerne
     }
     let mut lab = lab();
     let cases = cases();
-    let frr = Frr::start(&mut lab, &neighbors(&cases));
+    let frr = lab.frr(&neighbors(&cases));
     announce_check_withdraw(&lab, &frr, &cases, |peers| {
         // Both nodes' next hops in the router's kernel table (zebra, `maximum-paths`).
         for (prefix, hops) in [
@@ -367,7 +375,7 @@ fn bird_learns_our_routes_on_every_kind_of_session() {
     }
     let mut lab = lab();
     let cases = cases();
-    let bird = Bird::start(&mut lab, &neighbors(&cases));
+    let bird = lab.bird(&neighbors(&cases));
     announce_check_withdraw(&lab, &bird, &cases, |_| {});
 }
 
@@ -378,6 +386,6 @@ fn gobgp_learns_our_routes_on_every_kind_of_session() {
     }
     let mut lab = lab();
     let cases = cases();
-    let gobgp = Gobgp::start(&mut lab, &neighbors(&cases));
+    let gobgp = lab.gobgp(&neighbors(&cases));
     announce_check_withdraw(&lab, &gobgp, &cases, |_| {});
 }

@@ -10,8 +10,10 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use bgp_lab::routers::{Frr, Neighbor, ROUTER_AS, RibPath, Router};
-use bgp_lab::{DEADLINE, Lab, ROUTER4, can_run, dial, must, poll, session};
+use bgp_lab::{
+    DEADLINE, Frr, Lab, Neighbor, ROUTER_AS, ROUTER4, RibPath, Router, can_run, dial, must,
+    neighbor, poll, session,
+};
 use bytes::BytesMut;
 use ferrolb_proto::bgp::driver::{Command, Event, PeerConfig, spawn};
 use ferrolb_proto::bgp::fsm::DownReason;
@@ -75,17 +77,13 @@ fn frr_drops_a_frozen_speaker_within_the_hold_time_and_takes_it_back_when_thawed
     }
     let mut lab = Lab::new(1);
     let node = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
-    let frr = Frr::start(
-        &mut lab,
-        &[Neighbor {
-            hold_time_secs: Some(HOLD_SECS),
-            ..Neighbor::new(node, OUR_AS, Families::DUAL)
-        }],
-    );
+    let frr = lab.frr(&[Neighbor {
+        hold_time_secs: Some(HOLD_SECS),
+        ..neighbor(node, OUR_AS, Families::DUAL)
+    }]);
     let exe = std::env::current_exe().expect("test binary");
     let exe = exe.to_str().expect("utf-8 path");
-    let ns = lab.ns("n1");
-    let log = lab.dir.path().join("speaker.log");
+    let log = lab.path("speaker.log");
     let args = [
         "env",
         "FBGP_SPEAK=192.0.2.1",
@@ -96,8 +94,9 @@ fn frr_drops_a_frozen_speaker_within_the_hold_time_and_takes_it_back_when_thawed
         "--test-threads",
         "1",
     ];
-    let pid = lab.start_daemon("speaker", &ns, &args, &log).to_string();
-    frr.wait_established(node);
+    let pid = lab.start_daemon("speaker", "n1", &args, &log).to_string();
+    frr.wait_established(node)
+        .expect("router session Established");
     let ours = RibPath {
         next_hop: node,
         as_path: vec![OUR_AS],
@@ -105,7 +104,8 @@ fn frr_drops_a_frozen_speaker_within_the_hold_time_and_takes_it_back_when_thawed
         large_communities: Vec::new(),
         local_pref: None,
     };
-    frr.wait_paths(PREFIX, vec![ours.clone()]);
+    frr.wait_paths(PREFIX, vec![ours.clone()])
+        .expect("router RIB as expected");
     let hold = frr
         .json(&format!("show bgp neighbors {node} json"))
         .expect("neighbor")[node.to_string()]["bgpTimerHoldTimeMsecs"]
@@ -147,12 +147,15 @@ fn frr_drops_a_frozen_speaker_within_the_hold_time_and_takes_it_back_when_thawed
         (Some("0400"), Some("BGP Notification send")),
         "{n}"
     );
-    frr.wait_paths(PREFIX, Vec::new());
+    frr.wait_paths(PREFIX, Vec::new())
+        .expect("router RIB as expected");
     println!("FRR dropped the frozen speaker {gap:?} after SIGSTOP (hold time {hold:?})");
 
     must(&["kill", "-CONT", &pid]);
-    frr.wait_established(node);
-    frr.wait_paths(PREFIX, vec![ours]);
+    frr.wait_established(node)
+        .expect("router session Established");
+    frr.wait_paths(PREFIX, vec![ours])
+        .expect("router RIB as expected");
     // libtest's "test speaker_child ... " has no newline: the first event shares its line.
     let said = lab.daemon_log("speaker");
     let events: Vec<&str> = said
@@ -282,7 +285,7 @@ fn malformed_messages_close_only_their_own_session_and_the_frr_session_stays_up(
     let mut lab = Lab::new(2);
     lab.add_addr(1, "192.0.2.11/24");
     let node = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
-    let frr = Frr::start(&mut lab, &[Neighbor::new(node, OUR_AS, Families::DUAL)]);
+    let frr = lab.frr(&[neighbor(node, OUR_AS, Families::DUAL)]);
     let n1 = lab.node(1);
     // Session A: with FRR. Session B: passive, for the fake peer at 192.0.2.2 (node 2).
     let mut a = n1.peer(dial(
@@ -302,7 +305,8 @@ fn malformed_messages_close_only_their_own_session_and_the_frr_session_stays_up(
     });
     n1.listen(b_addr, fake, None, b.cmd.clone());
     a.wait_up();
-    frr.wait_established(node);
+    frr.wait_established(node)
+        .expect("router session Established");
     a.set_routes(announced(Ipv4Addr::new(192, 0, 2, 1)));
 
     let mut update_bad_attrs = header(23 + 4, 2);
@@ -375,6 +379,7 @@ fn malformed_messages_close_only_their_own_session_and_the_frr_session_stays_up(
             large_communities: Vec::new(),
             local_pref: None,
         }],
-    );
+    )
+    .expect("router RIB as expected");
     drop(b);
 }

@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bgp_lab::routers::{Frr, Neighbor, ROUTER_AS, Router};
-use bgp_lab::{DEADLINE, Lab, ROUTER4, can_run, dial, must, poll, session};
+use bgp_lab::{
+    DEADLINE, Frr, Lab, ROUTER_AS, ROUTER4, Router, can_run, dial, must, neighbor, poll, session,
+};
 use ferrolb_proto::bgp::driver::{Command, Event, spawn};
 use ferrolb_proto::bgp::open::Families;
 use ferrolb_proto::bgp::packing::{NextHop, RouteAttrs, RouteSet};
@@ -88,8 +89,7 @@ fn speaker_child(spec: &str) {
 fn start_speaker(lab: &mut Lab, name: &str, spec: &str) -> String {
     let exe = std::env::current_exe().expect("test binary");
     let exe = exe.to_str().expect("utf-8 path");
-    let ns = lab.ns("n1");
-    let log = lab.dir.path().join(format!("{name}.log"));
+    let log = lab.path(&format!("{name}.log"));
     let env = format!("FBGP_GR_SPEAK={spec}");
     let args = [
         "env",
@@ -101,7 +101,7 @@ fn start_speaker(lab: &mut Lab, name: &str, spec: &str) -> String {
         "--test-threads",
         "1",
     ];
-    lab.start_daemon(name, &ns, &args, &log).to_string()
+    lab.start_daemon(name, "n1", &args, &log).to_string()
 }
 
 /// FRR's view of our path for `prefix`: `Ok(is_stale)`, or `Err` when it has none.
@@ -204,12 +204,13 @@ fn frr_keeps_our_routes_across_a_graceful_restart_and_drops_them_without_it() {
     }
     let mut lab = Lab::new(1);
     let node = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
-    let frr = Frr::start(&mut lab, &[Neighbor::new(node, OUR_AS, Families::DUAL)]);
+    let frr = lab.frr(&[neighbor(node, OUR_AS, Families::DUAL)]);
     let restart = format!("{RESTART_SECS}");
 
     // First start: GR announced, not restarting.
     let pid = start_speaker(&mut lab, "speaker1", &format!("{restart},0"));
-    frr.wait_established(node);
+    frr.wait_established(node)
+        .expect("router session Established");
     wait_stale(&frr, false);
     wait_kernel(&lab, true);
     assert_eq!(
@@ -260,7 +261,8 @@ fn frr_keeps_our_routes_across_a_graceful_restart_and_drops_them_without_it() {
 
     // Restart: R bit (and F bits) in the OPEN; FRR takes the same routes and clears stale.
     start_speaker(&mut lab, "speaker2", &format!("{restart},1"));
-    frr.wait_established(node);
+    frr.wait_established(node)
+        .expect("router session Established");
     wait_stale(&frr, false);
     let gr = frr_gr_info(&frr, node);
     assert_eq!(
@@ -294,15 +296,18 @@ fn frr_keeps_our_routes_across_a_graceful_restart_and_drops_them_without_it() {
     wait_session_down(&frr, node);
     wait_stale(&frr, true);
     let pid = start_speaker(&mut lab, "speaker3", "none,0");
-    frr.wait_established(node);
+    frr.wait_established(node)
+        .expect("router session Established");
     wait_stale(&frr, false);
     wait_kernel(&lab, true);
 
     // Killed without GR: FRR drops the routes at once, not after a restart time.
     must(&["kill", "-KILL", &pid]);
     let killed_at = Instant::now();
-    frr.wait_paths(PREFIX4, Vec::new());
-    frr.wait_paths(PREFIX6, Vec::new());
+    frr.wait_paths(PREFIX4, Vec::new())
+        .expect("router RIB as expected");
+    frr.wait_paths(PREFIX6, Vec::new())
+        .expect("router RIB as expected");
     wait_kernel(&lab, false);
     let gone_after = killed_at.elapsed();
     assert!(

@@ -17,8 +17,10 @@ mod bgp_lab;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use bgp_lab::routers::{Bird, Frr, Gobgp, Neighbor, ROUTER_AS, Router};
-use bgp_lab::{DEADLINE, Lab, Peer, ROUTER4, can_run, dial, poll, session};
+use bgp_lab::{
+    Bird, DEADLINE, Frr, Gobgp, Lab, Neighbor, Peer, ROUTER_AS, ROUTER4, Router, can_run, dial,
+    neighbor, poll, session,
+};
 use ferrolb_proto::bgp::driver::PeerConfig;
 use ferrolb_proto::bgp::md5::Md5Key;
 use ferrolb_proto::bgp::open::Families;
@@ -69,10 +71,10 @@ fn frr_session_comes_up_with_the_right_md5_password_and_never_with_a_wrong_one()
         .map(|last| Neighbor {
             password: Some(PASSWORD.into()),
             is_passive: last <= 12,
-            ..Neighbor::new(addr(last), OUR_AS, Families::DUAL)
+            ..neighbor(addr(last), OUR_AS, Families::DUAL)
         })
         .collect();
-    let frr = Frr::start(&mut lab, &neighbors);
+    let frr = lab.frr(&neighbors);
     let node = lab.node(1);
     let mut dialling: Vec<(IpAddr, Peer)> = [(1, PASSWORD), (12, "wrong-pw")]
         .into_iter()
@@ -97,9 +99,11 @@ fn frr_session_comes_up_with_the_right_md5_password_and_never_with_a_wrong_one()
         unreachable!()
     };
     dial_ok.wait_up();
-    frr.wait_established(*right_dial);
+    frr.wait_established(*right_dial)
+        .expect("router session Established");
     listen_ok.wait_up();
-    frr.wait_established(*right_listen);
+    frr.wait_established(*right_listen)
+        .expect("router session Established");
 
     // The kernels saw (and dropped) wrongly signed segments in both directions.
     let node_ns = lab.ns("n1");
@@ -163,7 +167,9 @@ fn only_the_right_password_dials_in(lab: &Lab, router: &dyn Router) {
         unreachable!()
     };
     ok.wait_up();
-    router.wait_established(addr(1));
+    router
+        .wait_established(addr(1))
+        .expect("router session Established");
     let router_ns = lab.router_ns();
     poll(
         "TCPMD5Failure counted by the router's kernel",
@@ -194,7 +200,7 @@ fn password_neighbors() -> Vec<Neighbor> {
         .into_iter()
         .map(|last| Neighbor {
             password: Some(PASSWORD.into()),
-            ..Neighbor::new(
+            ..neighbor(
                 IpAddr::V4(Ipv4Addr::new(192, 0, 2, last)),
                 OUR_AS,
                 Families::DUAL,
@@ -210,7 +216,7 @@ fn bird_takes_only_the_session_with_the_right_md5_password() {
     }
     let mut lab = Lab::new(1);
     lab.add_addr(1, "192.0.2.12/24");
-    let bird = Bird::start(&mut lab, &password_neighbors());
+    let bird = lab.bird(&password_neighbors());
     only_the_right_password_dials_in(&lab, &bird);
 }
 
@@ -221,6 +227,6 @@ fn gobgp_takes_only_the_session_with_the_right_md5_password() {
     }
     let mut lab = Lab::new(1);
     lab.add_addr(1, "192.0.2.12/24");
-    let gobgp = Gobgp::start(&mut lab, &password_neighbors());
+    let gobgp = lab.gobgp(&password_neighbors());
     only_the_right_password_dials_in(&lab, &gobgp);
 }

@@ -11,8 +11,10 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use bgp_lab::routers::{Frr, Neighbor, ROUTER_AS, RibPath, Router};
-use bgp_lab::{DEADLINE, Lab, ROUTER4, can_run, dial, must, poll, run, session};
+use bgp_lab::{
+    DEADLINE, Frr, Lab, Neighbor, ROUTER_AS, ROUTER4, RibPath, Router, can_run, dial, must,
+    neighbor, poll, run, session,
+};
 use ferrolb_proto::bgp::driver::{Command, DeviceName, Event, PeerConfig};
 use ferrolb_proto::bgp::open::Families;
 use ferrolb_proto::bgp::packing::{NextHop, RouteAttrs, RouteSet};
@@ -48,13 +50,10 @@ fn single_hop_ebgp_dies_at_the_first_router_and_multihop_reaches_frr_behind_it()
     let mut lab = Lab::new(1);
     let far = lab.add_far_node(1);
     let local = Ipv4Addr::new(198, 51, 100, 1);
-    let frr = Frr::start(
-        &mut lab,
-        &[Neighbor {
-            ebgp_multihop: Some(2),
-            ..Neighbor::new(IpAddr::V4(local), OUR_AS, Families::DUAL)
-        }],
-    );
+    let frr = lab.frr(&[Neighbor {
+        ebgp_multihop: Some(2),
+        ..neighbor(IpAddr::V4(local), OUR_AS, Families::DUAL)
+    }]);
     let config = dial(
         session(OUR_AS, ROUTER_AS, local),
         IpAddr::V4(ROUTER4),
@@ -91,7 +90,8 @@ fn single_hop_ebgp_dies_at_the_first_router_and_multihop_reaches_frr_behind_it()
     assert_eq!(config.ttl(), 255);
     let mut multihop = lab.node(far).peer(config);
     multihop.wait_up();
-    frr.wait_established(IpAddr::V4(local));
+    frr.wait_established(IpAddr::V4(local))
+        .expect("router session Established");
     multihop.set_routes(one_route("203.0.113.60/32", local));
     frr.wait_paths(
         "203.0.113.60/32",
@@ -102,7 +102,8 @@ fn single_hop_ebgp_dies_at_the_first_router_and_multihop_reaches_frr_behind_it()
             large_communities: Vec::new(),
             local_pref: None,
         }],
-    );
+    )
+    .expect("router RIB as expected");
 }
 
 /// Moves node 1's uplink into VRF `vrf-x` (table 10); false when the kernel has no VRF support
@@ -138,10 +139,7 @@ fn a_session_bound_to_its_vrf_device_reaches_frr_and_one_bound_elsewhere_cannot(
     let node = Ipv4Addr::new(192, 0, 2, 1);
     let ns = lab.ns("n1");
     let has_vrf = enslave_uplink_to_a_vrf(&ns);
-    let frr = Frr::start(
-        &mut lab,
-        &[Neighbor::new(IpAddr::V4(node), OUR_AS, Families::DUAL)],
-    );
+    let frr = lab.frr(&[neighbor(IpAddr::V4(node), OUR_AS, Families::DUAL)]);
     let config = dial(
         session(OUR_AS, ROUTER_AS, node),
         IpAddr::V4(ROUTER4),
@@ -176,7 +174,8 @@ fn a_session_bound_to_its_vrf_device_reaches_frr_and_one_bound_elsewhere_cannot(
         ..config
     });
     bound.wait_up();
-    frr.wait_established(IpAddr::V4(node));
+    frr.wait_established(IpAddr::V4(node))
+        .expect("router session Established");
     bound.set_routes(one_route("203.0.113.61/32", node));
     frr.wait_paths(
         "203.0.113.61/32",
@@ -187,5 +186,6 @@ fn a_session_bound_to_its_vrf_device_reaches_frr_and_one_bound_elsewhere_cannot(
             large_communities: Vec::new(),
             local_pref: None,
         }],
-    );
+    )
+    .expect("router RIB as expected");
 }

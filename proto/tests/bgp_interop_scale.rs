@@ -11,8 +11,10 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use bgp_lab::routers::{Bird, Frr, Gobgp, Neighbor, ROUTER_AS, Router};
-use bgp_lab::{Lab, ROUTER4, can_run, dial, poll, session};
+use bgp_lab::{
+    Bird, Frr, Gobgp, Lab, Neighbor, ROUTER_AS, ROUTER4, Router, can_run, dial, neighbor, poll,
+    session,
+};
 use ferrolb_proto::bgp::open::Families;
 use ferrolb_proto::bgp::packing::{NextHop, RouteAttrs, RouteSet};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -68,7 +70,9 @@ fn announce_and_withdraw_at_scale(lab: &Lab, router: &dyn Router) {
         node,
     ));
     peer.wait_up();
-    router.wait_established(node);
+    router
+        .wait_established(node)
+        .expect("router session Established");
     let routes = routes();
     let total = routes.len() as u64;
     assert_eq!(total, 1022 + u64::from(V6_ROUTES));
@@ -97,8 +101,8 @@ fn announce_and_withdraw_at_scale(lab: &Lab, router: &dyn Router) {
     );
 }
 
-fn neighbor() -> Vec<Neighbor> {
-    vec![Neighbor::new(
+fn our_node() -> Vec<Neighbor> {
+    vec![neighbor(
         "192.0.2.1".parse().expect("address"),
         OUR_AS,
         Families::DUAL,
@@ -111,7 +115,7 @@ fn frr_accepts_and_drops_a_hundred_thousand_routes() {
         return;
     }
     let mut lab = Lab::new(1);
-    let frr = Frr::start(&mut lab, &neighbor());
+    let frr = lab.frr(&our_node());
     announce_and_withdraw_at_scale(&lab, &frr);
 }
 
@@ -121,7 +125,7 @@ fn bird_accepts_and_drops_a_hundred_thousand_routes() {
         return;
     }
     let mut lab = Lab::new(1);
-    let bird = Bird::start(&mut lab, &neighbor());
+    let bird = lab.bird(&our_node());
     announce_and_withdraw_at_scale(&lab, &bird);
 }
 
@@ -131,6 +135,6 @@ fn gobgp_accepts_and_drops_a_hundred_thousand_routes() {
         return;
     }
     let mut lab = Lab::new(1);
-    let gobgp = Gobgp::start(&mut lab, &neighbor());
+    let gobgp = lab.gobgp(&our_node());
     announce_and_withdraw_at_scale(&lab, &gobgp);
 }

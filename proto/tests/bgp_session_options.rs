@@ -2,6 +2,9 @@
 //! flags in our OPEN across a restart (RFC 4724), the keepalive time, validation, the TTL rule
 //! for eBGP multihop, VRF device names, and the OPEN version octet on the wire.
 
+#[path = "bgp_lab/incoming.rs"]
+mod incoming;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -321,14 +324,7 @@ async fn after_a_restart_end_of_rib_waits_for_the_speakers_first_route_set() {
         is_passive: true,
         ..PeerConfig::new(b, unused)
     });
-    let to_b = b_cmd.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            if to_b.send(Command::Incoming(stream)).await.is_err() {
-                return;
-            }
-        }
-    });
+    tokio::spawn(incoming::hand_over(listener, b_cmd.clone()));
     let mut a = gr_config(true);
     a.connect_retry_initial = Duration::from_millis(50);
     let (a_cmd, mut a_events, _a_task) = spawn(PeerConfig::new(a, addr));

@@ -13,28 +13,11 @@ use ferrolb_proto::l2::ndp::NeighborSolicitation;
 use ferrolb_proto::l2::socket::PacketSocket;
 use ferrolb_proto::l2::{MacAddr, addr, arp};
 
-use l2_lab::{Lab, VIP4, VIP6, can_run, counters_of, fast, run, spawn_in_ns};
+use ferrolb_netlab::netns;
+use l2_lab::{Lab, VIP4, VIP6, can_run, counters_of, fast};
 
 /// Questions per family: several batches' worth, well inside the receive buffer.
 const BURST: usize = 1000;
-
-/// Index and MAC of `dev` in namespace `ns`.
-fn link(ns: &str, dev: &str) -> (u32, MacAddr) {
-    let out = run(&["ip", "-n", ns, "-o", "link", "show", dev]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let index = text
-        .split(':')
-        .next()
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no index in {text:?}"));
-    let mac = text
-        .split_whitespace()
-        .skip_while(|w| *w != "link/ether")
-        .nth(1)
-        .and_then(|m| m.parse().ok())
-        .unwrap_or_else(|| panic!("no MAC in {text:?}"));
-    (index, mac)
-}
 
 fn arp_request(mac: MacAddr) -> Vec<u8> {
     let mut req = arp::gratuitous_request(VIP4, mac);
@@ -64,7 +47,13 @@ fn a_burst_of_questions_larger_than_a_batch_is_answered_in_full_for_both_familie
     }
     let lab = Lab::new();
     let cli = lab.ns("cli");
-    let (index, mac) = link(&cli, "cli0");
+    let index = lab.net.ifindex("cli", "cli0").expect("client index");
+    let mac: MacAddr = lab
+        .net
+        .mac("cli", "cli0")
+        .expect("client MAC")
+        .parse()
+        .expect("a MAC address");
     lab.with_responder(fast(), move |r| async move {
         for ip in [IpAddr::V4(VIP4), IpAddr::V6(VIP6)] {
             r.announce(ip, ["spk0".to_owned()]).await.expect("announce");
@@ -72,7 +61,7 @@ fn a_burst_of_questions_larger_than_a_batch_is_answered_in_full_for_both_familie
         let before = r.counters().await.expect("counters");
         // Back to back, no pacing; a full send buffer refuses a frame rather than
         // waiting, so count what actually left.
-        let client = spawn_in_ns(cli, move || {
+        let client = netns::spawn_in(&cli, move || {
             [
                 (Family::V4, arp_request(mac)),
                 (Family::V6, solicitation(mac)),
@@ -82,9 +71,11 @@ fn a_burst_of_questions_larger_than_a_batch_is_answered_in_full_for_both_familie
                 (0..BURST).filter(|_| socket.send(&frame).is_ok()).count() as u64
             })
         });
-        let sent = tokio::task::spawn_blocking(move || client.join().expect("client thread"))
-            .await
-            .expect("join task");
+        let sent = tokio::task::spawn_blocking(move || {
+            client.join().expect("client thread").expect("setns")
+        })
+        .await
+        .expect("join task");
         assert!(
             sent.iter().all(|n| *n > 64),
             "too few questions left: {sent:?}"

@@ -16,7 +16,8 @@ use std::time::Duration;
 use ferrolb_proto::l2::counters::Family;
 use ferrolb_proto::l2::{AnswerPath, Responder, ResponderConfig};
 
-use l2_lab::{Lab, VIP4, VIP6, args, can_run, client_async, counters_of, fast, spawn_in_ns, text};
+use ferrolb_netlab::netns;
+use l2_lab::{Lab, VIP4, VIP6, args, can_run, client_async, counters_of, fast, text};
 
 #[test]
 fn arping_and_ndisc6_are_answered_by_the_kernel_program_until_withdraw() {
@@ -25,7 +26,7 @@ fn arping_and_ndisc6_are_answered_by_the_kernel_program_until_withdraw() {
     }
     let lab = Lab::new();
     let mac = lab.speaker_mac("spk0").to_string();
-    let prefix = lab.prefix.clone();
+    let prefix = lab.prefix();
     lab.with_responder(fast(), move |r| async move {
         for ip in [IpAddr::V4(VIP4), IpAddr::V6(VIP6)] {
             r.announce(ip, ["spk0".to_owned()]).await.expect("announce");
@@ -97,7 +98,7 @@ fn with_the_fast_path_off_the_sockets_still_answer() {
     }
     let lab = Lab::new();
     let mac = lab.speaker_mac("spk0").to_string();
-    let prefix = lab.prefix.clone();
+    let prefix = lab.prefix();
     let config = ResponderConfig {
         fast_path: false,
         ..fast()
@@ -139,24 +140,17 @@ fn fast_path_child_holds_a_responder_until_killed() {
     let Ok(ns) = std::env::var(CHILD_NS) else {
         return;
     };
-    spawn_in_ns(ns, || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        rt.block_on(async {
-            let (r, _task) = Responder::start(fast()).await.expect("responder starts");
-            r.announce(IpAddr::V4(VIP4), ["spk0".to_owned()])
-                .await
-                .expect("announce");
-            let paths = r.answer_paths().await.expect("paths");
-            assert_eq!(paths.get("spk0"), Some(&AnswerPath::InKernel), "{paths:?}");
-            println!("{CHILD_READY}");
-            std::future::pending::<()>().await;
-        });
+    netns::block_in(&ns, || async {
+        let (r, _task) = Responder::start(fast()).await.expect("responder starts");
+        r.announce(IpAddr::V4(VIP4), ["spk0".to_owned()])
+            .await
+            .expect("announce");
+        let paths = r.answer_paths().await.expect("paths");
+        assert_eq!(paths.get("spk0"), Some(&AnswerPath::InKernel), "{paths:?}");
+        println!("{CHILD_READY}");
+        std::future::pending::<()>().await;
     })
-    .join()
-    .expect("child body");
+    .expect("child namespace");
 }
 
 /// Kills the child on drop, so a failing test leaves no responder behind.

@@ -1,9 +1,10 @@
 //! The L2 responder against real clients in network namespaces (needs root).
 //!
-//! Topology, one per test, all names prefixed `fl2-<pid>-<n>-`:
+//! Topology, one per test (`l2_lab`, on `ferrolb-netlab`), all names prefixed
+//! `fl-l2-<pid>-<n>-`:
 //! ```text
 //!   [cli ns] cli0 ──veth── p-cli ┐
-//!                                ├─ br0 [br ns]
+//!                                ├─ br0 [sw ns]
 //!   [spk ns] spk0 ──veth── p-spk0┤
 //!            spk1 ──veth── p-spk1┘
 //! ```
@@ -17,12 +18,14 @@ mod l2_lab;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use ferrolb_netlab::eventually_async;
 use ferrolb_proto::l2::MacAddr;
-use ferrolb_proto::l2::counters::Family;
+use ferrolb_proto::l2::counters::{Family, FamilySnapshot};
 use ferrolb_proto::l2::link::{LinkEvent, LinkWatcher};
 
 use l2_lab::{
-    Lab, VIP4, VIP6, args, can_run, client_async, counters_of, fast, ip_async, must, run, text,
+    DEADLINE, Lab, VIP4, VIP6, args, can_run, client_async, counters_of, fast, ip_async, must, run,
+    text, wait_counters,
 };
 
 #[test]
@@ -32,7 +35,7 @@ fn arping_gets_our_mac_for_an_announced_ipv4_and_nothing_after_withdraw() {
     }
     let lab = Lab::new();
     let mac = lab.speaker_mac("spk0").to_string();
-    let prefix = lab.prefix.clone();
+    let prefix = lab.prefix();
     lab.with_responder(fast(), move |r| async move {
         r.announce(IpAddr::V4(VIP4), ["spk0".to_owned()])
             .await
@@ -66,7 +69,7 @@ fn a_withdrawn_ip_is_dropped_as_unknown_while_a_neighbour_ip_is_still_answered()
         return;
     }
     let lab = Lab::new();
-    let prefix = lab.prefix.clone();
+    let prefix = lab.prefix();
     lab.with_responder(fast(), move |r| async move {
         let other = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 11));
         for ip in [IpAddr::V4(VIP4), other] {
@@ -101,7 +104,7 @@ fn ndisc6_gets_our_mac_for_an_announced_ipv6_and_nothing_after_withdraw() {
     }
     let lab = Lab::new();
     let mac = lab.speaker_mac("spk0").to_string();
-    let prefix = lab.prefix.clone();
+    let prefix = lab.prefix();
     lab.with_responder(fast(), move |r| async move {
         r.announce(IpAddr::V6(VIP6), ["spk0".to_owned()])
             .await
@@ -136,7 +139,7 @@ fn client_kernel_resolves_both_vips_through_ping() {
     }
     let lab = Lab::new();
     let mac = lab.speaker_mac("spk0").to_string();
-    let prefix = lab.prefix.clone();
+    let prefix = lab.prefix();
     lab.with_responder(fast(), move |r| async move {
         r.announce(IpAddr::V4(VIP4), ["spk0".to_owned()])
             .await
@@ -182,7 +185,7 @@ fn gratuitous_announcements_replace_a_stale_client_entry() {
         ]);
         assert!(out.status.success(), "{}", text(&out));
     }
-    let prefix = lab.prefix.clone();
+    let prefix = lab.prefix();
     lab.with_responder(fast(), move |r| async move {
         r.announce(IpAddr::V4(VIP4), ["spk0".to_owned()])
             .await
@@ -191,18 +194,18 @@ fn gratuitous_announcements_replace_a_stale_client_entry() {
             .await
             .expect("announce v6");
         // Three rounds 600 ms apart: the later ones fall outside the 1 s locktime.
-        tokio::time::sleep(Duration::from_millis(1600)).await;
         for vip in ["192.0.2.10", "2001:db8::10"] {
-            let out = client_async(
-                prefix.clone(),
-                args(&format!("ip neigh show {vip} dev cli0")),
-            )
+            let updated = eventually_async(DEADLINE, Duration::from_millis(100), || async {
+                let out = client_async(
+                    prefix.clone(),
+                    args(&format!("ip neigh show {vip} dev cli0")),
+                )
+                .await;
+                let said = text(&out).to_lowercase();
+                said.contains(&format!("lladdr {mac}")).then_some(())
+            })
             .await;
-            let said = text(&out).to_lowercase();
-            assert!(
-                said.contains(&format!("lladdr {mac}")),
-                "{vip} not updated: {said}"
-            );
+            assert!(updated.is_some(), "{vip} not updated within {DEADLINE:?}");
         }
     });
 }
@@ -215,7 +218,7 @@ fn only_the_chosen_interface_answers() {
     let lab = Lab::new();
     let chosen = lab.speaker_mac("spk0").to_string();
     let other = lab.speaker_mac("spk1").to_string();
-    let prefix = lab.prefix.clone();
+    let prefix = lab.prefix();
     lab.with_responder(fast(), move |r| async move {
         r.announce(IpAddr::V4(VIP4), ["spk0".to_owned()])
             .await
@@ -238,7 +241,7 @@ fn promiscuous_mode_stays_off_while_serving_both_families() {
         return;
     }
     let lab = Lab::new();
-    let prefix = lab.prefix.clone();
+    let prefix = lab.prefix();
     lab.with_responder(fast(), move |r| async move {
         r.announce(IpAddr::V4(VIP4), ["spk0".to_owned()])
             .await
@@ -270,13 +273,16 @@ fn a_client_claiming_an_announced_ipv6_fails_duplicate_address_detection() {
         return;
     }
     let lab = Lab::new();
-    let prefix = lab.prefix.clone();
+    let prefix = lab.prefix();
     lab.with_responder(fast(), move |r| async move {
         r.announce(IpAddr::V6(VIP6), ["spk0".to_owned()])
             .await
             .expect("announce");
         // Let the unsolicited NAs pass, so only our answer to the probe counts.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        wait_counters(&r, "spk0", Family::V6, "the three announcements", |c| {
+            c.announcements_sent + c.send_errors >= 3
+        })
+        .await;
         let _ = client_async(
             prefix.clone(),
             args("sysctl -qw net.ipv6.conf.cli0.accept_dad=1"),
@@ -289,9 +295,15 @@ fn a_client_claiming_an_announced_ipv6_fails_duplicate_address_detection() {
         .await;
         let out = client_async(prefix.clone(), args("ip addr add 2001:db8::10/64 dev cli0")).await;
         assert!(out.status.success(), "{}", text(&out));
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        let out = client_async(prefix, args("ip -6 addr show dev cli0")).await;
-        let said = text(&out);
+        // DAD is over once the address is no longer tentative, or has failed.
+        let said = eventually_async(DEADLINE, Duration::from_millis(100), || async {
+            let out = client_async(prefix.clone(), args("ip -6 addr show dev cli0")).await;
+            let said = text(&out);
+            let line = said.lines().find(|l| l.contains("2001:db8::10/64"))?;
+            (line.contains("dadfailed") || !line.contains("tentative")).then_some(said)
+        })
+        .await
+        .expect("duplicate address detection finishes");
         assert!(said.contains("dadfailed"), "{said}");
         let c = r.counters().await.expect("counters");
         assert!(counters_of(&c, "spk0", Family::V6).replies_sent >= 1);
@@ -304,7 +316,7 @@ fn announcing_an_ipv6_registers_its_solicited_node_group_with_a_snooping_bridge(
         return;
     }
     let lab = Lab::new();
-    let br = lab.ns("br");
+    let br = lab.switch();
     // Snooping with the bridge as MLD querier: unregistered groups are no longer flooded.
     must(&[
         "ip",
@@ -320,7 +332,7 @@ fn announcing_an_ipv6_registers_its_solicited_node_group_with_a_snooping_bridge(
         "mcast_querier",
         "1",
     ]);
-    let prefix = lab.prefix.clone();
+    let prefix = lab.prefix();
     lab.with_responder(fast(), move |r| async move {
         r.announce(IpAddr::V6(VIP6), ["spk0".to_owned()])
             .await
@@ -403,23 +415,27 @@ fn carrier_coming_back_repeats_the_announcements() {
         return;
     }
     let lab = Lab::new();
-    let br = lab.ns("br");
+    let (br, spk) = (lab.switch(), lab.ns("spk"));
     lab.with_responder(fast(), move |r| async move {
         r.announce(IpAddr::V4(VIP4), ["spk0".to_owned()])
             .await
             .expect("announce");
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let before = counters_of(&r.counters().await.expect("counters"), "spk0", Family::V4);
+        let sent = |c: &FamilySnapshot| c.announcements_sent + c.send_errors;
+        let before = wait_counters(&r, "spk0", Family::V4, "3 rounds", |c| sent(c) >= 6).await;
         assert_eq!(
             before.announcements_sent, 6,
             "3 rounds of 2 forms: {before:?}"
         );
         // Taking the peer end down drops spk0's carrier; bringing it up restores it.
         ip_async(args(&format!("-n {br} link set p-spk0 down"))).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let no_carrier = eventually_async(DEADLINE, Duration::from_millis(20), || async {
+            let out = ip_async(args(&format!("-n {spk} link show spk0"))).await;
+            text(&out).contains("NO-CARRIER").then_some(())
+        })
+        .await;
+        assert!(no_carrier.is_some(), "spk0 kept its carrier");
         ip_async(args(&format!("-n {br} link set p-spk0 up"))).await;
-        tokio::time::sleep(Duration::from_millis(1800)).await;
-        let after = counters_of(&r.counters().await.expect("counters"), "spk0", Family::V4);
+        let after = wait_counters(&r, "spk0", Family::V4, "3 more rounds", |c| sent(c) >= 12).await;
         assert_eq!(after.announcements_sent, 12, "{after:?}");
     });
 }
@@ -430,8 +446,8 @@ fn a_recreated_interface_is_served_again() {
         return;
     }
     let lab = Lab::new();
-    let (br, spk) = (lab.ns("br"), lab.ns("spk"));
-    let prefix = lab.prefix.clone();
+    let (br, spk) = (lab.switch(), lab.ns("spk"));
+    let prefix = lab.prefix();
     lab.with_responder(fast(), move |r| async move {
         r.announce(IpAddr::V4(VIP4), ["spk0".to_owned()])
             .await

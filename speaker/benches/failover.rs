@@ -13,9 +13,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use ferrolb_netlab::{self as netlab, eventually};
 use ferrolb_tests::cluster::probe::{self, Prober};
-use ferrolb_tests::cluster::{Binaries, ClusterLab, HTTP_PORT, NAMESPACE, eventually};
-use ferrolb_tests::netlab;
+use ferrolb_tests::cluster::{Binaries, ClusterLab, HTTP_PORT, NAMESPACE};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ferrolb_api::types::{BGPAdvertisement, BGPPeer, ConfigurationState};
-use ferrolb_tests::cluster::{Binaries, ClusterLab, NAMESPACE, eventually, eventually_async};
-use ferrolb_tests::netlab;
+use ferrolb_netlab::{self as netlab, eventually, eventually_async};
+use ferrolb_tests::cluster::{Binaries, ClusterLab, NAMESPACE};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};

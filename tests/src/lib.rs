@@ -1,11 +1,7 @@
-//! `ferrolb-tests`: test harnesses, integration and end-to-end tests.
+//! `ferrolb-tests`: FerroLB's end-to-end lab.
 //!
-//! - [`kubesim`]: an in-process Kubernetes API server speaking the real HTTP API, so the real
-//!   kube-rs client, `kubectl` and Helm talk to it unmodified (binary: `kubesim`).
-//! - [`netlab`]: hosts built from network namespaces, with FRR routers and processes inside.
-//! - [`cluster`]: kubesim + netlab + FerroLB's binaries as one lab: the speaker's end-to-end tests
-//!   and the `ferrolb-lab` demo.
+//! - [`cluster`]: kubesim (`ferrolb-kubesim`) + the network lab (`ferrolb-netlab`) + FerroLB's
+//!   binaries as one cluster on one machine: the speaker's end-to-end tests and benches, and
+//!   the `ferrolb-lab` demo binary.
 
 pub mod cluster;
-pub mod kubesim;
-pub mod netlab;

@@ -7,7 +7,7 @@
 //! why and exits 0.
 //!
 //! ```text
-//!   [fl2k-<pid>-cli]                                 [fl2k-<pid>-spk]
+//!   [fl-l2k-<pid>-0-cli]                             [fl-l2k-<pid>-0-spk]
 //!   prober / flooder ─ cli0 ───── veth ───── spk0    192.0.2.10, 2001:db8::10: Responder, fast path
 //!   iperf3 client                                    iperf3 server on 192.0.2.2, ::2
 //!   prober / flooder ─ cli1 ───── veth ───── spk1    198.51.100.2, 2001:db8:1::2: kernel
@@ -142,15 +142,13 @@ struct Figures {
 }
 
 fn main() {
-    // SAFETY: geteuid(2) has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("SKIPPED l2_vs_kernel: needs root");
+    if !ferrolb_netlab::can_run(&[]) {
         return;
     }
     let lab = Lab::new();
     let client = |dev| Client {
-        index: lab.ifindex(&lab.cli, dev),
-        mac: lab.mac(&lab.cli, dev),
+        index: lab.client_ifindex(dev),
+        mac: lab.client_mac(dev),
     };
     let clients = Clients {
         cli0: client("cli0"),

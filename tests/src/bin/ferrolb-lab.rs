@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use ferrolb_netlab::{self as netlab, eventually, eventually_async};
 use ferrolb_tests::cluster::probe;
-use ferrolb_tests::cluster::{Binaries, ClusterLab, HTTP_PORT, eventually};
-use ferrolb_tests::netlab;
+use ferrolb_tests::cluster::{Binaries, ClusterLab, HTTP_PORT, NAMESPACE};
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::json;
 
 #[derive(Debug, Parser)]
@@ -166,10 +166,30 @@ async fn main() -> anyhow::Result<ExitCode> {
         "ferrolb-system",
     ])?;
 
-    section("L2: who answers for web");
     let mut failures = Vec::new();
-    for ip in &web {
-        match l2_owner(&lab, *ip, Duration::from_secs(15)).await {
+    section("L2: who answers for web");
+    show_l2(&lab, &web, &mut failures).await;
+    k(&["get", "servicel2statuses", "-n", "ferrolb-system"])?;
+
+    section("BGP: the router's routes for api (ECMP over every node)");
+    let api_ip = api.first().copied().context("api has an IP")?;
+    show_bgp(&lab, api_ip, &mut failures).await;
+    k(&["get", "servicebgpstatuses", "-n", "ferrolb-system"])?;
+
+    section(&format!(
+        "failover: the owner of {} crashes (link down + SIGKILL), {} times; a client probes every 10 ms",
+        web[0], args.failovers
+    ));
+    failovers(&mut lab, web[0], args.failovers, &mut failures).await?;
+    k(&["get", "events.events.k8s.io", "--field-selector", "regarding.name=web", "-o", "custom-columns=REASON:.reason,FROM:.reportingInstance,NOTE:.note"])
+        .or_else(|_| k(&["get", "events.events.k8s.io", "-o", "custom-columns=REASON:.reason,OBJECT:.regarding.name,FROM:.reportingInstance,NOTE:.note"]))?;
+    Ok(report(&lab, &failures))
+}
+
+/// Who answers ARP/NDP for each of `web`'s IPs, and the client's request to each.
+async fn show_l2(lab: &ClusterLab, web: &[IpAddr], failures: &mut Vec<String>) {
+    for ip in web {
+        match l2_owner(lab, *ip, Duration::from_secs(15)).await {
             Some((_, who)) => println!("  {ip} is answered by {who}"),
             None => failures.push(format!("nobody answers for {ip}")),
         }
@@ -178,11 +198,29 @@ async fn main() -> anyhow::Result<ExitCode> {
             None => failures.push(format!("the client's request to {ip} failed")),
         }
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    k(&["get", "servicel2statuses", "-n", "ferrolb-system"])?;
+    // The ServiceL2Status objects follow the announcements: wait for them (at most 5 s)
+    // before kubectl shows them.
+    let _ = eventually_async(
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || async {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(lab.sim.client(), NAMESPACE, &l2_status());
+            let list = api.list(&Default::default()).await.ok()?;
+            (!list.items.is_empty()).then_some(())
+        },
+    )
+    .await;
+}
 
-    section("BGP: the router's routes for api (ECMP over every node)");
-    let api_ip = api.first().copied().context("api has an IP")?;
+/// The ServiceL2Status resource.
+fn l2_status() -> ApiResource {
+    let gvk = GroupVersionKind::gvk("metallb.io", "v1beta1", "ServiceL2Status");
+    ApiResource::from_gvk_with_plural(&gvk, "servicel2statuses")
+}
+
+/// The router's ECMP route for `api_ip`, its BGP summary, and requests from outside.
+async fn show_bgp(lab: &ClusterLab, api_ip: IpAddr, failures: &mut Vec<String>) {
     let route = eventually(Duration::from_secs(30), Duration::from_millis(200), || {
         let route = lab.router_route(&api_ip.to_string());
         (route.matches("nexthop").count() == lab.nodes.len()).then_some(route)
@@ -211,16 +249,19 @@ async fn main() -> anyhow::Result<ExitCode> {
             None => failures.push(format!("the outside client's request to {api_ip} failed")),
         }
     }
-    k(&["get", "servicebgpstatuses", "-n", "ferrolb-system"])?;
+}
 
-    section(&format!(
-        "failover: the owner of {} crashes (link down + SIGKILL), {} times; a client probes every 10 ms",
-        web[0], args.failovers
-    ));
-    let target = SocketAddr::new(web[0], HTTP_PORT);
+/// Crashes the owner of `ip` `count` times while a client probes it; prints each gap.
+async fn failovers(
+    lab: &mut ClusterLab,
+    ip: IpAddr,
+    count: usize,
+    failures: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let target = SocketAddr::new(ip, HTTP_PORT);
     let mut gaps = Vec::new();
-    for _ in 0..args.failovers {
-        let Some((index, who)) = l2_owner(&lab, web[0], Duration::from_secs(10)).await else {
+    for _ in 0..count {
+        let Some((index, who)) = l2_owner(lab, ip, Duration::from_secs(10)).await else {
             failures.push("no owner before a failover".into());
             break;
         };
@@ -253,24 +294,25 @@ async fn main() -> anyhow::Result<ExitCode> {
             gaps.len()
         );
     }
-    k(&["get", "events.events.k8s.io", "--field-selector", "regarding.name=web", "-o", "custom-columns=REASON:.reason,FROM:.reportingInstance,NOTE:.note"])
-        .or_else(|_| k(&["get", "events.events.k8s.io", "-o", "custom-columns=REASON:.reason,OBJECT:.regarding.name,FROM:.reportingInstance,NOTE:.note"]))?;
+    Ok(())
+}
 
+/// Prints the verdict; on failure, every speaker's and the controller's log.
+fn report(lab: &ClusterLab, failures: &[String]) -> ExitCode {
     if failures.is_empty() {
         println!("\nlab OK");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        for failure in &failures {
-            eprintln!("FAILED: {failure}");
-        }
-        for node in &lab.nodes {
-            eprintln!(
-                "--- speaker-{}\n{}",
-                node.name,
-                lab.log(&format!("speaker-{}", node.name))
-            );
-        }
-        eprintln!("--- controller\n{}", lab.log("controller"));
-        Ok(ExitCode::FAILURE)
+        return ExitCode::SUCCESS;
     }
+    for failure in failures {
+        eprintln!("FAILED: {failure}");
+    }
+    for node in &lab.nodes {
+        eprintln!(
+            "--- speaker-{}\n{}",
+            node.name,
+            lab.log(&format!("speaker-{}", node.name))
+        );
+    }
+    eprintln!("--- controller\n{}", lab.log("controller"));
+    ExitCode::FAILURE
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::netlab::spawn_in;
+use ferrolb_netlab::netns::spawn_in;
 
 /// One probe: when it was sent, and the node that answered (the HTTP body), if any did.
 #[derive(Debug, Clone)]
