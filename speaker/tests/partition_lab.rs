@@ -11,11 +11,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ferrolb_api::types::ConfigurationState;
+use ferrolb_netlab::{self as netlab, eventually, eventually_async};
 use ferrolb_speaker::schedule::MEMBERS_SETTLE;
-use ferrolb_tests::cluster::{
-    Binaries, CLIENT_V4, ClusterLab, NAMESPACE, eventually, eventually_async,
-};
-use ferrolb_tests::netlab;
+use ferrolb_tests::cluster::{Binaries, CLIENT_V4, ClusterLab, NAMESPACE};
 use kube::api::Api;
 use serde_json::json;
 

@@ -33,7 +33,7 @@ pub fn ask(
     let asker = asker.clone();
     let ips = ips.to_vec();
     let ns = asker.ns.clone();
-    ferrolb_tests::netlab::spawn_in(&ns, move || ask_here(&asker, &ips, wait))
+    ferrolb_netlab::netns::spawn_in(&ns, move || ask_here(&asker, &ips, wait))
         .join()
         .map_err(|_| io::Error::other("ARP asker panicked"))??
 }
