@@ -426,6 +426,18 @@ async fn a_speaker_with_the_wrong_key_claims_nothing() {
         "node-4 reports no quorum among 4 speakers; node-1 counts its datagrams as BadTag\n{}",
         lab.speaker_metrics(3).unwrap_or_default()
     );
+    // Honest speakers never look like replays or skewed clocks to each other.
+    for index in 0..3 {
+        for reason in ["Duplicate", "Stale", "FromFuture"] {
+            let series = format!(r#"ferrolb_speaker_members_dropped_total{{reason="{reason}"}}"#);
+            assert_eq!(
+                lab.speaker_metric(index, &series),
+                Some(0.0),
+                "node-{} dropped datagrams as {reason}",
+                index + 1
+            );
+        }
+    }
 }
 
 /// Drops UDP 7946 in and out of node `index`'s namespace, in one nftables transaction.
