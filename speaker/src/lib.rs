@@ -13,9 +13,9 @@
 //! - [`status`]: the status objects wanted, and the writes to get there.
 //! - [`events`]: the Kubernetes Events to publish, and their text.
 //!
-//! Edges: [`members`] (gossip over authenticated UDP, and the responder's heartbeat), [`daemon`] (watches, responder, BGP sessions, API
-//! writes: it carries out what the pure modules decide), [`metrics`] and [`http`], [`memory`]
-//! (allocator settings).
+//! Edges: [`members`] (gossip over authenticated UDP; it beats the responder's heartbeat),
+//! [`daemon`] (watches, responder, BGP sessions, API writes: it carries out what the pure
+//! modules decide), [`metrics`] and [`http`], [`memory`] (allocator settings).
 
 pub mod apply;
 pub mod carrier;
