@@ -5,7 +5,7 @@
 # only what scripts/run.sh needs). Safe to run repeatedly.
 set -euo pipefail
 
-packages=(iproute2 frr bird2 gobgpd arping ndisc6 iputils-ping curl tcpdump iperf3 python3 python3-pip ca-certificates)
+packages=(iproute2 frr bird2 gobgpd arping ndisc6 iputils-ping curl tcpdump iperf3 nftables python3 python3-pip ca-certificates)
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -1,6 +1,7 @@
 //! From API objects to what [`crate::plan`] and [`crate::liveness`] read. Pure: objects in,
 //! plan inputs out.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use ferrolb_api::service;
@@ -12,6 +13,25 @@ use crate::plan::{Endpoint, NodeInfo, ServiceInfo};
 
 /// The label tying an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// Each speaker's `ConfigurationState` is named this followed by its node name (MetalLB's
+/// naming).
+pub const SPEAKER_STATE_PREFIX: &str = "speaker-";
+
+/// Name of node `node`'s speaker's `ConfigurationState`.
+pub fn speaker_state_name(node: &str) -> String {
+    format!("{SPEAKER_STATE_PREFIX}{node}")
+}
+
+/// The nodes whose speaker keeps one of the `ConfigurationState`s `names`: the quorum's
+/// speaker set before readiness (see [`crate::liveness`]).
+pub fn speaker_nodes<'a>(names: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+    names
+        .into_iter()
+        .filter_map(|name| name.strip_prefix(SPEAKER_STATE_PREFIX))
+        .filter(|node| !node.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
 
 /// The plan's view of a Node.
 pub fn node_info(node: &Node) -> NodeInfo {

@@ -5,7 +5,7 @@
 //! - [`plan`]: from the cluster's state to what this node announces.
 //! - [`cluster`]: API objects read as the plan's and liveness's inputs.
 //! - [`inputs`]: Services and endpoints kept as the plan's view, one watch event at a time.
-//! - [`liveness`]: which nodes are alive, and whether new L2 claims may be made.
+//! - [`liveness`]: which nodes are alive, the gossip quorum, and whether L2 claims may be made.
 //! - [`carrier`]: when to leave the membership for carrier loss, and when to rejoin.
 //! - [`schedule`]: when to plan (watch lists, debounce, membership settling).
 //! - [`interfaces`]: which interfaces an L2 announcement uses; [`links`]: the node's links.
@@ -13,9 +13,9 @@
 //! - [`status`]: the status objects wanted, and the writes to get there.
 //! - [`events`]: the Kubernetes Events to publish, and their text.
 //!
-//! Edges: [`members`] (gossip over UDP), [`daemon`] (watches, responder, BGP sessions, API
-//! writes: it carries out what the pure modules decide), [`metrics`] and [`http`], [`memory`]
-//! (allocator settings).
+//! Edges: [`members`] (gossip over authenticated UDP; it beats the responder's heartbeat),
+//! [`daemon`] (watches, responder, BGP sessions, API writes: it carries out what the pure
+//! modules decide), [`metrics`] and [`http`], [`memory`] (allocator settings).
 
 pub mod apply;
 pub mod carrier;

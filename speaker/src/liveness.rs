@@ -6,10 +6,18 @@
 //! - A node is alive when the gossip shows it (every Node counts when gossip is off, as MetalLB
 //!   without memberlist) and its kubelet does not report it NotReady. This node is not alive
 //!   while it has stepped down for carrier loss (see [`crate::carrier`]).
+//! - Quorum (gossip on): the speaker set is the Nodes not NotReady that run a speaker (each
+//!   speaker keeps a `ConfigurationState` named `speaker-<node>`, owned by its Pod), plus this
+//!   node. This speaker answers L2 only while its gossip view holds a majority of that set
+//!   (`seen × 2 > n`; on an exact tie the half holding the set's lowest node name wins, so
+//!   exactly one side of a split keeps quorum). Without it, it answers for nothing: a speaker
+//!   cut off from the others (UDP 7946 blocked, a wrong or rotated key) would otherwise see
+//!   itself alone and claim every IP. With gossip off nothing can tell a partition from deaths,
+//!   so there is no quorum rule.
 //! - New L2 claims wait while the gossip view is settling: until it shows every Node not
 //!   NotReady, or until the settle deadline (nodes without a running speaker never show up).
-//!   IPs already answered for are kept meanwhile. Another reason to hold new claims is another
-//!   [`Hold`] variant, judged in [`claims`].
+//!   IPs already answered for are kept meanwhile. Each reason to hold claims is a [`Hold`]
+//!   variant, judged in [`claims`] and carried out by [`restrain`].
 //! - Speakers of Nodes missing from the gossip view are asked to let us in.
 //!
 //! Must not: read the clock, touch the membership, or choose owners (that is [`crate::plan`]).
@@ -48,6 +56,8 @@ pub struct View<'a> {
     pub gossip: Option<&'a BTreeSet<String>>,
     /// Every Node.
     pub nodes: &'a [NodeHealth],
+    /// The nodes whose speaker keeps a `ConfigurationState` (`speaker-<node>`).
+    pub speakers: &'a BTreeSet<String>,
     /// This node left the membership because an announcing interface lost carrier.
     pub is_stepped_down: bool,
     /// When new claims stop waiting for the gossip view to settle; `None` when gossip never
@@ -57,11 +67,14 @@ pub struct View<'a> {
     pub now: Instant,
 }
 
-/// Why new L2 claims wait.
+/// Why L2 claims are held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hold {
-    /// The gossip view does not show every Ready node yet, and its settle deadline is ahead.
+    /// The gossip view does not show every Ready node yet, and its settle deadline is ahead:
+    /// nothing new is claimed, what is answered is kept.
     Settling,
+    /// The gossip view holds no majority of the speaker set: nothing is answered at all.
+    NoQuorum,
 }
 
 impl Hold {
@@ -69,6 +82,15 @@ impl Hold {
     pub fn reason(self) -> &'static str {
         match self {
             Hold::Settling => "membershipSettling",
+            Hold::NoQuorum => "noQuorum",
+        }
+    }
+
+    /// Whether IPs answered for already are kept while held.
+    pub fn keeps_answered(self) -> bool {
+        match self {
+            Hold::Settling => true,
+            Hold::NoQuorum => false,
         }
     }
 }
@@ -78,8 +100,20 @@ impl Hold {
 pub enum Claims {
     /// It may.
     Allowed,
-    /// It keeps what it answers for and claims nothing new.
+    /// It claims nothing new, and keeps what it answers for only as [`Hold::keeps_answered`]
+    /// says.
     Held(Hold),
+}
+
+/// How much of the speaker set the gossip shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quorum {
+    /// Members of the speaker set in the gossip view (this node included).
+    pub seen: usize,
+    /// Size of the speaker set.
+    pub speakers: usize,
+    /// `seen` is a majority, or exactly half holding the set's lowest node name.
+    pub has_majority: bool,
 }
 
 /// The judgement: who is alive, and whether new claims may be made.
@@ -89,13 +123,47 @@ pub struct Verdict {
     pub live: BTreeSet<String>,
     /// Whether new L2 claims may be made.
     pub claims: Claims,
+    /// The quorum; `None` with gossip off (no quorum rule).
+    pub quorum: Option<Quorum>,
 }
 
 /// Judges `view`.
 pub fn judge(view: &View<'_>) -> Verdict {
     let live = live_nodes(view);
-    let claims = claims(view, &live);
-    Verdict { live, claims }
+    let quorum = quorum(view);
+    let claims = claims(view, &live, quorum);
+    Verdict {
+        live,
+        claims,
+        quorum,
+    }
+}
+
+/// The nodes that run a speaker and count for the quorum: those with a `ConfigurationState`
+/// whose Node is known and not NotReady, plus this node.
+pub fn speaker_set(view: &View<'_>) -> BTreeSet<String> {
+    let mut set: BTreeSet<String> = view
+        .nodes
+        .iter()
+        .filter(|n| !n.is_not_ready() && view.speakers.contains(&n.name))
+        .map(|n| n.name.clone())
+        .collect();
+    set.insert(view.me.to_owned());
+    set
+}
+
+/// How much of the speaker set the gossip view shows; `None` with gossip off.
+pub fn quorum(view: &View<'_>) -> Option<Quorum> {
+    let gossip = view.gossip?;
+    let set = speaker_set(view);
+    let seen = set.iter().filter(|n| gossip.contains(*n)).count();
+    let is_half_with_lowest =
+        seen * 2 == set.len() && set.first().is_some_and(|lowest| gossip.contains(lowest));
+    Some(Quorum {
+        seen,
+        speakers: set.len(),
+        has_majority: seen * 2 > set.len() || is_half_with_lowest,
+    })
 }
 
 /// The nodes taken as alive: the gossip's view (or every Node without gossip), minus Nodes the
@@ -114,8 +182,12 @@ pub fn live_nodes(view: &View<'_>) -> BTreeSet<String> {
     live
 }
 
-/// Whether new claims may be made, given the `live` set judged from `view`.
-pub fn claims(view: &View<'_>, live: &BTreeSet<String>) -> Claims {
+/// Whether new claims may be made, given the `live` set and the `quorum` judged from `view`.
+/// Without quorum nothing is answered, settled or not.
+pub fn claims(view: &View<'_>, live: &BTreeSet<String>, quorum: Option<Quorum>) -> Claims {
+    if quorum.is_some_and(|q| !q.has_majority) {
+        return Claims::Held(Hold::NoQuorum);
+    }
     if !is_settled(view, live) {
         return Claims::Held(Hold::Settling);
     }
@@ -136,14 +208,15 @@ fn is_settled(view: &View<'_>, live: &BTreeSet<String>) -> bool {
     shows_everyone || view.now >= settles_at
 }
 
-/// `planned` as far as `claims` allow: while held, only IPs in `answered` are kept.
+/// `planned` as far as `claims` allow: while held, only IPs in `answered` are kept, and
+/// nothing at all without quorum.
 pub fn restrain(
     claims: Claims,
     planned: &mut BTreeMap<IpAddr, L2Announcement>,
     answered: &L2State,
 ) {
-    if let Claims::Held(_) = claims {
-        planned.retain(|ip, _| answered.contains_key(ip));
+    if let Claims::Held(hold) = claims {
+        planned.retain(|ip, _| hold.keeps_answered() && answered.contains_key(ip));
     }
 }
 

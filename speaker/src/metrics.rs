@@ -34,6 +34,20 @@ pub struct Metrics {
     pub l2: L2Metrics,
     /// `ferrolb_speaker_members_live`: speakers this one knows alive (itself included).
     pub members_live: IntGauge,
+    /// `ferrolb_speaker_gossip_enabled`: 1 with gossip (a key), 0 without: then no failover
+    /// until a Node turns NotReady, and no protection against a network partition.
+    pub gossip_enabled: IntGauge,
+    /// `ferrolb_speaker_members_quorum`: 1 while this speaker may answer L2 (its gossip view
+    /// holds a majority of the speaker set, or gossip is off), 0 while it answers nothing.
+    pub members_quorum: IntGauge,
+    /// `ferrolb_speaker_members_speakers`: the speaker set the quorum is counted in.
+    pub members_speakers: IntGauge,
+    /// `ferrolb_speaker_members_dropped_total{reason}`: gossip datagrams dropped before the
+    /// membership saw them (wrong key, replay, clock skew, another format).
+    pub members_dropped: IntCounterVec,
+    /// `ferrolb_speaker_members_lapses_total{reason}`: times this speaker stopped answering and
+    /// rejoined because it was frozen or declared dead.
+    pub members_lapses: IntCounterVec,
     /// `ferrolb_speaker_takeover_seconds`: from learning that the owner of an IP left to having
     /// announced it from here (the part of the failover gap this node controls).
     pub takeover_seconds: Histogram,
@@ -89,6 +103,28 @@ impl Metrics {
             members_live: r.gauge(
                 "ferrolb_speaker_members_live",
                 "Speakers known alive, this one included",
+            )?,
+            gossip_enabled: r.gauge(
+                "ferrolb_speaker_gossip_enabled",
+                "1 when the speakers gossip (failover in under a second, quorum against partitions), 0 when not",
+            )?,
+            members_quorum: r.gauge(
+                "ferrolb_speaker_members_quorum",
+                "1 while this speaker's gossip view holds a majority of the speakers (or gossip is off), 0 while it answers no L2 IP",
+            )?,
+            members_speakers: r.gauge(
+                "ferrolb_speaker_members_speakers",
+                "Speakers the quorum is counted in: Ready nodes that run a speaker",
+            )?,
+            members_dropped: r.counter_vec(
+                "ferrolb_speaker_members_dropped_total",
+                "Gossip datagrams dropped before the membership saw them",
+                &["reason"],
+            )?,
+            members_lapses: r.counter_vec(
+                "ferrolb_speaker_members_lapses_total",
+                "Times this speaker stopped answering and rejoined the membership",
+                &["reason"],
             )?,
             takeover_seconds: r.register(takeover_seconds)?,
             api_writes: r.counter_vec(

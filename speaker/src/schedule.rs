@@ -55,6 +55,8 @@ pub enum Watch {
     L2Statuses,
     /// This node's `ServiceBGPStatus` objects.
     BgpStatuses,
+    /// Every speaker's `ConfigurationState` (who runs a speaker: the quorum's set).
+    ConfigStates,
 }
 
 impl Watch {
@@ -87,6 +89,7 @@ pub struct Synced {
     secrets: bool,
     l2_statuses: bool,
     bgp_statuses: bool,
+    config_states: bool,
 }
 
 impl Synced {
@@ -109,6 +112,7 @@ impl Synced {
             Watch::Secrets => &mut self.secrets,
             Watch::L2Statuses => &mut self.l2_statuses,
             Watch::BgpStatuses => &mut self.bgp_statuses,
+            Watch::ConfigStates => &mut self.config_states,
         }
     }
 
@@ -127,6 +131,7 @@ impl Synced {
             secrets,
             l2_statuses,
             bgp_statuses,
+            config_states,
         } = *self;
         services
             && endpoint_slices
@@ -140,6 +145,7 @@ impl Synced {
             && secrets
             && l2_statuses
             && bgp_statuses
+            && config_states
     }
 }
 

@@ -147,3 +147,19 @@ fn liveness_reads_readiness_and_the_first_address_of_a_node() {
     );
     assert!(own_addresses(&[], None).is_empty());
 }
+
+#[test]
+fn the_speaker_set_is_read_from_the_names_of_configuration_states() {
+    let names = [
+        speaker_state_name("node-a").as_str(),
+        "speaker-node-b",
+        "controller",
+        "speaker-",
+    ]
+    .map(str::to_owned);
+    assert_eq!(
+        speaker_nodes(names.iter().map(String::as_str)),
+        ["node-a", "node-b"].map(str::to_owned).into(),
+        "only speaker-<node> names count"
+    );
+}

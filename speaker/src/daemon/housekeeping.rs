@@ -1,15 +1,29 @@
-//! Periodic chores off the plan path: copying the responder's counters into the metrics, and
-//! handing free memory back after large plans.
+//! Periodic chores off the plan path: copying the responder's and the gossip's counters into
+//! the metrics, and handing free memory back after large plans.
 
 use super::Daemon;
+use crate::members::AuthError;
 use crate::metrics::l2;
 
 impl Daemon {
     /// Copies the L2 counters, then trims memory if a large plan ran since the last trim.
     pub(super) async fn housekeeping(&mut self) {
         self.copy_l2_counters().await;
+        self.copy_members_counters();
         if std::mem::take(&mut self.busy_since_trim) {
             crate::memory::trim();
+        }
+    }
+
+    /// Copies the gossip's drop counters into the metrics (as increments since the last copy).
+    fn copy_members_counters(&mut self) {
+        for reason in AuthError::REASONS {
+            let now = self.members_counters.dropped(reason);
+            let before = self.members_dropped.insert(reason, now).unwrap_or(0);
+            self.metrics
+                .members_dropped
+                .with_label_values(&[reason])
+                .inc_by(now.saturating_sub(before));
         }
     }
 

@@ -4,10 +4,11 @@
 //!
 //! ```text
 //!  watches (Watch) ─────┐                      ┌─► Responder: announce / withdraw (ARP, NDP)
-//!  members: live set  ──┼─► daemon task ───────┼─► BGP peer tasks: SetRoutes / Stop
-//!  rtnetlink links ─────┤   plan → diff        ├─► status task: wanted ServiceL2/BGPStatus
-//!  ticks (join, stats) ─┘                      ├─► ConfigurationState task: wanted state
-//!                                              └─► Event queue: Events on Services and config
+//!  members: live set  ──┤                      ├─► BGP peer tasks: SetRoutes / Stop
+//!  members: lapse ──────┼─► daemon task ───────┼─► status task: wanted ServiceL2/BGPStatus
+//!  rtnetlink links ─────┤   plan → diff        ├─► ConfigurationState task: wanted state
+//!  ticks (join, stats) ─┘                      └─► Event queue: Events on Services and config
+//!  members task ─── beat() ──► Responder heartbeat (gossip off: a timer task beats instead)
 //! ```
 //! When to plan is [`crate::schedule`]'s call, who is alive [`crate::liveness`]'s, what to
 //! announce [`crate::plan`]'s, when to leave the membership [`crate::carrier`]'s, which Events
@@ -51,7 +52,7 @@ use crate::apply::l2::L2State;
 use crate::inputs::ServiceInputs;
 use crate::interfaces::InterfaceFilter;
 use crate::links::Links;
-use crate::members::{Key, Members};
+use crate::members::{Counters, Keys, Lapse, Members};
 use crate::metrics::Metrics;
 use crate::plan::Announcements;
 use crate::schedule::{self, Schedule};
@@ -74,8 +75,8 @@ pub struct MembersSettings {
     pub bind: Option<SocketAddr>,
     /// The gossip port of every speaker.
     pub port: u16,
-    /// Shared key authenticating every datagram.
-    pub key: Key,
+    /// The keys authenticating every datagram: one seals, any opens (see [`Keys`]).
+    pub keys: Keys,
 }
 
 /// How the speaker is set up.
@@ -147,10 +148,36 @@ pub async fn run(
     let (responder, _responder_task) = Responder::start(settings.responder.clone())
         .await
         .map_err(DaemonError::Responder)?;
+    metrics
+        .gossip_enabled
+        .set(i64::from(settings.members.is_some()));
+    // Without gossip nothing proves this speaker alive to others; a timer keeps its responder
+    // answering while the runtime runs.
+    let _beats = match settings.members {
+        Some(_) => None,
+        None => {
+            tracing::warn!(
+                "gossip is off (no --members-key-file or --members-key-dir): an IP moves off a failed node only once its Node turns NotReady (about 40 s with the kubelet's defaults), and nothing detects a network partition, so two nodes may answer one IP"
+            );
+            gossip::beat_without_gossip(responder.heartbeat())
+        }
+    };
     let mut daemon = Daemon::new(client, settings, metrics, ready, stores, responder);
     daemon.serve(changes, links, shutdown).await?;
     daemon.stop().await;
     Ok(())
+}
+
+/// Resolves when the membership lapses, never when there is none (or it lapsed already and
+/// is being replaced).
+async fn wait_lapse(lapse: &mut Option<tokio_watch::Receiver<Option<Lapse>>>) -> Lapse {
+    if let Some(receiver) = lapse
+        && let Ok(seen) = receiver.wait_for(Option::is_some).await
+        && let Some(lapse) = *seen
+    {
+        return lapse;
+    }
+    std::future::pending().await
 }
 
 /// Resolves when the live set changes (`true`), never when there is no membership.
@@ -195,6 +222,14 @@ struct Daemon {
     members: Option<Members>,
     /// The membership's live set (the last one seen after leaving).
     live: Option<tokio_watch::Receiver<BTreeSet<String>>>,
+    /// Set when the membership lapses (see [`crate::members::pulse`]); `None` without one.
+    lapse: Option<tokio_watch::Receiver<Option<Lapse>>>,
+    /// Datagram counters of every membership this daemon ran.
+    members_counters: Arc<Counters>,
+    /// Their drop counts already copied into the metrics, by reason.
+    members_dropped: BTreeMap<&'static str, u64>,
+    /// Whether the last plan held quorum (to log each change once); `None` before the first.
+    had_quorum: Option<bool>,
     /// When to plan next.
     schedule: Schedule,
     /// Last L2 counter values copied into the metrics.
@@ -255,6 +290,10 @@ impl Daemon {
             announce_failed: BTreeSet::new(),
             members: None,
             live: None,
+            lapse: None,
+            members_counters: Arc::default(),
+            members_dropped: BTreeMap::new(),
+            had_quorum: None,
             schedule,
             l2_counters: BTreeMap::new(),
             statuses,
@@ -286,6 +325,7 @@ impl Daemon {
                         self.schedule.on_membership_changed(Instant::now());
                     }
                 }
+                lapse = wait_lapse(&mut self.lapse) => self.on_lapse(lapse).await?,
                 event = links.next() => self.on_link(event.map_err(DaemonError::Links)?),
                 _ = join_tick.tick() => self.join_missing().await,
                 _ = housekeeping.tick() => self.housekeeping().await,
@@ -338,6 +378,7 @@ impl Daemon {
     /// answering and closes the BGP sessions.
     async fn stop(mut self) {
         self.ready.store(false, Ordering::Relaxed);
+        self.lapse = None;
         if let Some(members) = self.members.take() {
             members.leave().await;
             tokio::time::sleep(Duration::from_millis(300)).await;

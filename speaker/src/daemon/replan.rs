@@ -20,7 +20,7 @@ use crate::carrier::{self, Decision};
 use crate::cluster;
 use crate::events::{self, Event, L2Taken, Regarding};
 use crate::interfaces;
-use crate::liveness::{self, NodeHealth, Verdict, View};
+use crate::liveness::{self, NodeHealth, Quorum, Verdict, View};
 use crate::metrics;
 use crate::plan::{self, Announcements, ClusterState, NodeInfo};
 use crate::status::{self, StatusView};
@@ -43,6 +43,7 @@ impl Daemon {
         self.metrics
             .members_live
             .set(i64::try_from(verdict.live.len()).unwrap_or(i64::MAX));
+        self.report_quorum(verdict.quorum);
         liveness::restrain(verdict.claims, &mut announcements.l2, &self.l2);
         self.apply_l2(&announcements, membership_changed_at).await;
         self.apply_bgp(&config, &announcements).await;
@@ -57,14 +58,46 @@ impl Daemon {
     /// Who is alive and whether new L2 claims may be made, now.
     fn judge(&self, health: &[NodeHealth]) -> Verdict {
         let gossip = self.gossip_view();
+        let speakers = self.stores.speaker_nodes();
         liveness::judge(&View {
             me: &self.settings.node,
             gossip: gossip.as_ref(),
             nodes: health,
+            speakers: &speakers,
             is_stepped_down: !self.stepped_down.is_empty(),
             settles_at: self.schedule.settles_at(),
             now: Instant::now(),
         })
+    }
+
+    /// Sets the quorum metrics, and logs each change of quorum.
+    fn report_quorum(&mut self, quorum: Option<Quorum>) {
+        let has_quorum = quorum.is_none_or(|q| q.has_majority);
+        self.metrics.members_quorum.set(i64::from(has_quorum));
+        let Some(q) = quorum else {
+            self.had_quorum = Some(true);
+            return;
+        };
+        self.metrics
+            .members_speakers
+            .set(i64::try_from(q.speakers).unwrap_or(i64::MAX));
+        if self.had_quorum == Some(has_quorum) {
+            return;
+        }
+        if has_quorum {
+            tracing::info!(
+                seen = q.seen,
+                speakers = q.speakers,
+                "gossip quorum held: answering L2"
+            );
+        } else {
+            tracing::warn!(
+                seen = q.seen,
+                speakers = q.speakers,
+                "gossip quorum lost: this speaker sees too few of the others (blocked UDP, another key, a partition), so it answers no L2 IP until it sees a majority"
+            );
+        }
+        self.had_quorum = Some(has_quorum);
     }
 
     fn plan_with(
@@ -99,6 +132,8 @@ impl Daemon {
                     "carrier lost; leaving the membership so another node answers"
                 );
                 self.stepped_down = interfaces;
+                // Leaving on purpose is no lapse.
+                self.lapse = None;
                 if let Some(members) = self.members.take() {
                     members.leave().await;
                 }

@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use ferrolb_api::config::Objects;
 use ferrolb_api::types::{
-    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
-    ServiceBGPStatus, ServiceBGPStatusStatus, ServiceL2Status, ServiceL2StatusStatus,
+    BFDProfile, BGPAdvertisement, BGPPeer, Community, ConfigurationState, IPAddressPool,
+    L2Advertisement, ServiceBGPStatus, ServiceBGPStatusStatus, ServiceL2Status,
+    ServiceL2StatusStatus,
 };
 use futures::StreamExt;
 use futures::stream::{BoxStream, SelectAll};
@@ -83,6 +84,9 @@ pub struct Stores {
     pub l2_statuses: StatusStore<ServiceL2StatusStatus>,
     /// This node's `ServiceBGPStatus` objects.
     pub bgp_statuses: StatusStore<ServiceBGPStatusStatus>,
+    /// Every `ConfigurationState` in FerroLB's namespace: each speaker keeps one, so their names
+    /// say which nodes run a speaker (the quorum's set).
+    pub config_states: Store<ConfigurationState>,
 }
 
 impl Stores {
@@ -105,6 +109,12 @@ impl Stores {
             secrets: Some(owned(&self.secrets)),
             nodes: Some(nodes.iter().map(|n| (**n).clone()).collect()),
         }
+    }
+
+    /// The nodes whose speaker keeps a `ConfigurationState`.
+    pub fn speaker_nodes(&self) -> std::collections::BTreeSet<String> {
+        let states = self.config_states.state();
+        cluster::speaker_nodes(states.iter().filter_map(|s| s.metadata.name.as_deref()))
     }
 
     /// Our own Node, once the Nodes watch has it.
@@ -143,6 +153,7 @@ pub fn start(
         secrets: open.config(Watch::Secrets),
         l2_statuses: open.statuses::<ServiceL2Status>(Watch::L2Statuses, mine.clone()),
         bgp_statuses: open.statuses::<ServiceBGPStatus>(Watch::BgpStatuses, mine),
+        config_states: open.config(Watch::ConfigStates),
     };
     (stores, open.streams.boxed())
 }

@@ -247,7 +247,7 @@ impl Writer {
 
     /// Name of this node's `ConfigurationState`, as MetalLB names it.
     pub fn config_state_name(&self) -> String {
-        format!("speaker-{}", self.node)
+        crate::cluster::speaker_state_name(&self.node)
     }
 
     /// What this node's `ConfigurationState` says now; `None` when it does not exist yet.

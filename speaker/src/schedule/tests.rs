@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use super::*;
 
 /// Every [`Watch`]; [`every_watch_must_list_before_the_first_plan`] fails if one is missing.
-const ALL: [Watch; 12] = [
+const ALL: [Watch; 13] = [
     Watch::Services,
     Watch::EndpointSlices,
     Watch::Nodes,
@@ -18,6 +18,7 @@ const ALL: [Watch; 12] = [
     Watch::Secrets,
     Watch::L2Statuses,
     Watch::BgpStatuses,
+    Watch::ConfigStates,
 ];
 
 fn ms(n: u64) -> Duration {
