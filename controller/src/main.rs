@@ -3,17 +3,15 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand};
 use ferrolb_controller::lease::{self, LeaseSettings};
-use ferrolb_controller::metrics::{Health, Metrics};
-use ferrolb_controller::reconcile::{self, Settings, Shared};
-use ferrolb_controller::{certs, http, webhook};
+use ferrolb_controller::{Listeners, Settings, WebhookSettings};
+use ferrolb_shell::logging::{self, LogFormat};
+use ferrolb_shell::signal;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// FerroLB controller: allocates external IPs to LoadBalancer Services.
 #[derive(Debug, Parser)]
@@ -29,6 +27,11 @@ struct Cli {
 enum Command {
     /// Check FerroLB/MetalLB manifests offline. Exit 0: valid; 1: invalid; 2: unreadable input.
     Validate {
+        /// The input is the whole configuration: a BFD profile, Secret, community alias, pool or
+        /// peer it names but does not hold is an error (by default a warning, as it may be
+        /// created later).
+        #[arg(long)]
+        strict: bool,
         /// Manifest files or directories (multi-document YAML or JSON).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -101,6 +104,32 @@ struct Serving {
     /// The ValidatingWebhookConfiguration whose caBundle gets the self-made CA.
     #[arg(long, default_value = "ferrolb-webhook-configuration")]
     webhook_configuration: String,
+    /// How long the self-made CA and certificate live (`s`, `m`, `h` or `d`, e.g. `7d`); a new
+    /// pair replaces them after two thirds of it.
+    #[arg(long, default_value = "7d", value_parser = parse_lifetime)]
+    webhook_ca_lifetime: Duration,
+}
+
+/// A lifetime with a unit: `90s`, `30m`, `12h`, `7d`.
+fn parse_lifetime(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.len().saturating_sub(1);
+    let (number, unit) = text.split_at(split);
+    let seconds_per = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: give a unit, s, m, h or d (e.g. 7d)")),
+    };
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number with a unit"))?;
+    let seconds = number.saturating_mul(seconds_per);
+    if seconds < 60 {
+        return Err(format!("{text:?}: at least 1 minute"));
+    }
+    Ok(Duration::from_secs(seconds))
 }
 
 /// Seconds, with an optional `s` suffix.
@@ -115,44 +144,13 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-fn init_logging(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
-}
-
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Validate { paths } => {
-            let verdict = ferrolb_controller::validate::run(&paths, &mut std::io::stdout().lock())?;
+        Command::Validate { strict, paths } => {
+            let options = ferrolb_controller::validate::Options { strict };
+            let verdict =
+                ferrolb_controller::validate::run(&paths, options, &mut std::io::stdout().lock())?;
             Ok(ExitCode::from(verdict as u8))
         }
         Command::Run {
@@ -163,120 +161,71 @@ fn main() -> anyhow::Result<ExitCode> {
             election,
             serving,
         } => {
-            init_logging(log_format);
+            logging::init(log_format);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(run(
-                Settings {
-                    namespace,
-                    lb_class,
-                    instance,
-                },
-                election,
-                serving,
-            ))
+            let settings = settings(namespace, lb_class, instance, election, &serving);
+            runtime.block_on(start(settings, serving))
         }
     }
 }
 
-/// Starts the endpoints and the elector, runs the reconciler until SIGTERM/SIGINT, then
-/// releases the Lease once nothing writes any more.
-async fn run(settings: Settings, election: Election, serving: Serving) -> anyhow::Result<ExitCode> {
-    let client = kube::Client::try_default()
-        .await
-        .context("connecting to the API server")?;
-    tracing::info!(namespace = settings.namespace, lb_class = ?settings.lb_class, "controller starting");
-    let metrics = Arc::new(Metrics::new()?);
-    let health = Arc::new(Health::default());
+/// The library's settings from the flags.
+fn settings(
+    namespace: String,
+    lb_class: Option<String>,
+    instance: String,
+    election: Election,
+    serving: &Serving,
+) -> Settings {
+    let lease = election.leader_elect.then(|| LeaseSettings {
+        name: election.lease_name,
+        namespace: election
+            .lease_namespace
+            .unwrap_or_else(|| namespace.clone()),
+        identity: election
+            .lease_identity
+            .unwrap_or_else(lease::default_identity),
+        duration: election.lease_duration,
+    });
+    Settings {
+        namespace,
+        lb_class,
+        instance,
+        election: lease,
+        webhook: WebhookSettings {
+            cert_secret: serving.webhook_cert_secret.clone(),
+            service: serving.webhook_service.clone(),
+            hosts: serving.webhook_host.clone(),
+            configuration: serving.webhook_configuration.clone(),
+            ca_lifetime: serving.webhook_ca_lifetime,
+        },
+    }
+}
 
-    let probes = TcpListener::bind(serving.metrics_addr)
+/// Connects, binds the listeners and runs the controller until SIGTERM/SIGINT.
+async fn start(settings: Settings, serving: Serving) -> anyhow::Result<ExitCode> {
+    let config = kube::Config::infer()
+        .await
+        .context("finding the API server (KUBECONFIG or in-cluster)")?;
+    let client = kube::Client::try_from(ferrolb_controller::client::with_timeouts(config))
+        .context("connecting to the API server")?;
+    let metrics = TcpListener::bind(serving.metrics_addr)
         .await
         .with_context(|| format!("binding {}", serving.metrics_addr))?;
-    tracing::info!(address = %probes.local_addr()?, "serving /metrics, /healthz, /readyz");
-    tokio::spawn(http::serve_probes(
-        probes,
-        Arc::clone(&metrics),
-        Arc::clone(&health),
-    ));
-
-    if !serving.disable_webhook {
-        let certificate = match &serving.webhook_cert_secret {
-            Some(secret) => certs::from_secret(client.clone(), &settings.namespace, secret).await?,
-            None => {
-                let mut names = certs::service_names(&serving.webhook_service, &settings.namespace);
-                names.extend(serving.webhook_host.iter().cloned());
-                certs::generate(names)?
-            }
-        };
-        let acceptor = certs::acceptor(&certificate)?;
-        let listener = TcpListener::bind(serving.webhook_addr)
-            .await
-            .with_context(|| format!("binding {}", serving.webhook_addr))?;
-        tracing::info!(address = %listener.local_addr()?, "serving the admission webhook");
-        let context = webhook::Context {
-            client: client.clone(),
-            namespace: settings.namespace.clone(),
-        };
-        tokio::spawn(webhook::serve(listener, acceptor, context));
-        if let Some(ca) = certificate.ca_pem {
-            tokio::spawn(certs::keep_ca_bundle(
-                client.clone(),
-                serving.webhook_configuration.clone(),
-                ca,
-            ));
-        }
-    }
-
-    let (leading_tx, leading) = watch::channel(!election.leader_elect);
-    health.set_leading(!election.leader_elect);
-    metrics.leader.set(i64::from(!election.leader_elect));
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let mut elector = None;
-    let mut always_leading = None;
-    if election.leader_elect {
-        let lease_settings = LeaseSettings {
-            name: election.lease_name,
-            namespace: election
-                .lease_namespace
-                .unwrap_or_else(|| settings.namespace.clone()),
-            identity: election
-                .lease_identity
-                .unwrap_or_else(lease::default_identity),
-            duration: election.lease_duration,
-        };
-        tracing::info!(
-            identity = lease_settings.identity,
-            lease = lease_settings.name,
-            "leader election on"
-        );
-        let api = kube::Api::namespaced(client.clone(), &lease_settings.namespace);
-        let stop = async move {
-            let _ = stop_rx.wait_for(|stop| *stop).await;
-        };
-        elector = Some(tokio::spawn(lease::run(
-            api,
-            lease_settings,
-            leading_tx,
-            stop,
-        )));
-    } else {
-        // Kept open: a closed channel tells the reconciler to stop.
-        always_leading = Some(leading_tx);
-    }
-
-    let shared = Shared {
-        metrics,
-        health,
-        leading,
+    let webhook = match serving.disable_webhook {
+        true => None,
+        false => Some(
+            TcpListener::bind(serving.webhook_addr)
+                .await
+                .with_context(|| format!("binding {}", serving.webhook_addr))?,
+        ),
     };
-    reconcile::run(client, settings, shared, shutdown_signal()).await?;
-    // Nothing writes any more: the Lease can go to the standby.
-    let _ = stop_tx.send(true);
-    if let Some(elector) = elector {
-        elector.await??;
-    }
-    drop(always_leading);
-    tracing::info!("controller stopped");
+    let listeners = Listeners {
+        metrics: Some(metrics),
+        webhook,
+    };
+    ferrolb_controller::run(settings, client, listeners, signal::shutdown()).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,10 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
 
 use crate::alloc::PoolUsage;
 
@@ -28,6 +31,13 @@ pub struct Metrics {
     pub leader: IntGauge,
     /// `ferrolb_controller_api_writes_total{result}`: Service/pool writes, `ok` or `error`.
     pub api_writes: IntCounterVec,
+    /// `ferrolb_controller_reconcile_duration_seconds`: planning and writing one Service.
+    pub reconcile_duration: Histogram,
+    /// `ferrolb_controller_reconcile_errors_total{reason}`: failed Service reconciles, by the
+    /// error's `reason()`.
+    pub reconcile_errors: IntCounterVec,
+    /// `ferrolb_controller_events_dropped_total`: Events dropped because the queue was full.
+    pub events_dropped: IntCounter,
 }
 
 /// A metric's definition was rejected by the registry (a programming error, reported at start).
@@ -42,92 +52,112 @@ impl MetricsError {
     }
 }
 
+/// Registers metrics in one registry.
+struct Registrar(Registry);
+
+impl Registrar {
+    fn add<M: prometheus::core::Collector + Clone + 'static>(
+        &self,
+        metric: M,
+    ) -> Result<M, MetricsError> {
+        self.0.register(Box::new(metric.clone()))?;
+        Ok(metric)
+    }
+
+    fn counter(&self, name: &str, help: &str) -> Result<IntCounter, MetricsError> {
+        self.add(IntCounter::new(name, help)?)
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> Result<IntGauge, MetricsError> {
+        self.add(IntGauge::new(name, help)?)
+    }
+
+    fn labelled(&self, name: &str, help: &str, label: &str) -> Result<IntCounterVec, MetricsError> {
+        self.add(IntCounterVec::new(Opts::new(name, help), &[label])?)
+    }
+
+    /// MetalLB's per-pool gauges for all families, IPv4 and IPv6; `help` names the family
+    /// with `{}`.
+    fn pool_gauges(&self, what: &str, help: &str) -> Result<[IntGaugeVec; 3], MetricsError> {
+        let gauge = |prefix: &str, family: &str| {
+            let name = format!("metallb_allocator_{prefix}addresses_{what}");
+            let help = help.replace("{}", family);
+            self.add(IntGaugeVec::new(Opts::new(name, help), &["pool"])?)
+        };
+        Ok([
+            gauge("", "IP")?,
+            gauge("ipv4_", "IPv4")?,
+            gauge("ipv6_", "IPv6")?,
+        ])
+    }
+}
+
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Result<Self, MetricsError> {
-        let registry = Registry::new();
-        let pool_gauge = |name: &str, help: &str| -> Result<IntGaugeVec, MetricsError> {
-            let gauge = IntGaugeVec::new(Opts::new(name, help), &["pool"])?;
-            registry.register(Box::new(gauge.clone()))?;
-            Ok(gauge)
-        };
-        let addresses_total = [
-            pool_gauge(
-                "metallb_allocator_addresses_total",
-                "Number of usable IP addresses, per pool",
+        let r = Registrar(Registry::new());
+        let reconcile_duration = r.add(Histogram::with_opts(
+            HistogramOpts::new(
+                "ferrolb_controller_reconcile_duration_seconds",
+                "Time to plan and write one Service",
+            )
+            .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]),
+        )?)?;
+        Ok(Metrics {
+            addresses_total: r.pool_gauges("total", "Number of usable {} addresses, per pool")?,
+            addresses_in_use: r
+                .pool_gauges("in_use_total", "Number of {} addresses in use, per pool")?,
+            config_updates: r.counter(
+                "metallb_k8s_client_updates_total",
+                "Number of configuration updates processed",
             )?,
-            pool_gauge(
-                "metallb_allocator_ipv4_addresses_total",
-                "Number of usable IPv4 addresses, per pool",
+            config_update_errors: r.counter(
+                "metallb_k8s_client_update_errors_total",
+                "Number of configuration updates that failed",
             )?,
-            pool_gauge(
-                "metallb_allocator_ipv6_addresses_total",
-                "Number of usable IPv6 addresses, per pool",
+            config_loaded: r.gauge(
+                "metallb_k8s_client_config_loaded_bool",
+                "1 if the configuration was loaded at least once",
             )?,
-        ];
-        let addresses_in_use = [
-            pool_gauge(
-                "metallb_allocator_addresses_in_use_total",
-                "Number of IP addresses in use, per pool",
+            config_stale: r.gauge(
+                "metallb_k8s_client_config_stale_bool",
+                "1 if running on a stale configuration, because the latest one failed to load",
             )?,
-            pool_gauge(
-                "metallb_allocator_ipv4_addresses_in_use_total",
-                "Number of IPv4 addresses in use, per pool",
+            leader: r.gauge(
+                "ferrolb_controller_leader_bool",
+                "1 while this replica holds the leader Lease",
             )?,
-            pool_gauge(
-                "metallb_allocator_ipv6_addresses_in_use_total",
-                "Number of IPv6 addresses in use, per pool",
-            )?,
-        ];
-        let counter = |name: &str, help: &str| -> Result<IntCounter, MetricsError> {
-            let c = IntCounter::new(name, help)?;
-            registry.register(Box::new(c.clone()))?;
-            Ok(c)
-        };
-        let gauge = |name: &str, help: &str| -> Result<IntGauge, MetricsError> {
-            let g = IntGauge::new(name, help)?;
-            registry.register(Box::new(g.clone()))?;
-            Ok(g)
-        };
-        let config_updates = counter(
-            "metallb_k8s_client_updates_total",
-            "Number of configuration updates processed",
-        )?;
-        let config_update_errors = counter(
-            "metallb_k8s_client_update_errors_total",
-            "Number of configuration updates that failed",
-        )?;
-        let config_loaded = gauge(
-            "metallb_k8s_client_config_loaded_bool",
-            "1 if the configuration was loaded at least once",
-        )?;
-        let config_stale = gauge(
-            "metallb_k8s_client_config_stale_bool",
-            "1 if running on a stale configuration, because the latest one failed to load",
-        )?;
-        let leader = gauge(
-            "ferrolb_controller_leader_bool",
-            "1 while this replica holds the leader Lease",
-        )?;
-        let api_writes = IntCounterVec::new(
-            Opts::new(
+            api_writes: r.labelled(
                 "ferrolb_controller_api_writes_total",
                 "Writes to the API server by result",
-            ),
-            &["result"],
-        )?;
-        registry.register(Box::new(api_writes.clone()))?;
-        Ok(Metrics {
-            registry,
-            addresses_total,
-            addresses_in_use,
-            config_updates,
-            config_update_errors,
-            config_loaded,
-            config_stale,
-            leader,
-            api_writes,
+                "result",
+            )?,
+            reconcile_duration,
+            reconcile_errors: r.labelled(
+                "ferrolb_controller_reconcile_errors_total",
+                "Service reconciles that failed, by reason",
+                "reason",
+            )?,
+            events_dropped: r.counter(
+                "ferrolb_controller_events_dropped_total",
+                "Events dropped because the Event queue was full",
+            )?,
+            registry: r.0,
         })
+    }
+
+    /// Starts timing one reconcile; the time is recorded when the guard is dropped, however the
+    /// reconcile ends.
+    pub fn reconcile_timer(&self) -> ReconcileTimer {
+        ReconcileTimer {
+            histogram: self.reconcile_duration.clone(),
+            start: std::time::Instant::now(),
+        }
+    }
+
+    /// Counts a failed reconcile under the error's `reason()`.
+    pub fn count_reconcile_error(&self, reason: &str) {
+        self.reconcile_errors.with_label_values(&[reason]).inc();
     }
 
     /// Sets a pool's capacity and use.
@@ -174,6 +204,19 @@ impl Metrics {
     }
 }
 
+/// Times one reconcile; records into the histogram on Drop.
+#[derive(Debug)]
+pub struct ReconcileTimer {
+    histogram: Histogram,
+    start: std::time::Instant,
+}
+
+impl Drop for ReconcileTimer {
+    fn drop(&mut self) {
+        self.histogram.observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
 /// What `/readyz` reports, set by the reconcile task and the elector.
 #[derive(Debug, Default)]
 pub struct Health {
@@ -196,6 +239,11 @@ impl Health {
     /// The allocator has been rebuilt from Service statuses since we started leading.
     pub fn set_rebuilt(&self, rebuilt: bool) {
         self.rebuilt.store(rebuilt, Ordering::Relaxed);
+    }
+
+    /// Every watch store finished its first list.
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(Ordering::Relaxed)
     }
 
     /// Ready: the stores are synced and, when leading, the allocator is rebuilt. A standby is
@@ -229,6 +277,20 @@ mod tests {
         metrics.remove_pool("lab");
         let text = String::from_utf8(metrics.render()).expect("utf-8");
         assert!(!text.contains("pool=\"lab\""));
+    }
+
+    #[test]
+    fn a_reconcile_is_timed_when_its_guard_drops_and_errors_count_by_reason() {
+        let metrics = Metrics::new().expect("metrics");
+        {
+            let _timer = metrics.reconcile_timer();
+            assert_eq!(metrics.reconcile_duration.get_sample_count(), 0);
+        }
+        assert_eq!(metrics.reconcile_duration.get_sample_count(), 1);
+        metrics.count_reconcile_error("Conflict");
+        let text = String::from_utf8(metrics.render()).expect("utf-8");
+        assert!(text.contains("ferrolb_controller_reconcile_errors_total{reason=\"Conflict\"} 1"));
+        assert!(text.contains("ferrolb_controller_reconcile_duration_seconds_count 1"));
     }
 
     #[test]

@@ -11,7 +11,8 @@ use ferrolb_api::service::{self, IP_ALLOCATED_FROM_POOL, ServiceError};
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 
-use crate::alloc::{Allocator, Change, Requester, ServiceRequest};
+use crate::alloc::{AllocError, Allocator, Change, Outcome, Requester, ServiceRequest};
+use crate::view::{Served, ServiceView};
 
 /// Severity of a Kubernetes Event, as `type` spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,36 +106,25 @@ fn ip_list(ips: &[IpAddr]) -> String {
         .join(", ")
 }
 
-/// Plans one Service, updating the allocator. `our_class` is the `loadBalancerClass` this
-/// controller serves (`None`: Services without a class).
-pub fn plan(
-    service: &Service,
-    our_class: Option<&str>,
-    namespace_labels: &Labels,
-    allocator: &mut Allocator,
-) -> Plan {
-    let spec = service.spec.as_ref();
-    let is_load_balancer = spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
-    if is_load_balancer && spec.and_then(|s| s.load_balancer_class.as_deref()) != our_class {
-        return Plan::Ignore;
-    }
-    let key = service_key(service);
-    let has_cluster_ip = spec
-        .and_then(|s| s.cluster_ip.as_deref())
-        .is_some_and(|ip| !ip.is_empty() && ip != "None");
-    if !is_load_balancer || !has_cluster_ip {
-        allocator.release(&key);
-        return Plan::Set {
-            ips: Vec::new(),
-            pool: None,
-            events: Vec::new(),
-        };
-    }
-
+/// Plans one Service, updating the allocator.
+pub fn plan(view: &ServiceView, namespace_labels: &Labels, allocator: &mut Allocator) -> Plan {
+    let key = &view.key;
+    let (request, labels) = match &view.served {
+        Served::OtherClass => return Plan::Ignore,
+        Served::NotLoadBalancer => {
+            allocator.release(key);
+            return Plan::Set {
+                ips: Vec::new(),
+                pool: None,
+                events: Vec::new(),
+            };
+        }
+        Served::Ours { request, labels } => (request, labels),
+    };
     let mut events = Vec::new();
-    let request = match service::parse(service) {
+    let request = match request {
         Ok(request) => request,
-        Err(error) => return keep_after_bad_request(&key, &error, allocator),
+        Err(error) => return keep_after_bad_request(key, error, allocator),
     };
     if !request.legacy_annotations.is_empty() {
         events.push(PlannedEvent::warning(
@@ -145,79 +135,86 @@ pub fn plan(
             ),
         ));
     }
-    let namespace = service.namespace().unwrap_or_default();
-    let labels = service.labels().clone();
+    let (namespace, _) = view.namespace_and_name();
     let outcome = allocator.assign(&ServiceRequest {
-        key: &key,
+        key,
         requester: Requester {
-            namespace: &namespace,
+            namespace,
             namespace_labels,
-            labels: &labels,
+            labels,
         },
-        request: &request,
+        request,
     });
     match outcome {
-        Ok(outcome) => {
-            match &outcome.change {
-                Change::Kept => {}
-                Change::Allocated | Change::Extended => events.push(PlannedEvent::normal(
-                    "IPAllocated",
-                    format!(
-                        "Assigned IP [{}] from pool {}",
-                        ip_list(&outcome.ips),
-                        outcome.pool
-                    ),
-                )),
-                Change::Replaced { cleared, why } => {
-                    events.push(PlannedEvent::normal(
-                        "ClearAssignment",
-                        format!("current IP [{}] not allowed: {why}", ip_list(cleared)),
-                    ));
-                    events.push(PlannedEvent::normal(
-                        "IPAllocated",
-                        format!(
-                            "Assigned IP [{}] from pool {}",
-                            ip_list(&outcome.ips),
-                            outcome.pool
-                        ),
-                    ));
-                }
-            }
-            if let Some(family) = outcome.missing_family
-                && outcome.change != Change::Kept
-            {
-                events.push(PlannedEvent::normal(
-                    "AdditionalAssignFailed",
-                    format!(
-                        "no {family} address available in pool {}; the service has one family only",
-                        outcome.pool
-                    ),
-                ));
-            }
-            Plan::Set {
-                ips: outcome.ips,
-                pool: Some(outcome.pool),
-                events,
-            }
-        }
-        Err(error) => {
-            let cleared = allocator.release(&key).unwrap_or_default();
-            if !cleared.is_empty() {
-                events.push(PlannedEvent::normal(
-                    "ClearAssignment",
-                    format!("current IP [{}] not allowed: {error}", ip_list(&cleared)),
-                ));
-            }
-            events.push(PlannedEvent::warning(
-                "AllocationFailed",
-                format!("Failed to allocate IP for \"{key}\": {error}"),
+        Ok(outcome) => allocated(outcome, events),
+        Err(error) => refused(key, &error, allocator, events),
+    }
+}
+
+fn assigned_event(outcome: &Outcome) -> PlannedEvent {
+    PlannedEvent::normal(
+        "IPAllocated",
+        format!(
+            "Assigned IP [{}] from pool {}",
+            ip_list(&outcome.ips),
+            outcome.pool
+        ),
+    )
+}
+
+/// The plan for a Service the allocator served, with the Events that explain any change.
+fn allocated(outcome: Outcome, mut events: Vec<PlannedEvent>) -> Plan {
+    match &outcome.change {
+        Change::Kept => {}
+        Change::Allocated | Change::Extended => events.push(assigned_event(&outcome)),
+        Change::Replaced { cleared, why } => {
+            events.push(PlannedEvent::normal(
+                "ClearAssignment",
+                format!("current IP [{}] not allowed: {why}", ip_list(cleared)),
             ));
-            Plan::Set {
-                ips: Vec::new(),
-                pool: None,
-                events,
-            }
+            events.push(assigned_event(&outcome));
         }
+    }
+    if let Some(family) = outcome.missing_family
+        && outcome.change != Change::Kept
+    {
+        events.push(PlannedEvent::normal(
+            "AdditionalAssignFailed",
+            format!(
+                "no {family} address available in pool {}; the service has one family only",
+                outcome.pool
+            ),
+        ));
+    }
+    Plan::Set {
+        ips: outcome.ips,
+        pool: Some(outcome.pool),
+        events,
+    }
+}
+
+/// The plan for a Service the allocator refused: it loses what it held, and the Events say why.
+fn refused(
+    key: &str,
+    error: &AllocError,
+    allocator: &mut Allocator,
+    mut events: Vec<PlannedEvent>,
+) -> Plan {
+    let cleared = allocator.release(key).unwrap_or_default();
+    if !cleared.is_empty() {
+        events.push(PlannedEvent::normal(
+            "ClearAssignment",
+            format!("current IP [{}] not allowed: {error}", ip_list(&cleared)),
+        ));
+    }
+    events.push(PlannedEvent::warning(
+        "AllocationFailed",
+        format!("Failed to allocate IP for \"{key}\": {error}"),
+    ));
+    Plan::Set {
+        ips: Vec::new(),
+        pool: None,
+        events,
     }
 }
 
@@ -243,45 +240,39 @@ fn keep_after_bad_request(key: &str, error: &ServiceError, allocator: &Allocator
 /// allocated: Services with the most IPs first (MetalLB's order), so that a restart never moves
 /// an IP. Returns the keys of Services whose IPs could not be restored; they are planned normally.
 pub fn rebuild<'a>(
-    services: impl IntoIterator<Item = &'a Service>,
-    our_class: Option<&str>,
+    services: impl IntoIterator<Item = &'a ServiceView>,
     namespace_labels: &BTreeMap<String, Labels>,
     allocator: &mut Allocator,
 ) -> Vec<String> {
     let empty = Labels::new();
-    let mut held: Vec<(&Service, Vec<IpAddr>)> = services
+    let mut held: Vec<&ServiceView> = services
         .into_iter()
-        .filter(|s| service::is_served(s, our_class))
-        .map(|s| (s, current_ips(s)))
-        .filter(|(_, ips)| !ips.is_empty())
+        .filter(|v| matches!(v.served, Served::Ours { .. }) && !v.ips.is_empty())
         .collect();
-    held.sort_by_key(|(s, ips)| (std::cmp::Reverse(ips.len()), s.namespace(), s.name_any()));
+    held.sort_by_key(|v| (std::cmp::Reverse(v.ips.len()), v.namespace_and_name()));
     let mut failed = Vec::new();
-    for (service, ips) in held {
-        let key = service_key(service);
-        let Ok(request) = service::parse(service) else {
-            failed.push(key);
+    for view in held {
+        let Served::Ours {
+            request: Ok(request),
+            labels,
+        } = &view.served
+        else {
+            failed.push(view.key.clone());
             continue;
         };
-        let namespace = service.namespace().unwrap_or_default();
-        let labels = service.labels().clone();
+        let (namespace, _) = view.namespace_and_name();
         let requester = Requester {
-            namespace: &namespace,
-            namespace_labels: namespace_labels.get(&namespace).unwrap_or(&empty),
-            labels: &labels,
+            namespace,
+            namespace_labels: namespace_labels.get(namespace).unwrap_or(&empty),
+            labels,
         };
-        if allocator
-            .restore(
-                &ServiceRequest {
-                    key: &key,
-                    requester,
-                    request: &request,
-                },
-                &ips,
-            )
-            .is_err()
-        {
-            failed.push(key);
+        let service = ServiceRequest {
+            key: &view.key,
+            requester,
+            request,
+        };
+        if allocator.restore(&service, &view.ips).is_err() {
+            failed.push(view.key.clone());
         }
     }
     failed
@@ -345,6 +336,10 @@ mod tests {
         svc
     }
 
+    fn view(service: &Service) -> ServiceView {
+        ServiceView::of(service, None)
+    }
+
     fn ips(plan: &Plan) -> Vec<String> {
         match plan {
             Plan::Set { ips, .. } => ips.iter().map(ToString::to_string).collect(),
@@ -362,7 +357,7 @@ mod tests {
     #[test]
     fn a_new_service_gets_an_ip_with_an_ip_allocated_event() {
         let mut allocator = Allocator::new(&pools(&[("lab", "192.0.2.0/30")]));
-        let plan = plan(&lb("web", &[], &[]), None, &Labels::new(), &mut allocator);
+        let plan = plan(&view(&lb("web", &[], &[])), &Labels::new(), &mut allocator);
         assert_eq!(ips(&plan), ["192.0.2.0"]);
         assert_eq!(reasons(&plan), ["IPAllocated"]);
         let Plan::Set { pool, events, .. } = plan else {
@@ -380,7 +375,7 @@ mod tests {
             spec.load_balancer_class = Some("vendor.example/lb".into());
         }
         assert_eq!(
-            plan(&svc, None, &Labels::new(), &mut allocator),
+            plan(&view(&svc), &Labels::new(), &mut allocator),
             Plan::Ignore
         );
     }
@@ -389,12 +384,12 @@ mod tests {
     fn a_service_that_stops_being_a_load_balancer_is_cleared() {
         let mut allocator = Allocator::new(&pools(&[("lab", "192.0.2.0/30")]));
         let mut svc = lb("web", &[], &[]);
-        plan(&svc, None, &Labels::new(), &mut allocator);
+        plan(&view(&svc), &Labels::new(), &mut allocator);
         if let Some(spec) = svc.spec.as_mut() {
             spec.type_ = Some("ClusterIP".into());
         }
         assert_eq!(
-            plan(&svc, None, &Labels::new(), &mut allocator),
+            plan(&view(&svc), &Labels::new(), &mut allocator),
             Plan::Set {
                 ips: vec![],
                 pool: None,
@@ -407,8 +402,8 @@ mod tests {
     #[test]
     fn exhaustion_is_a_warning_that_names_the_service() {
         let mut allocator = Allocator::new(&pools(&[("lab", "192.0.2.0/32")]));
-        plan(&lb("a", &[], &[]), None, &Labels::new(), &mut allocator);
-        let plan = plan(&lb("b", &[], &[]), None, &Labels::new(), &mut allocator);
+        plan(&view(&lb("a", &[], &[])), &Labels::new(), &mut allocator);
+        let plan = plan(&view(&lb("b", &[], &[])), &Labels::new(), &mut allocator);
         let Plan::Set { events, ips, .. } = plan else {
             panic!("set")
         };
@@ -426,13 +421,13 @@ mod tests {
     #[test]
     fn a_bad_annotation_keeps_the_ip_the_service_holds() {
         let mut allocator = Allocator::new(&pools(&[("lab", "192.0.2.0/30")]));
-        plan(&lb("web", &[], &[]), None, &Labels::new(), &mut allocator);
+        plan(&view(&lb("web", &[], &[])), &Labels::new(), &mut allocator);
         let broken = lb(
             "web",
             &[("metallb.io/loadBalancerIPs", "not-an-ip")],
             &["192.0.2.0"],
         );
-        let plan = plan(&broken, None, &Labels::new(), &mut allocator);
+        let plan = plan(&view(&broken), &Labels::new(), &mut allocator);
         assert_eq!(ips(&plan), ["192.0.2.0"]);
         assert_eq!(reasons(&plan), ["LoadBalancerFailed"]);
     }
@@ -442,14 +437,16 @@ mod tests {
         let mut allocator =
             Allocator::new(&pools(&[("a", "192.0.2.0/30"), ("b", "198.51.100.0/30")]));
         plan(
-            &lb("web", &[("metallb.io/address-pool", "a")], &[]),
-            None,
+            &view(&lb("web", &[("metallb.io/address-pool", "a")], &[])),
             &Labels::new(),
             &mut allocator,
         );
         let moved = plan(
-            &lb("web", &[("metallb.io/address-pool", "b")], &["192.0.2.0"]),
-            None,
+            &view(&lb(
+                "web",
+                &[("metallb.io/address-pool", "b")],
+                &["192.0.2.0"],
+            )),
             &Labels::new(),
             &mut allocator,
         );
@@ -462,8 +459,11 @@ mod tests {
         let mut allocator =
             Allocator::new(&pools(&[("a", "192.0.2.0/30"), ("b", "198.51.100.0/30")]));
         let plan = plan(
-            &lb("web", &[("metallb.universe.tf/address-pool", "b")], &[]),
-            None,
+            &view(&lb(
+                "web",
+                &[("metallb.universe.tf/address-pool", "b")],
+                &[],
+            )),
             &Labels::new(),
             &mut allocator,
         );
@@ -478,25 +478,20 @@ mod tests {
         let shared_a = lb("a", &[("metallb.io/allow-shared-ip", "k")], &["192.0.2.2"]);
         let plain = lb("b", &[], &["192.0.2.3"]);
         let outside = lb("c", &[], &["203.0.113.9"]);
-        let failed = rebuild(
-            [&shared_a, &plain, &outside],
-            None,
-            &BTreeMap::new(),
-            &mut allocator,
-        );
+        let views = [view(&shared_a), view(&plain), view(&outside)];
+        let failed = rebuild(&views, &BTreeMap::new(), &mut allocator);
         assert_eq!(failed, ["default/c"]);
         assert_eq!(
-            ips(&plan(&plain, None, &Labels::new(), &mut allocator)),
+            ips(&plan(&view(&plain), &Labels::new(), &mut allocator)),
             ["192.0.2.3"]
         );
         assert_eq!(
-            reasons(&plan(&shared_a, None, &Labels::new(), &mut allocator)),
+            reasons(&plan(&view(&shared_a), &Labels::new(), &mut allocator)),
             Vec::<&str>::new()
         );
         assert_eq!(
             ips(&plan(
-                &lb("d", &[], &[]),
-                None,
+                &view(&lb("d", &[], &[])),
                 &Labels::new(),
                 &mut allocator
             )),

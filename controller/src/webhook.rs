@@ -1,10 +1,11 @@
 //! `webhook`: the validating admission webhook's HTTPS shell. It reads an `admission.k8s.io/v1`
-//! AdmissionReview, fetches the cluster state the decision needs, asks the pure
-//! [`crate::admission::review`] (the same rules as `validate`) and answers. The serving
-//! certificate comes from [`crate::certs`].
+//! AdmissionReview, takes the cluster state the decision needs from the controller's caches
+//! ([`crate::cache`]: no API request per review), asks the pure [`crate::admission::review`]
+//! (the same rules as `validate`) and answers. The serving certificate comes from
+//! [`crate::certs`].
 //!
 //! ```text
-//!  API server ─HTTPS─► accept + TLS ─► parse_request ─► cluster_state (lists) ─► admission::review ─► response
+//!  API server ─HTTPS─► accept + TLS ─► parse_request ─► caches ─► admission::review ─► response
 //! ```
 
 use std::sync::Arc;
@@ -12,22 +13,18 @@ use std::sync::Arc;
 use bytes::Bytes;
 use ferrolb_api::config::Objects;
 use ferrolb_api::manifest::{self, Document, Object};
-use ferrolb_api::types::{
-    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
-};
+use ferrolb_shell::http::{Handshake, Limits, reply};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use k8s_openapi::api::core::v1::{Node, Service};
-use kube::api::ListParams;
-use kube::{Api, Client};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
-use crate::admission::{self, InUse, Operation, Verdict};
-use crate::http::{reply, serve_connection};
-use crate::plan;
+use crate::admission::{self, Operation, Verdict};
+use crate::cache::Caches;
+use crate::metrics::Health;
 
 /// The largest review accepted (the API server's own request limit is 3 MiB).
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -38,9 +35,9 @@ pub enum WebhookError {
     /// The body is not an AdmissionReview with a request.
     #[error("not an admission.k8s.io/v1 AdmissionReview: {0}")]
     BadReview(String),
-    /// Reading the cluster state failed.
-    #[error("reading the cluster state: {0}")]
-    ClusterState(#[from] kube::Error),
+    /// The caches have not finished their first list: a verdict now could be wrong.
+    #[error("the controller's caches are not synced yet; try again")]
+    NotSynced,
 }
 
 impl WebhookError {
@@ -48,7 +45,7 @@ impl WebhookError {
     pub fn reason(&self) -> &'static str {
         match self {
             WebhookError::BadReview(_) => "BadReview",
-            WebhookError::ClusterState(_) => "ClusterState",
+            WebhookError::NotSynced => "NotSynced",
         }
     }
 }
@@ -137,80 +134,24 @@ pub fn response(uid: &str, verdict: &Verdict) -> Value {
 }
 
 /// What the webhook needs to judge requests.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Context {
-    /// API client for the cluster-state lists.
-    pub client: Client,
+    /// The controller's caches of FerroLB's objects, Nodes and Services.
+    pub caches: Caches,
+    /// Says whether the caches have finished their first list.
+    pub health: Arc<Health>,
     /// FerroLB's namespace.
     pub namespace: String,
 }
 
-impl std::fmt::Debug for Context {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context")
-            .field("namespace", &self.namespace)
-            .finish_non_exhaustive()
-    }
-}
-
-/// FerroLB's objects in its namespace, and the Nodes when the kind's rules look at them.
-async fn cluster_state(ctx: &Context, object: &Object) -> Result<Objects, WebhookError> {
-    async fn list<K>(client: &Client, namespace: &str) -> Result<Vec<K>, kube::Error>
-    where
-        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
-            + Clone
-            + k8s_openapi::serde::de::DeserializeOwned
-            + std::fmt::Debug,
-        K::DynamicType: Default,
-    {
-        let api: Api<K> = Api::namespaced(client.clone(), namespace);
-        Ok(api.list(&ListParams::default()).await?.items)
-    }
-    let (c, ns) = (&ctx.client, ctx.namespace.as_str());
-    let nodes = match object {
-        Object::BgpAdvertisement(_) | Object::BgpPeer(_) => Some(
-            Api::<Node>::all(c.clone())
-                .list(&ListParams::default())
-                .await?
-                .items,
-        ),
-        _ => None,
-    };
-    Ok(Objects {
-        pools: list::<IPAddressPool>(c, ns).await?,
-        l2_advertisements: list::<L2Advertisement>(c, ns).await?,
-        bgp_advertisements: list::<BGPAdvertisement>(c, ns).await?,
-        bgp_peers: list::<BGPPeer>(c, ns).await?,
-        bfd_profiles: list::<BFDProfile>(c, ns).await?,
-        communities: list::<Community>(c, ns).await?,
-        secrets: None,
-        nodes,
-    })
-}
-
-/// Addresses Services hold, from their statuses and pool annotations.
-async fn addresses_in_use(ctx: &Context) -> Result<Vec<InUse>, WebhookError> {
-    let services = Api::<Service>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await?;
-    let mut in_use = Vec::new();
-    for service in &services.items {
-        let Some(pool) = plan::current_pool(service) else {
-            continue;
-        };
-        for ip in plan::current_ips(service) {
-            in_use.push(InUse {
-                service: plan::service_key(service),
-                ip,
-                pool: pool.clone(),
-            });
-        }
-    }
-    Ok(in_use)
+/// FerroLB's objects, and the Nodes when the kind's rules look at them.
+fn cluster_state(ctx: &Context, object: &Object) -> Objects {
+    let with_nodes = matches!(object, Object::BgpAdvertisement(_) | Object::BgpPeer(_));
+    ctx.caches.objects(with_nodes)
 }
 
 /// Judges one review body: the AdmissionReview to send back.
-pub async fn judge(ctx: &Context, body: &[u8]) -> Result<Value, WebhookError> {
+pub fn judge(ctx: &Context, body: &[u8]) -> Result<Value, WebhookError> {
     let review = parse_request(body)?;
     let mut verdict = match &review.object {
         Ok(None) => Verdict::default(),
@@ -219,9 +160,12 @@ pub async fn judge(ctx: &Context, body: &[u8]) -> Result<Value, WebhookError> {
             warnings: Vec::new(),
         },
         Ok(Some(object)) => {
-            let existing = cluster_state(ctx, object).await?;
+            if !ctx.health.is_synced() {
+                return Err(WebhookError::NotSynced);
+            }
+            let existing = cluster_state(ctx, object);
             let in_use = match (review.operation, object) {
-                (Operation::Update, Object::Pool(_)) => addresses_in_use(ctx).await?,
+                (Operation::Update, Object::Pool(_)) => ctx.caches.services.in_use(),
                 _ => Vec::new(),
             };
             admission::review(review.operation, object, &existing, &in_use, &ctx.namespace)
@@ -248,43 +192,39 @@ async fn handle(ctx: Arc<Context>, request: Request<Incoming>) -> Response<Full<
             return reply(StatusCode::BAD_REQUEST, "text/plain", format!("{error}\n"));
         }
     };
-    match judge(&ctx, &body).await {
+    match judge(&ctx, &body) {
         Ok(answer) => reply(StatusCode::OK, "application/json", answer.to_string()),
         Err(error) => {
             tracing::warn!(reason = error.reason(), %error, "admission request not judged");
             let status = match error {
                 WebhookError::BadReview(_) => StatusCode::BAD_REQUEST,
-                WebhookError::ClusterState(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                WebhookError::NotSynced => StatusCode::SERVICE_UNAVAILABLE,
             };
             reply(status, "text/plain", format!("{error}\n"))
         }
     }
 }
 
-/// Serves the webhook over HTTPS on `listener` until the task is dropped.
+/// The TLS handshake in front of the webhook's HTTP (bounded by [`Limits::handshake_timeout`]).
+struct Tls(TlsAcceptor);
+
+impl Handshake for Tls {
+    type Io = TlsStream<TcpStream>;
+
+    async fn handshake(&self, stream: TcpStream) -> std::io::Result<Self::Io> {
+        self.0.accept(stream).await
+    }
+}
+
+/// Serves the webhook over HTTPS on `listener` until the task is dropped, within the shared
+/// server's bounds: the API server keeps a few connections open; anything holding more, or
+/// stalling a handshake, is cut off before it exhausts the controller.
 pub async fn serve(listener: TcpListener, tls: TlsAcceptor, ctx: Context) {
     let ctx = Arc::new(ctx);
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "accepting a webhook connection failed");
-                continue;
-            }
-        };
-        let tls = tls.clone();
-        let ctx = Arc::clone(&ctx);
-        tokio::spawn(async move {
-            let stream = match tls.accept(stream).await {
-                Ok(stream) => stream,
-                Err(error) => {
-                    tracing::debug!(%peer, %error, "webhook TLS handshake failed");
-                    return;
-                }
-            };
-            serve_connection(stream, move |request| handle(Arc::clone(&ctx), request)).await;
-        });
-    }
+    ferrolb_shell::http::serve(listener, Limits::default(), Tls(tls), move |request| {
+        handle(Arc::clone(&ctx), request)
+    })
+    .await;
 }
 
 #[cfg(test)]
@@ -312,6 +252,41 @@ mod tests {
         assert_eq!(parsed.uid, "u-1");
         assert_eq!(parsed.operation, Operation::Create);
         assert!(matches!(parsed.object, Ok(Some(Object::Pool(_)))));
+    }
+
+    fn empty_caches() -> Caches {
+        use kube::runtime::reflector::store;
+        Caches {
+            services: Default::default(),
+            pools: store().0,
+            namespaces: store().0,
+            l2_advertisements: store().0,
+            bgp_advertisements: store().0,
+            bgp_peers: store().0,
+            bfd_profiles: store().0,
+            communities: store().0,
+            nodes: store().0,
+        }
+    }
+
+    #[test]
+    fn a_review_before_the_caches_are_synced_is_not_judged() {
+        let ctx = Context {
+            caches: empty_caches(),
+            health: Arc::default(),
+            namespace: "ferrolb-system".into(),
+        };
+        let body = review(
+            "CREATE",
+            json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+                   "metadata": {"name": "a", "namespace": "ferrolb-system"},
+                   "spec": {"addresses": ["192.0.2.0/24"]}}),
+        );
+        // An empty cache would admit an overlap it cannot see.
+        assert!(matches!(judge(&ctx, &body), Err(WebhookError::NotSynced)));
+        ctx.health.set_synced(true);
+        let answer = judge(&ctx, &body).expect("judged");
+        assert_eq!(answer["response"]["allowed"], true);
     }
 
     #[test]

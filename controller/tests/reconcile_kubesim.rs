@@ -1,40 +1,34 @@
-//! The real `ferrolb-controller run` binary against kubesim: what a user sees with kubectl.
+//! The controller, run in-process as `main` runs it, against kubesim: what a user sees with
+//! kubectl.
+
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use ferrolb_controller::Settings;
 use ferrolb_kubesim::KubeSim;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
+use support::{Running, ingress_ip};
+
+/// The controller as `ferrolb-controller run --namespace ferrolb-system` runs it.
+async fn start_controller(sim: &KubeSim) -> Running {
+    Running::start(Settings::new(support::NS), sim.client(), true, None).await
+}
 
 /// kubesim with FerroLB's CRDs, its namespace and one pool, and the controller running on it.
 struct Lab {
     sim: KubeSim,
-    controller: Child,
+    controller: Running,
 }
 
 impl Lab {
     async fn start(pool: &str) -> Lab {
-        let sim = KubeSim::start().await.expect("kubesim");
-        sim.create_from(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds"))
-            .expect("CRDs");
-        for namespace in ["ferrolb-system", "shop"] {
-            sim.create_object(
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
-            )
-            .expect("namespace");
-        }
-        sim.create_object(json!({
-            "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
-            "metadata": {"name": "lab", "namespace": "ferrolb-system"},
-            "spec": {"addresses": [pool]}
-        }))
-        .expect("pool");
-        let controller = spawn_controller(&sim);
+        let sim = support::start_sim(Default::default(), pool).await;
+        let controller = start_controller(&sim).await;
         Lab { sim, controller }
     }
 
@@ -77,43 +71,6 @@ impl Lab {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = self.controller.kill();
-        let _ = self.controller.wait();
-    }
-}
-
-fn spawn_controller(sim: &KubeSim) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"))
-        .args(["run", "--namespace", "ferrolb-system"])
-        // Port 0: tests run in parallel, each controller on ports of its own.
-        .args([
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--webhook-addr",
-            "127.0.0.1:0",
-        ])
-        .env("KUBECONFIG", sim.kubeconfig_path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn controller")
-}
-
-fn ingress_ip(service: &Service) -> Option<String> {
-    service
-        .status
-        .as_ref()?
-        .load_balancer
-        .as_ref()?
-        .ingress
-        .as_ref()?
-        .first()?
-        .ip
-        .clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,8 +144,7 @@ async fn a_controller_killed_mid_burst_moves_no_ip_and_leaves_no_service_without
     for (i, name) in burst.iter().enumerate() {
         lab.create_service(name, None).await;
         if i == 10 {
-            lab.controller.kill().expect("SIGKILL the controller");
-            lab.controller.wait().expect("reap");
+            lab.controller.kill().await;
         }
     }
     // Whatever IPs the burst got before the kill must also survive.
@@ -198,7 +154,7 @@ async fn a_controller_killed_mid_burst_moves_no_ip_and_leaves_no_service_without
             partial.insert(name.clone(), ip);
         }
     }
-    lab.controller = spawn_controller(&lab.sim);
+    lab.controller = start_controller(&lab.sim).await;
     let all: Vec<String> = first.iter().chain(&burst).cloned().collect();
     let after = lab.wait_for_ips(&all).await;
     for (name, ip) in before.iter().chain(&partial) {

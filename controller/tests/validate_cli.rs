@@ -4,8 +4,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn validate(paths: &[&Path]) -> Output {
+    validate_with(&[], paths)
+}
+
+fn validate_with(flags: &[&str], paths: &[&Path]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"))
         .arg("validate")
+        .args(flags)
         .args(paths)
         .output()
         .expect("run ferrolb-controller")
@@ -150,4 +155,122 @@ fn yaml_bombs_hit_the_parser_budget_instead_of_memory() {
             "one line for the file, one summary: {text}"
         );
     }
+}
+
+/// Every name that can dangle, once each: a BFD profile and a Secret of kinds the input lacks, a
+/// misspelt alias of a Community that is there, and pool and peer names that match nothing.
+const DANGLING: &[u8] = br#"apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: public}
+spec: {addresses: [203.0.113.0/28]}
+---
+apiVersion: metallb.io/v1beta1
+kind: Community
+metadata: {name: aliases}
+spec: {communities: [{name: silver, value: "64512:2"}]}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: tor-a}
+spec: {myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.1, bfdProfile: fast}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: tor-b}
+spec: {myASN: 64513, peerASN: 64512, peerAddress: 192.0.2.2, passwordSecret: {name: tor-md5}}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: public}
+spec: {ipAddressPools: [public, privat], peers: [tor-a, tor-c], communities: [gold]}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: l2}
+spec: {ipAddressPools: [lan]}
+"#;
+
+const DANGLING_LINES: [&str; 6] = [
+    r#"BGPPeer/tor-a: spec.bfdProfile: BFDProfile "fast" does not exist (no BFDProfile in the input at all)"#,
+    r#"BGPPeer/tor-b: spec.passwordSecret: Secret "tor-md5" does not exist (no Secret in the input at all)"#,
+    r#"BGPAdvertisement/public: spec.communities[0]: "gold" is neither a community value (A:B, large:A:B:C) nor a known Community alias"#,
+    r#"L2Advertisement/l2: spec.ipAddressPools[0]: IPAddressPool "lan" does not exist"#,
+    r#"BGPAdvertisement/public: spec.ipAddressPools[1]: IPAddressPool "privat" does not exist"#,
+    r#"BGPAdvertisement/public: spec.peers[1]: BGPPeer "tor-c" does not exist"#,
+];
+
+#[test]
+fn strict_mode_fails_on_every_reference_that_points_nowhere_and_says_which_kinds_are_absent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(dir.path(), "config.yaml", DANGLING);
+    let output = validate_with(&["--strict"], &[&file]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    for line in DANGLING_LINES {
+        assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+    }
+    assert_eq!(
+        text.lines().count(),
+        DANGLING_LINES.len() + 1,
+        "one line per reference and the summary:\n{text}"
+    );
+    assert!(text.trim_end().ends_with("INVALID"), "{text}");
+}
+
+#[test]
+fn without_strict_references_that_point_nowhere_are_warnings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(dir.path(), "config.yaml", DANGLING);
+    let output = validate(&[&file]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(
+        text.lines().any(|l| l == r#"warning: BGPPeer/tor-a: spec.bfdProfile: BFDProfile "fast" does not exist (no BFDProfile in the input at all; it may be created later)"#),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l == r#"warning: BGPAdvertisement/public: spec.peers[1]: BGPPeer "tor-c" does not exist (it may be created later)"#),
+        "{text}"
+    );
+    assert!(
+        !text.contains("tor-md5"),
+        "without --strict and without Secrets in the input, Secrets are not checked: {text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("warning: ")).count(),
+        DANGLING_LINES.len() - 1,
+        "{text}"
+    );
+}
+
+#[test]
+fn strict_mode_passes_when_every_reference_resolves() {
+    let output = validate_with(&["--strict"], &[&examples_dir()]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(!text.contains("warning"), "{text}");
+    assert!(text.trim_end().ends_with("valid"), "{text}");
+}
+
+#[test]
+fn a_large_community_with_two_parts_is_an_error_naming_object_and_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(
+        dir.path(),
+        "ad.yaml",
+        b"apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: ad}\nspec: {communities: [\"large:1:2\"]}\n",
+    );
+    let output = validate(&[&file]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with(
+            r#"BGPAdvertisement/ad: spec.communities[0]: invalid large community value "large:1:2""#
+        )),
+        "{text}"
+    );
+    assert!(
+        !text.contains("warning"),
+        "never taken for an alias: {text}"
+    );
 }

@@ -31,15 +31,13 @@ pub struct ConfigState {
 }
 
 impl ConfigState {
-    /// MetalLB's derivation: any configuration error makes the condition False with reason
-    /// `ConfigurationError` and the result Invalid; problems that may resolve later (a missing
-    /// reference) are not errors.
+    /// MetalLB's derivation: any problem makes the condition False with reason
+    /// `ConfigurationError` and the result Invalid. A reference to an object that does not exist
+    /// counts too: the webhook admits it (it may be created a moment later), but until it is, a
+    /// running component cannot use the object, and MetalLB's configuration load fails with its
+    /// `TransientError` ("peer p referencing non existing bfd profile x").
     pub fn from_problems(condition_type: &'static str, problems: &[ConfigError]) -> Self {
-        let errors: Vec<String> = problems
-            .iter()
-            .filter(|p| !p.is_transient())
-            .map(ToString::to_string)
-            .collect();
+        let errors: Vec<String> = problems.iter().map(ToString::to_string).collect();
         if errors.is_empty() {
             ConfigState {
                 condition_type,
@@ -85,6 +83,20 @@ impl ConfigState {
                 .find(|c| c.type_ == condition_type)
                 .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone())),
         }
+    }
+
+    /// The merge patch that writes [`Self::to_status`] over whatever the status says now. It
+    /// sets `errorSummary` to null when there are no errors: the field is left out of a
+    /// serialized valid status, and a merge patch without it would keep the old errors under
+    /// `result: Valid`.
+    pub fn status_patch(&self, now: Timestamp) -> serde_json::Value {
+        let mut status = serde_json::to_value(self.to_status(now)).unwrap_or_default();
+        if let Some(fields) = status.as_object_mut() {
+            fields
+                .entry("errorSummary")
+                .or_insert(serde_json::Value::Null);
+        }
+        serde_json::json!({ "status": status })
     }
 
     /// The status to write; `now` is the condition's `lastTransitionTime` (written only on a
@@ -145,5 +157,82 @@ mod tests {
             None,
             "another component's condition is not ours"
         );
+    }
+
+    #[test]
+    fn a_reference_to_a_missing_object_makes_the_state_invalid_naming_object_and_field() {
+        let dangling = [
+            ConfigError::new(
+                Kind::BGPPeer,
+                "tor",
+                "spec.bfdProfile",
+                Problem::MissingReference {
+                    kind: "BFDProfile",
+                    name: "fast".into(),
+                },
+            ),
+            ConfigError::new(
+                Kind::BGPAdvertisement,
+                "ad",
+                "spec.communities[0]",
+                crate::community::CommunityError::UnknownAlias("gold".into()).into(),
+            ),
+        ];
+        for problem in dangling {
+            assert!(problem.is_transient(), "the webhook only warns: {problem}");
+            let state = ConfigState::from_problems(
+                CONFIG_RECONCILER_CONDITION,
+                std::slice::from_ref(&problem),
+            );
+            assert!(state.is_invalid(), "{problem}");
+            assert_eq!(state.error_summary, problem.to_string());
+            assert!(
+                state.error_summary.starts_with(&format!(
+                    "{}/{}: {}: ",
+                    problem.kind, problem.name, problem.field
+                )),
+                "{}",
+                state.error_summary
+            );
+        }
+    }
+
+    #[test]
+    fn a_valid_status_patch_clears_the_previous_errors() {
+        let error = ConfigError::new(Kind::BGPPeer, "tor", "spec.bfdProfile", Problem::Required);
+        let invalid = ConfigState::from_problems(CONFIG_RECONCILER_CONDITION, &[error]);
+        let valid = ConfigState::from_problems(CONFIG_RECONCILER_CONDITION, &[]);
+        let mut stored = invalid.status_patch(Timestamp::UNIX_EPOCH);
+        merge(&mut stored, &valid.status_patch(Timestamp::UNIX_EPOCH));
+        let merged: ConfigurationStateStatus =
+            serde_json::from_value(stored["status"].clone()).expect("status");
+        assert_eq!(merged, valid.to_status(Timestamp::UNIX_EPOCH));
+        assert_eq!(ConfigState::of(CONFIG_RECONCILER_CONDITION, &merged), valid);
+    }
+
+    /// RFC 7386 JSON merge patch, as the API server applies it.
+    fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
+        let serde_json::Value::Object(fields) = patch else {
+            *target = patch.clone();
+            return;
+        };
+        if !target.is_object() {
+            *target = serde_json::json!({});
+        }
+        let Some(existing) = target.as_object_mut() else {
+            return;
+        };
+        for (key, value) in fields {
+            if value.is_null() {
+                existing.remove(key);
+            } else {
+                merge(
+                    existing
+                        .entry(key.clone())
+                        .or_insert(serde_json::Value::Null),
+                    value,
+                );
+            }
+        }
     }
 }

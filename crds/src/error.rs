@@ -77,7 +77,9 @@ impl ConfigError {
     }
 
     /// Whether the problem is a reference to something that may still appear (a Secret, a
-    /// BFDProfile, a Community alias): the object waits for it instead of being wrong.
+    /// BFDProfile, a Community alias). The webhook admits such an object with a warning, as
+    /// MetalLB's does; a running component leaves the object out (keeping its last valid version)
+    /// and reports the configuration Invalid until the reference resolves.
     pub fn is_transient(&self) -> bool {
         self.problem.is_transient()
     }
@@ -311,7 +313,8 @@ impl Problem {
         }
     }
 
-    /// References that may resolve later (MetalLB treats them as transient errors).
+    /// References that may resolve later (MetalLB's `TransientError`): see
+    /// [`ConfigError::is_transient`].
     pub fn is_transient(&self) -> bool {
         match self {
             Problem::MissingReference { .. } => true,

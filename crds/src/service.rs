@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 
 use crate::addr::Family;
 
@@ -183,17 +183,6 @@ pub fn parse(service: &Service) -> Result<LoadBalancerRequest, ServiceError> {
     let sharing_key = lookup(ALLOW_SHARED_IP).filter(|v| !v.is_empty());
 
     let cluster_families = cluster_ip_families(&spec);
-    let families: Vec<Family> = match spec.ip_families.as_deref() {
-        Some(declared) if !declared.is_empty() => declared
-            .iter()
-            .filter_map(|f| match f.as_str() {
-                "IPv4" => Some(Family::V4),
-                "IPv6" => Some(Family::V6),
-                _ => None,
-            })
-            .collect(),
-        _ => cluster_families.clone(),
-    };
     let family_policy = match spec.ip_family_policy.as_deref() {
         Some("PreferDualStack") => FamilyPolicy::PreferDualStack,
         Some("RequireDualStack") => FamilyPolicy::RequireDualStack,
@@ -202,7 +191,53 @@ pub fn parse(service: &Service) -> Result<LoadBalancerRequest, ServiceError> {
     if family_policy == FamilyPolicy::RequireDualStack && cluster_families.len() < 2 {
         return Err(ServiceError::NotEnoughClusterIps);
     }
+    let requested_ips = requested_ips(ips_annotation, &spec, &cluster_families)?;
+    let traffic_policy_local = spec.external_traffic_policy.as_deref() == Some("Local");
+    let backend_key = if traffic_policy_local {
+        spec.selector
+            .iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    } else {
+        String::new()
+    };
+    Ok(LoadBalancerRequest {
+        requested_ips,
+        address_pool,
+        sharing_key,
+        families: declared_families(&spec).unwrap_or(cluster_families),
+        family_policy,
+        ports: ports(&spec),
+        backend_key,
+        traffic_policy_local,
+        legacy_annotations,
+    })
+}
 
+/// `spec.ipFamilies`, when set.
+fn declared_families(spec: &ServiceSpec) -> Option<Vec<Family>> {
+    let declared = spec.ip_families.as_deref().filter(|d| !d.is_empty())?;
+    Some(
+        declared
+            .iter()
+            .filter_map(|f| match f.as_str() {
+                "IPv4" => Some(Family::V4),
+                "IPv6" => Some(Family::V6),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+/// The IPs asked for by annotation or `spec.loadBalancerIP` (not both), each of a family the
+/// Service has a cluster IP of.
+fn requested_ips(
+    ips_annotation: Option<String>,
+    spec: &ServiceSpec,
+    cluster_families: &[Family],
+) -> Result<Vec<IpAddr>, ServiceError> {
     let spec_ip = spec
         .load_balancer_ip
         .as_deref()
@@ -220,9 +255,11 @@ pub fn parse(service: &Service) -> Result<LoadBalancerRequest, ServiceError> {
             return Err(ServiceError::FamilyMismatch { ip: *ip, family });
         }
     }
+    Ok(requested_ips)
+}
 
-    let ports = spec
-        .ports
+fn ports(spec: &ServiceSpec) -> Vec<ServicePort> {
+    spec.ports
         .iter()
         .flatten()
         .map(|p| ServicePort {
@@ -233,32 +270,10 @@ pub fn parse(service: &Service) -> Result<LoadBalancerRequest, ServiceError> {
             },
             port: p.port,
         })
-        .collect();
-    let traffic_policy_local = spec.external_traffic_policy.as_deref() == Some("Local");
-    let backend_key = if traffic_policy_local {
-        spec.selector
-            .iter()
-            .flatten()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    } else {
-        String::new()
-    };
-    Ok(LoadBalancerRequest {
-        requested_ips,
-        address_pool,
-        sharing_key,
-        families,
-        family_policy,
-        ports,
-        backend_key,
-        traffic_policy_local,
-        legacy_annotations,
-    })
+        .collect()
 }
 
-fn cluster_ip_families(spec: &k8s_openapi::api::core::v1::ServiceSpec) -> Vec<Family> {
+fn cluster_ip_families(spec: &ServiceSpec) -> Vec<Family> {
     let ips = spec
         .cluster_ips
         .clone()

@@ -11,12 +11,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
 
 use crate::addr::{IpRange, find_overlaps};
-use crate::community::{BgpCommunity, CommunityError};
+use crate::community::{BgpCommunity, CommunityError, is_large_literal};
 use crate::duration::parse_go_duration;
 use crate::error::{ConfigError, Kind, Problem};
 use crate::selector;
 use crate::types::{
-    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
+    BFDProfile, BGPAdvertisement, BGPPeer, BGPPeerSpec, Community, IPAddressPool, L2Advertisement,
 };
 
 /// Collects the problems of one object.
@@ -259,6 +259,35 @@ pub fn bgp_peer(peer: &BGPPeer) -> Result<PeerTimers, Vec<ConfigError>> {
     if let Some(local) = spec.local_asn {
         report.range("spec.localASN", local.into(), 1, u32::MAX.into());
     }
+    peer_addresses(&mut report, spec);
+    if let Some(port) = spec.peer_port {
+        report.range("spec.peerPort", port.into(), 1, 16384);
+    }
+    let is_ibgp = peer_asn == Some(spec.my_asn)
+        || spec.dynamic_asn == Some(crate::types::DynamicAsnMode::Internal);
+    if is_ibgp && spec.ebgp_multi_hop == Some(true) {
+        report.push("spec.ebgpMultiHop", Problem::MultihopWithIbgp);
+    }
+    if spec.password.as_deref().is_some_and(|p| !p.is_empty()) && spec.password_secret.is_some() {
+        report.push("spec.passwordSecret", Problem::Exclusive("spec.password"));
+    }
+    if let Some(secret) = &spec.password_secret
+        && secret.name.as_deref().unwrap_or_default().is_empty()
+    {
+        report.push("spec.passwordSecret.name", Problem::Required);
+    }
+    report.selectors("spec.nodeSelectors", &spec.node_selectors);
+    let timers = peer_timers(
+        &mut report,
+        spec.hold_time.as_deref(),
+        spec.keepalive_time.as_deref(),
+        spec.connect_time.as_deref(),
+    );
+    report.finish().map(|()| timers)
+}
+
+/// Exactly one of address and interface; every address an IP, the router ID an IPv4 one.
+fn peer_addresses(report: &mut Report<'_>, spec: &BGPPeerSpec) {
     let address = spec.peer_address.as_deref().filter(|a| !a.is_empty());
     let interface = spec.interface.as_deref().filter(|i| !i.is_empty());
     match (address, interface) {
@@ -289,30 +318,6 @@ pub fn bgp_peer(peer: &BGPPeer) -> Result<PeerTimers, Vec<ConfigError>> {
             Err(_) => report.push("spec.routerID", Problem::InvalidIp(router_id.to_owned())),
         }
     }
-    if let Some(port) = spec.peer_port {
-        report.range("spec.peerPort", port.into(), 1, 16384);
-    }
-    let is_ibgp = peer_asn == Some(spec.my_asn)
-        || spec.dynamic_asn == Some(crate::types::DynamicAsnMode::Internal);
-    if is_ibgp && spec.ebgp_multi_hop == Some(true) {
-        report.push("spec.ebgpMultiHop", Problem::MultihopWithIbgp);
-    }
-    if spec.password.as_deref().is_some_and(|p| !p.is_empty()) && spec.password_secret.is_some() {
-        report.push("spec.passwordSecret", Problem::Exclusive("spec.password"));
-    }
-    if let Some(secret) = &spec.password_secret
-        && secret.name.as_deref().unwrap_or_default().is_empty()
-    {
-        report.push("spec.passwordSecret.name", Problem::Required);
-    }
-    report.selectors("spec.nodeSelectors", &spec.node_selectors);
-    let timers = peer_timers(
-        &mut report,
-        spec.hold_time.as_deref(),
-        spec.keepalive_time.as_deref(),
-        spec.connect_time.as_deref(),
-    );
-    report.finish().map(|()| timers)
 }
 
 fn peer_timers(
@@ -397,6 +402,11 @@ pub fn community(object: &Community) -> Result<Vec<(String, BgpCommunity)>, Vec<
     for (i, alias) in object.spec.communities.iter().enumerate() {
         if alias.name.is_empty() {
             report.push(format!("spec.communities[{i}].name"), Problem::Required);
+        } else if is_large_literal(&alias.name) {
+            report.push(
+                format!("spec.communities[{i}].name"),
+                CommunityError::LargePrefixedAlias(alias.name.clone()).into(),
+            );
         } else if !seen.insert(alias.name.as_str()) {
             report.push(
                 format!("spec.communities[{i}].name"),

@@ -526,6 +526,26 @@ const INVALID: &[(&str, &str, &str)] = &[
         r#"BGPAdvertisement/ad: spec.communities[0]: invalid large community value "large:1:2:x""#,
     ),
     (
+        "large community with two parts",
+        "kind: BGPAdvertisement\nmetadata: {name: ad}\nspec: {communities: [\"large:1:2\"]}",
+        r#"BGPAdvertisement/ad: spec.communities[0]: invalid large community value "large:1:2": a large community is large:A:B:C"#,
+    ),
+    (
+        "large community with two parts, even with an alias of that name",
+        "kind: Community\nmetadata: {name: c}\nspec: {communities: [{name: x, value: \"1:1\"}]}\n---\nkind: BGPAdvertisement\nmetadata: {name: ad}\nspec: {communities: [x, \"large:1:2\"]}",
+        r#"BGPAdvertisement/ad: spec.communities[1]: invalid large community value "large:1:2""#,
+    ),
+    (
+        "alias named like a large community",
+        "kind: Community\nmetadata: {name: a}\nspec: {communities: [{name: \"large:1:2\", value: \"1:1\"}]}",
+        r#"Community/a: spec.communities[0].name: alias name "large:1:2" starts with "large:""#,
+    ),
+    (
+        "community part with a sign",
+        "kind: BGPAdvertisement\nmetadata: {name: ad}\nspec: {communities: [\"+1:2\"]}",
+        r#"BGPAdvertisement/ad: spec.communities[0]: invalid community value "+1:2""#,
+    ),
+    (
         "duplicate communities",
         "kind: BGPAdvertisement\nmetadata: {name: ad}\nspec: {communities: [\"1:1\", \"1:1\"]}",
         r#"BGPAdvertisement/ad: spec.communities[1]: duplicate value "1:1""#,

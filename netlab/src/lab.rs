@@ -12,11 +12,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
 use crate::command::{must, must_in, run, run_in};
 use crate::error::{LabError, io_error};
+use crate::poll::poll;
 use crate::process::Processes;
 use crate::{forward, netns};
 
@@ -135,8 +137,11 @@ impl Netlab {
             "ip", "link", "add", iface, "netns", &ns, "type", "veth", "peer", "name", port,
             "netns", &sw,
         ])?;
+        prepare_interface(&sw, port)?;
         ip_in(&sw, &["link", "set", port, "master", Self::BRIDGE, "up"])?;
-        bring_up(&ns, iface, addresses)
+        bring_up(&ns, iface, addresses)?;
+        wait_addresses_usable(&ns)?;
+        wait_addresses_usable(&sw)
     }
 
     /// A point-to-point veth link between two existing namespaces.
@@ -147,7 +152,9 @@ impl Netlab {
             &ns_b,
         ])?;
         bring_up(&ns_a, a.1, a.2)?;
-        bring_up(&ns_b, b.1, b.2)
+        bring_up(&ns_b, b.1, b.2)?;
+        wait_addresses_usable(&ns_a)?;
+        wait_addresses_usable(&ns_b)
     }
 
     /// Gives the switch itself addresses on `br0` (a host every plugged host reaches).
@@ -156,12 +163,14 @@ impl Netlab {
         for address in addresses {
             add_address(&sw, Self::BRIDGE, address)?;
         }
-        Ok(())
+        wait_addresses_usable(&sw)
     }
 
     /// Adds an address (CIDR; IPv6 without duplicate address detection) to `iface` of `role`.
     pub fn add_address(&self, role: &str, iface: &str, address: &str) -> Result<(), LabError> {
-        add_address(&self.ns(role), iface, address)
+        let ns = self.ns(role);
+        add_address(&ns, iface, address)?;
+        wait_addresses_usable(&ns)
     }
 
     /// Runs a command inside `role`.
@@ -294,6 +303,50 @@ fn bring_up(ns: &str, iface: &str, addresses: &[&str]) -> Result<(), LabError> {
     ip_in(ns, &["link", "set", iface, "up"]).map(|_| ())
 }
 
+/// How long the kernel may take to make a new IPv6 address usable.
+const ADDRESS_READY: Duration = Duration::from_secs(30);
+
+/// Waits until no IPv6 address on a link with carrier in `ns` is still tentative. Even without
+/// DAD the kernel finishes an address (and joins its solicited-node group) in a work item that
+/// needs the RTNL lock; on a machine busy creating and deleting namespaces that can take
+/// seconds, and a test that sends at once finds no neighbour. A link without carrier (a bridge
+/// with no port yet) keeps its addresses tentative and is not waited for.
+fn wait_addresses_usable(ns: &str) -> Result<(), LabError> {
+    poll(
+        &format!("IPv6 addresses in {ns} usable"),
+        ADDRESS_READY,
+        Duration::from_millis(10),
+        || {
+            let text =
+                ip_in(ns, &["-6", "addr", "show", "tentative"]).map_err(|e| e.to_string())?;
+            let waiting = tentative_on_live_links(&text);
+            if waiting.is_empty() {
+                Ok(())
+            } else {
+                Err(waiting.join(", "))
+            }
+        },
+    )
+}
+
+/// The tentative addresses of links that have carrier, in `ip -6 addr show tentative` output
+/// (`N: name: <FLAGS> ...` lines, each followed by its `inet6 ADDR ...` lines). Pure.
+pub(crate) fn tentative_on_live_links(text: &str) -> Vec<String> {
+    let mut live = false;
+    let mut found = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if let Some(address) = trimmed.strip_prefix("inet6 ") {
+            if live {
+                found.extend(address.split_whitespace().next().map(str::to_owned));
+            }
+        } else if !line.starts_with(' ') {
+            live = line.contains("LOWER_UP");
+        }
+    }
+    found
+}
+
 /// No duplicate address detection and no router solicitations: addresses are usable at once.
 fn prepare_interface(ns: &str, iface: &str) -> Result<(), LabError> {
     for sysctl in ["accept_dad=0", "accept_ra=0", "router_solicitations=0"] {
@@ -309,4 +362,23 @@ fn add_address(ns: &str, iface: &str, address: &str) -> Result<(), LabError> {
         args.push("nodad");
     }
     must(&args).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_tentative_addresses_of_links_with_carrier_are_waited_for() {
+        let text = "\
+2: br0: <NO-CARRIER,BROADCAST,MULTICAST,UP> mtu 1500 state DOWN qlen 1000
+    inet6 2001:db8:1::fe/64 scope global tentative
+       valid_lft forever preferred_lft forever
+5: eth0@if4: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 state UP qlen 1000
+    inet6 2001:db8::1/64 scope global tentative
+       valid_lft forever preferred_lft forever
+";
+        assert_eq!(tentative_on_live_links(text), vec!["2001:db8::1/64"]);
+        assert!(tentative_on_live_links("").is_empty());
+    }
 }

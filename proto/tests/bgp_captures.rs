@@ -102,6 +102,7 @@ fn frr_open_and_updates_decode() {
             graceful_restart: Some(GracefulRestart {
                 restart_time: Duration::from_secs(120),
                 is_restarting: true,
+                is_notification: true,
                 families: Families::default(),
                 forwarding: Families::default(),
             }),
@@ -130,6 +131,7 @@ fn bird_open_updates_and_end_of_rib_decode() {
             graceful_restart: Some(GracefulRestart {
                 restart_time: Duration::from_secs(120),
                 is_restarting: false,
+                is_notification: false,
                 families: Families::default(),
                 forwarding: Families::default(),
             }),

@@ -455,6 +455,7 @@ fn capabilities_negotiate_to_what_both_sides_announced() {
         graceful_restart: Some(GracefulRestart {
             restart_time: Duration::from_secs(60),
             is_restarting: true,
+            is_notification: false,
             families: Families::DUAL,
             forwarding: Families::default(),
         }),
@@ -476,6 +477,7 @@ fn capabilities_negotiate_to_what_both_sides_announced() {
         graceful_restart: Some(GracefulRestart {
             restart_time: Duration::from_secs(60),
             is_restarting: true,
+            is_notification: false,
             families: Families::DUAL,
             forwarding: Families::default(),
         }),

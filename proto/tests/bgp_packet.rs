@@ -31,6 +31,7 @@ fn our_open() -> Open {
             graceful_restart: Some(GracefulRestart {
                 restart_time: Duration::from_secs(120),
                 is_restarting: false,
+                is_notification: true,
                 families: Families::DUAL,
                 forwarding: Families::DUAL,
             }),

@@ -1,15 +1,37 @@
-//! From API objects to what [`crate::plan`] reads. Pure: objects in, plan inputs out.
+//! From API objects to what [`crate::plan`] and [`crate::liveness`] read. Pure: objects in,
+//! plan inputs out.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use ferrolb_api::service;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
+use crate::liveness::NodeHealth;
 use crate::plan::{Endpoint, NodeInfo, ServiceInfo};
 
 /// The label tying an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// Each speaker's `ConfigurationState` is named this followed by its node name (MetalLB's
+/// naming).
+pub const SPEAKER_STATE_PREFIX: &str = "speaker-";
+
+/// Name of node `node`'s speaker's `ConfigurationState`.
+pub fn speaker_state_name(node: &str) -> String {
+    format!("{SPEAKER_STATE_PREFIX}{node}")
+}
+
+/// The nodes whose speaker keeps one of the `ConfigurationState`s `names`: the quorum's
+/// speaker set before readiness (see [`crate::liveness`]).
+pub fn speaker_nodes<'a>(names: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+    names
+        .into_iter()
+        .filter_map(|name| name.strip_prefix(SPEAKER_STATE_PREFIX))
+        .filter(|node| !node.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
 
 /// The plan's view of a Node.
 pub fn node_info(node: &Node) -> NodeInfo {
@@ -18,6 +40,24 @@ pub fn node_info(node: &Node) -> NodeInfo {
         labels: node.metadata.labels.clone().unwrap_or_default(),
         network_unavailable: condition(node, "NetworkUnavailable") == Some(true),
     }
+}
+
+/// Liveness's view of a Node.
+pub fn node_health(node: &Node) -> NodeHealth {
+    NodeHealth {
+        name: node.metadata.name.clone().unwrap_or_default(),
+        ready: is_ready(node),
+        address: node_addresses(node).first().copied(),
+    }
+}
+
+/// This node's own addresses (BGP next hops, router ID, gossip): the `configured` ones
+/// (`--node-address`), else its Node's.
+pub fn own_addresses(configured: &[IpAddr], node: Option<&Node>) -> Vec<IpAddr> {
+    if !configured.is_empty() {
+        return configured.to_vec();
+    }
+    node.map(node_addresses).unwrap_or_default()
 }
 
 /// The Node's `Ready` condition: `Some(false)` only when the kubelet said so.

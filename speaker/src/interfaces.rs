@@ -7,11 +7,13 @@
 //! used when they exist and have carrier, whatever the patterns say: the operator chose them.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use ferrolb_proto::l2::link::LinkInfo;
 use regex::Regex;
 
-use crate::plan::Interfaces;
+use crate::apply::l2::L2State;
+use crate::plan::{Interfaces, L2Announcement};
 
 /// MetalLB's default `announcedInterfacesToExclude`.
 pub const METALLB_EXCLUDED: &[&str] = &[
@@ -86,6 +88,18 @@ pub fn resolve(
             .cloned()
             .collect(),
     }
+}
+
+/// The interfaces of every IP of a plan (see [`resolve`]): what the responder should answer.
+pub fn resolve_plan(
+    planned: &BTreeMap<IpAddr, L2Announcement>,
+    links: &BTreeMap<String, LinkInfo>,
+    filter: &InterfaceFilter,
+) -> L2State {
+    planned
+        .iter()
+        .map(|(ip, a)| (*ip, resolve(&a.interfaces, links, filter)))
+        .collect()
 }
 
 /// The interfaces that lost carrier when they leave `wanted` with nothing to answer on: the
@@ -210,6 +224,40 @@ mod tests {
         assert_eq!(
             lost_carrier(&Interfaces::All, &all, &filter),
             names(&["eth0"])
+        );
+    }
+
+    #[test]
+    fn a_plan_resolves_ip_by_ip_and_keeps_ips_with_nowhere_to_answer() {
+        let node = links(vec![
+            link(2, "eth0", true, true),
+            link(3, "eth1", true, false),
+        ]);
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let planned: BTreeMap<IpAddr, L2Announcement> = [
+            (
+                ip("192.0.2.1"),
+                L2Announcement {
+                    services: names(&["ns/a"]),
+                    interfaces: Interfaces::All,
+                },
+            ),
+            (
+                ip("192.0.2.2"),
+                L2Announcement {
+                    services: names(&["ns/b"]),
+                    interfaces: Interfaces::Only(names(&["eth1"])),
+                },
+            ),
+        ]
+        .into();
+        let resolved = resolve_plan(&planned, &node, &InterfaceFilter::metallb_defaults());
+        assert_eq!(
+            resolved,
+            L2State::from([
+                (ip("192.0.2.1"), names(&["eth0"])),
+                (ip("192.0.2.2"), BTreeSet::new()),
+            ])
         );
     }
 

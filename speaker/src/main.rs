@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -16,7 +17,7 @@ use ferrolb_speaker::daemon::writer::PodRef;
 use ferrolb_speaker::daemon::{self, MembersSettings, Settings};
 use ferrolb_speaker::http::Health;
 use ferrolb_speaker::interfaces::{InterfaceFilter, METALLB_EXCLUDED};
-use ferrolb_speaker::members::Key;
+use ferrolb_speaker::members::{Keys, keys};
 use ferrolb_speaker::memory;
 use ferrolb_speaker::metrics::Metrics;
 use tokio::net::TcpListener;
@@ -42,9 +43,21 @@ struct Cli {
     #[arg(long, value_delimiter = ',')]
     exclude_interfaces: Option<Vec<String>>,
     /// File holding the gossip key shared by every speaker (MetalLB's memberlist `secretkey`).
-    /// Without it, gossip is off and every Node not NotReady counts as alive.
-    #[arg(long, env = "FERROLB_MEMBERS_KEY_FILE")]
+    /// Without it (or --members-key-dir), gossip is off: every Node not NotReady counts as
+    /// alive, so a failed node's IPs move only once its Node turns NotReady (about 40 s), and
+    /// nothing guards against a network partition (two nodes may answer one IP).
+    #[arg(
+        long,
+        env = "FERROLB_MEMBERS_KEY_FILE",
+        conflicts_with = "members_key_dir"
+    )]
     members_key_file: Option<PathBuf>,
+    /// Directory of gossip keys (the memberlist Secret mounted as a volume): `secretkey` is the
+    /// primary key, which signs; every other file is a key also accepted. Rotate a key in three
+    /// steps, each rolled out to every speaker before the next: add the new key as another
+    /// file; make it `secretkey` and keep the old one as another file; remove the old one.
+    #[arg(long, env = "FERROLB_MEMBERS_KEY_DIR")]
+    members_key_dir: Option<PathBuf>,
     /// Address to gossip on (default: the Node's first InternalIP and --members-port).
     #[arg(long, env = "FERROLB_MEMBERS_BIND")]
     members_bind: Option<SocketAddr>,
@@ -54,6 +67,14 @@ struct Cli {
     /// This node's addresses for BGP next hops (default: the Node's InternalIP/ExternalIP).
     #[arg(long = "node-address")]
     node_addresses: Vec<IpAddr>,
+    /// The L2 responder (in the kernel and on the sockets) stops answering this long after the
+    /// gossip task last showed the speaker alive (it runs and hears the others), so a frozen or
+    /// cut-off speaker falls silent before the others take its IPs over (they declare it dead
+    /// after 350–550 ms, never under ~250 ms). At most 120: a cut-off speaker is silent after
+    /// twice this. 0: never.
+    #[arg(long, env = "FERROLB_L2_HEARTBEAT_TIMEOUT_MS", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(0..=120))]
+    l2_heartbeat_timeout_ms: u64,
     /// Answer ARP and NDP in the kernel's receive path (a TCX program; needs Linux 6.6+,
     /// CAP_BPF and CAP_NET_ADMIN, else the raw sockets answer alone, with a warning).
     #[arg(long, env = "FERROLB_L2_FAST_PATH", default_value_t = true, action = clap::ArgAction::Set)]
@@ -109,24 +130,18 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
             InterfaceFilter::new(&patterns).context("--exclude-interfaces")?
         }
     };
-    let members = match &cli.members_key_file {
-        None => None,
-        Some(path) => {
-            let key = std::fs::read(path)
-                .with_context(|| format!("reading the gossip key {}", path.display()))?;
-            let key = key.trim_ascii().to_vec();
-            anyhow::ensure!(
-                !key.is_empty(),
-                "the gossip key file {} is empty",
-                path.display()
-            );
-            Some(MembersSettings {
-                bind: cli.members_bind,
-                port: cli.members_port,
-                key: Key::new(key),
-            })
-        }
+    let keys = match (&cli.members_key_file, &cli.members_key_dir) {
+        (Some(file), _) => Some(Keys::from(keys::read_key_file(file)?)),
+        (None, Some(dir)) => Some(keys::read_key_dir(dir)?),
+        (None, None) => None,
     };
+    let members = keys.map(|keys| MembersSettings {
+        bind: cli.members_bind,
+        port: cli.members_port,
+        keys,
+    });
+    let heartbeat_timeout = (cli.l2_heartbeat_timeout_ms > 0)
+        .then(|| Duration::from_millis(cli.l2_heartbeat_timeout_ms));
     Ok(Settings {
         node: cli.node_name.clone(),
         namespace: cli.namespace.clone(),
@@ -137,6 +152,7 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
         node_addresses: cli.node_addresses.clone(),
         responder: ResponderConfig {
             fast_path: cli.l2_fast_path,
+            heartbeat_timeout,
             ..ResponderConfig::default()
         },
         pod: cli

@@ -2,10 +2,13 @@
 //! existing dashboards and alerts keep working; `ferrolb_*` names are for what MetalLB lacks.
 
 mod announced;
+pub mod l2;
 
+use prometheus::core::Collector;
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
-pub use announced::{Announced, Series};
+pub use announced::{Announced, Series, series};
+pub use l2::L2Metrics;
 
 /// Every metric the speaker exports, registered in one registry.
 #[derive(Debug, Clone)]
@@ -27,22 +30,24 @@ pub struct Metrics {
     pub config_stale: IntGauge,
     /// `metallb_k8s_client_updates_total`: configuration updates processed.
     pub config_updates: IntCounterVec,
-    /// `ferrolb_layer2_requests_received_total{interface,family}`.
-    pub l2_requests: IntCounterVec,
-    /// `ferrolb_layer2_responses_sent_total{interface,family}`.
-    pub l2_responses: IntCounterVec,
-    /// `ferrolb_layer2_gratuitous_sent_total{interface,family}`.
-    pub l2_gratuitous: IntCounterVec,
-    /// `ferrolb_layer2_dropped_total{interface,family}`: malformed or unexpected frames.
-    pub l2_dropped: IntCounterVec,
-    /// `ferrolb_layer2_in_kernel_answered_total{interface,family}`: the part of the responses
-    /// the in-kernel fast path sent.
-    pub l2_in_kernel: IntCounterVec,
-    /// `ferrolb_layer2_answer_path{interface,path}`: 1 for the path answering on the interface
-    /// (`InKernel` or `Sockets`).
-    pub l2_answer_path: IntGaugeVec,
+    /// The `ferrolb_layer2_*` metrics.
+    pub l2: L2Metrics,
     /// `ferrolb_speaker_members_live`: speakers this one knows alive (itself included).
     pub members_live: IntGauge,
+    /// `ferrolb_speaker_gossip_enabled`: 1 with gossip (a key), 0 without: then no failover
+    /// until a Node turns NotReady, and no protection against a network partition.
+    pub gossip_enabled: IntGauge,
+    /// `ferrolb_speaker_members_quorum`: 1 while this speaker may answer L2 (its gossip view
+    /// holds a majority of the speaker set, or gossip is off), 0 while it answers nothing.
+    pub members_quorum: IntGauge,
+    /// `ferrolb_speaker_members_speakers`: the speaker set the quorum is counted in.
+    pub members_speakers: IntGauge,
+    /// `ferrolb_speaker_members_dropped_total{reason}`: gossip datagrams dropped before the
+    /// membership saw them (wrong key, replay, clock skew, another format).
+    pub members_dropped: IntCounterVec,
+    /// `ferrolb_speaker_members_lapses_total{reason}`: times this speaker stopped answering and
+    /// rejoined because it was frozen or declared dead.
+    pub members_lapses: IntCounterVec,
     /// `ferrolb_speaker_takeover_seconds`: from learning that the owner of an IP left to having
     /// announced it from here (the part of the failover gap this node controls).
     pub takeover_seconds: Histogram,
@@ -54,22 +59,7 @@ impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
-            let metric = IntGaugeVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(metric.clone()))?;
-            Ok::<_, prometheus::Error>(metric)
-        };
-        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(metric.clone()))?;
-            Ok::<_, prometheus::Error>(metric)
-        };
-        let gauge = |name: &str, help: &str| {
-            let metric = IntGauge::new(name, help)?;
-            registry.register(Box::new(metric.clone()))?;
-            Ok::<_, prometheus::Error>(metric)
-        };
-        let l2 = ["interface", "family"];
+        let r = Registrar(&registry);
         let takeover_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "ferrolb_speaker_takeover_seconds",
@@ -79,75 +69,65 @@ impl Metrics {
                 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
             ]),
         )?;
-        registry.register(Box::new(takeover_seconds.clone()))?;
-        let announced = Announced::new()?;
-        registry.register(Box::new(announced.clone()))?;
         Ok(Self {
-            announced,
-            bgp_session_up: gauge_vec(
+            announced: r.register(Announced::new()?)?,
+            bgp_session_up: r.gauge_vec(
                 "metallb_bgp_session_up",
                 "BGP session state (1 is up)",
                 &["peer"],
             )?,
-            bgp_announced_prefixes: gauge_vec(
+            bgp_announced_prefixes: r.gauge_vec(
                 "metallb_bgp_announced_prefixes_total",
                 "Prefixes handed to the BGP session",
                 &["peer"],
             )?,
-            bgp_updates: counter_vec(
+            bgp_updates: r.counter_vec(
                 "metallb_bgp_updates_total",
                 "BGP UPDATE messages sent",
                 &["peer"],
             )?,
-            config_loaded: gauge(
+            config_loaded: r.gauge(
                 "metallb_k8s_client_config_loaded_bool",
                 "1 once a configuration has been loaded",
             )?,
-            config_stale: gauge(
+            config_stale: r.gauge(
                 "metallb_k8s_client_config_stale_bool",
                 "1 while the latest configuration has errors and the last good objects are in use",
             )?,
-            config_updates: counter_vec(
+            config_updates: r.counter_vec(
                 "metallb_k8s_client_updates_total",
                 "Configuration updates processed",
                 &[],
             )?,
-            l2_requests: counter_vec(
-                "ferrolb_layer2_requests_received_total",
-                "ARP requests and neighbour solicitations received for announced IPs",
-                &l2,
-            )?,
-            l2_responses: counter_vec(
-                "ferrolb_layer2_responses_sent_total",
-                "ARP replies and neighbour advertisements sent",
-                &l2,
-            )?,
-            l2_gratuitous: counter_vec(
-                "ferrolb_layer2_gratuitous_sent_total",
-                "Gratuitous ARP and unsolicited neighbour advertisements sent",
-                &l2,
-            )?,
-            l2_dropped: counter_vec(
-                "ferrolb_layer2_dropped_total",
-                "Frames dropped as malformed or unexpected",
-                &l2,
-            )?,
-            l2_in_kernel: counter_vec(
-                "ferrolb_layer2_in_kernel_answered_total",
-                "Responses sent by the in-kernel fast path (included in responses_sent)",
-                &l2,
-            )?,
-            l2_answer_path: gauge_vec(
-                "ferrolb_layer2_answer_path",
-                "1 for the path answering ARP and NDP on the interface: InKernel or Sockets",
-                &["interface", "path"],
-            )?,
-            members_live: gauge(
+            l2: L2Metrics::register(&r)?,
+            members_live: r.gauge(
                 "ferrolb_speaker_members_live",
                 "Speakers known alive, this one included",
             )?,
-            takeover_seconds,
-            api_writes: counter_vec(
+            gossip_enabled: r.gauge(
+                "ferrolb_speaker_gossip_enabled",
+                "1 when the speakers gossip (failover in under a second, quorum against partitions), 0 when not",
+            )?,
+            members_quorum: r.gauge(
+                "ferrolb_speaker_members_quorum",
+                "1 while this speaker's gossip view holds a majority of the speakers (or gossip is off), 0 while it answers no L2 IP",
+            )?,
+            members_speakers: r.gauge(
+                "ferrolb_speaker_members_speakers",
+                "Speakers the quorum is counted in: Ready nodes that run a speaker",
+            )?,
+            members_dropped: r.counter_vec(
+                "ferrolb_speaker_members_dropped_total",
+                "Gossip datagrams dropped before the membership saw them",
+                &["reason"],
+            )?,
+            members_lapses: r.counter_vec(
+                "ferrolb_speaker_members_lapses_total",
+                "Times this speaker stopped answering and rejoined the membership",
+                &["reason"],
+            )?,
+            takeover_seconds: r.register(takeover_seconds)?,
+            api_writes: r.counter_vec(
                 "ferrolb_speaker_api_writes_total",
                 "Writes to the API server",
                 &["kind"],
@@ -162,5 +142,45 @@ impl Metrics {
         prometheus::TextEncoder::new()
             .encode_to_string(&families)
             .unwrap_or_default()
+    }
+}
+
+/// Creates metrics in one registry.
+#[derive(Debug, Clone, Copy)]
+pub struct Registrar<'r>(&'r Registry);
+
+impl Registrar<'_> {
+    /// Registers `metric` and hands it back.
+    pub fn register<M: Collector + Clone + 'static>(
+        &self,
+        metric: M,
+    ) -> Result<M, prometheus::Error> {
+        self.0.register(Box::new(metric.clone()))?;
+        Ok(metric)
+    }
+
+    /// A registered gauge with labels.
+    pub fn gauge_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntGaugeVec, prometheus::Error> {
+        self.register(IntGaugeVec::new(Opts::new(name, help), labels)?)
+    }
+
+    /// A registered counter with labels.
+    pub fn counter_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntCounterVec, prometheus::Error> {
+        self.register(IntCounterVec::new(Opts::new(name, help), labels)?)
+    }
+
+    /// A registered gauge.
+    pub fn gauge(&self, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
+        self.register(IntGauge::new(name, help)?)
     }
 }

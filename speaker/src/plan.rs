@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use ferrolb_api::addr::Family;
 use ferrolb_api::community::BgpCommunity;
-use ferrolb_api::config::{BgpAdvertisement, Config, L2Advertisement, Pool};
+use ferrolb_api::config::{BgpAdvertisement, Config, L2Advertisement, Peer, Pool};
 use ferrolb_api::selector::{self, Labels};
 use ipnetwork::IpNetwork;
 use sha2::{Digest, Sha256};
@@ -141,8 +141,11 @@ impl Skip {
 pub struct Announcements {
     /// IP → how to answer for it.
     pub l2: BTreeMap<IpAddr, L2Announcement>,
-    /// Peer name → prefix → attributes.
+    /// Peer name → prefix → attributes; peers with nothing to advertise are absent.
     pub bgp: BTreeMap<String, BTreeMap<IpNetwork, RouteAttributes>>,
+    /// Every peer whose node selectors select this node: it keeps a session with each, routes
+    /// or not (see [`crate::apply::bgp::wanted`]).
+    pub bgp_peers: BTreeSet<String>,
     /// Services this node does not announce in L2, and why.
     pub l2_skipped: BTreeMap<String, Skip>,
     /// The L2 owner of every Service that has one, this node or another.
@@ -159,6 +162,13 @@ pub fn plan(me: &str, state: &ClusterState<'_>, live: &BTreeSet<String>) -> Anno
     let Some(node) = state.nodes.iter().find(|n| n.name == me) else {
         return out;
     };
+    let peers: Vec<&Peer> = state
+        .config
+        .peers
+        .values()
+        .filter(|p| selector::matches_any(&p.node_selectors, &node.labels))
+        .collect();
+    out.bgp_peers = peers.iter().map(|p| p.name.clone()).collect();
     for service in state.services {
         let Some(pool) = pool_of(state.config, &service.ips) else {
             out.l2_skipped
@@ -166,7 +176,7 @@ pub fn plan(me: &str, state: &ClusterState<'_>, live: &BTreeSet<String>) -> Anno
             continue;
         };
         plan_l2(node, state, live, service, pool, &mut out);
-        plan_bgp(node, state, service, pool, &mut out);
+        plan_bgp(node, state, &peers, service, pool, &mut out);
     }
     out
 }
@@ -317,6 +327,7 @@ fn merge_interfaces(a: &Interfaces, b: &Interfaces) -> Interfaces {
 fn plan_bgp(
     node: &NodeInfo,
     state: &ClusterState<'_>,
+    peers: &[&Peer],
     service: &ServiceInfo,
     pool: &Pool,
     out: &mut Announcements,
@@ -332,12 +343,6 @@ fn plan_bgp(
     if !has_endpoint {
         return;
     }
-    let peers: Vec<&ferrolb_api::config::Peer> = state
-        .config
-        .peers
-        .values()
-        .filter(|p| selector::matches_any(&p.node_selectors, &node.labels))
-        .collect();
     let ads = state
         .config
         .bgp_advertisements

@@ -65,7 +65,9 @@ pub fn wanted_bgp(
         .collect()
 }
 
-fn split_key(key: &str) -> (&str, &str) {
+/// `(namespace, name)` of a `namespace/name` key made by [`ferrolb_api::key`] (a key without a
+/// slash is a name alone).
+pub fn split_key(key: &str) -> (&str, &str) {
     key.split_once('/').unwrap_or(("", key))
 }
 

@@ -103,6 +103,45 @@ async fn events_about(lab: &ClusterLab, name: &str, reason: &str) -> Vec<String>
         .collect()
 }
 
+/// Waits up to `within` until the API server's resource version has not moved for `quiet`:
+/// every write the speakers had queued has landed. Returns the version then.
+async fn api_quiet(lab: &ClusterLab, quiet: Duration, within: Duration) -> Option<u64> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut version = lab.sim.resource_version();
+    let mut since = tokio::time::Instant::now();
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = lab.sim.resource_version();
+        if now != version {
+            version = now;
+            since = tokio::time::Instant::now();
+        } else if since.elapsed() >= quiet {
+            return Some(version);
+        }
+    }
+    None
+}
+
+/// Waits up to `within` until node `index`'s speaker has planned with `count` speakers alive:
+/// its gossip shows them all, so it claims what it will claim.
+async fn sees_members(lab: &ClusterLab, index: usize, count: usize, within: Duration) -> bool {
+    eventually(within, Duration::from_millis(100), || {
+        let live = lab.speaker_metric(index, "ferrolb_speaker_members_live")?;
+        (live == count as f64).then_some(())
+    })
+    .await
+    .is_some()
+}
+
+/// The BGP sessions node `index`'s speaker reports established.
+fn sessions_up(lab: &ClusterLab, index: usize) -> usize {
+    lab.speaker_metrics(index)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("metallb_bgp_session_up{") && l.ends_with(" 1"))
+        .count()
+}
+
 fn show_logs(lab: &ClusterLab) -> String {
     lab.nodes
         .iter()
@@ -140,7 +179,7 @@ async fn one_node_answers_arp_and_ndp_and_another_takes_over_when_it_dies() {
         lab.ndp_owner(WEB6)
     })
     .await
-    .expect("somebody answers NDP");
+    .unwrap_or_else(|| panic!("somebody answers NDP\n{}", show_logs(&lab)));
     assert_eq!(
         lab.node_with_mac(&v6_mac).map(|n| n.name.as_str()),
         Some(owner.as_str()),
@@ -148,11 +187,15 @@ async fn one_node_answers_arp_and_ndp_and_another_takes_over_when_it_dies() {
     );
     assert_eq!(
         lab.http_get("client", WEB4.into()).as_deref(),
-        Some(owner.as_str())
+        Some(owner.as_str()),
+        "{}",
+        show_logs(&lab)
     );
     assert_eq!(
         lab.http_get("client", WEB6.into()).as_deref(),
-        Some(owner.as_str())
+        Some(owner.as_str()),
+        "{}",
+        show_logs(&lab)
     );
     let statuses = eventually_async(
         Duration::from_secs(5),
@@ -288,13 +331,25 @@ async fn one_node_answers_arp_and_ndp_and_another_takes_over_when_it_dies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_outage_withdraws_nothing_and_a_restart_writes_nothing() {
-    let Some(mut lab) = lab("spkapi", 2, false).await else {
+    // Three nodes: with two, stopping the speaker with the lower name leaves the other without
+    // gossip quorum (an even split goes to the lower name), so it would withdraw (and write).
+    let Some(mut lab) = lab("spkapi", 3, false).await else {
         return;
     };
     let owner = serve_web(&mut lab).await;
-    // Let status writes and Events settle, then nothing may be written at steady state.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let settled = lab.sim.resource_version();
+    // Once the speakers see each other and their status writes and Events have landed,
+    // nothing may be written at steady state.
+    for index in 0..3 {
+        assert!(
+            sees_members(&lab, index, 3, Duration::from_secs(10)).await,
+            "node-{} sees every speaker\n{}",
+            index + 1,
+            show_logs(&lab)
+        );
+    }
+    let settled = api_quiet(&lab, Duration::from_secs(1), Duration::from_secs(15))
+        .await
+        .expect("the speakers' writes settle");
     let cpu_before: Vec<Duration> = (0..3).filter_map(|i| lab.speaker_cpu(i)).collect();
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(
@@ -325,7 +380,11 @@ async fn an_api_outage_withdraws_nothing_and_a_restart_writes_nothing() {
         );
     }
     lab.sim.faults().resume();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The requests held during the pause are answered; whatever they cause has landed once
+    // the API is quiet again.
+    api_quiet(&lab, Duration::from_secs(1), Duration::from_secs(15))
+        .await
+        .expect("the API settles after the outage");
     assert_eq!(
         arp_owner(&lab, WEB4, Duration::from_secs(1))
             .await
@@ -342,7 +401,16 @@ async fn an_api_outage_withdraws_nothing_and_a_restart_writes_nothing() {
     let before = lab.sim.resource_version();
     lab.stop_speaker(other, "TERM").expect("stop");
     lab.start_speaker(other).expect("restart");
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // The restarted speaker has planned with both speakers alive: whatever it would write,
+    // it has queued; the API going quiet means it has landed.
+    assert!(
+        sees_members(&lab, other, 3, Duration::from_secs(15)).await,
+        "the restarted speaker sees every speaker\n{}",
+        show_logs(&lab)
+    );
+    api_quiet(&lab, Duration::from_secs(1), Duration::from_secs(15))
+        .await
+        .expect("the API settles after the restart");
     assert_eq!(
         arp_owner(&lab, WEB4, Duration::from_secs(1))
             .await
@@ -463,10 +531,27 @@ async fn every_node_advertises_over_bgp_and_frr_routes_with_ecmp() {
     assert_eq!(web_route(&lab), 3);
     lab.stop_speaker(0, "KILL").expect("kill node-1's speaker");
     lab.start_speaker(0).expect("restart it");
-    let started = std::time::Instant::now();
+    let route_detail = |lab: &ClusterLab| {
+        lab.router
+            .as_ref()
+            .map(|r| {
+                r.vty("show bgp ipv4 unicast 203.0.113.1/32")
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    };
+    // Sample the router's route until the restarted speaker has its session back and FRR holds
+    // all three paths without a stale mark (End-of-RIB received, routes sent again): the whole
+    // restart.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut samples = Vec::new();
-    while started.elapsed() < Duration::from_secs(6) {
+    let mut is_back = false;
+    while !is_back && tokio::time::Instant::now() < deadline {
         samples.push(web_route(&lab));
+        let detail = route_detail(&lab);
+        is_back = sessions_up(&lab, 0) == 1
+            && detail.contains("Paths: (3 available")
+            && !detail.contains("stale");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
@@ -474,18 +559,11 @@ async fn every_node_advertises_over_bgp_and_frr_routes_with_ecmp() {
         "FRR kept node-1's route through the restart: next hops seen {samples:?}\n{}",
         show_logs(&lab)
     );
-    let log = lab.log("speaker-node-1");
-    let summary = lab
-        .router
-        .as_ref()
-        .map(|r| {
-            r.vty("show bgp ipv4 unicast 203.0.113.1/32")
-                .unwrap_or_default()
-        })
-        .unwrap_or_default();
     assert!(
-        !summary.contains("stale"),
-        "the stale mark is cleared once the speaker is back: {summary}\n{log}"
+        is_back,
+        "the session is back with its route and the stale mark cleared: {}\n{}",
+        route_detail(&lab),
+        lab.log("speaker-node-1")
     );
 }
 
@@ -536,7 +614,20 @@ async fn a_bad_pool_is_reported_and_ignored_while_the_good_one_keeps_working() {
         ),
         "speaker-node-1 ConfigurationState is Invalid and names the pool and field: {state:?}"
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Both speakers have planned with the bad pool (the stale flag is set by the same plan
+    // that announces), so a withdrawal would have happened by now.
+    for index in 0..2 {
+        let stale = eventually(Duration::from_secs(5), Duration::from_millis(100), || {
+            let stale = lab.speaker_metric(index, "metallb_k8s_client_config_stale_bool")?;
+            (stale == 1.0).then_some(())
+        })
+        .await;
+        assert!(
+            stale.is_some(),
+            "node-{} planned with the bad pool",
+            index + 1
+        );
+    }
     assert_eq!(
         arp_owner(&lab, WEB4, Duration::from_secs(1))
             .await

@@ -4,6 +4,8 @@
 //!
 //! - [`selection`]: which pools a Service may use, in which order.
 //! - `space`: taken addresses of a pool and the first free one, in O(log n).
+//! - `sharing`: which Services may share an IP.
+//! - `types`: the request, the outcome and a pool's usage.
 //! - [`error`]: why an allocation fails.
 //!
 //! Costs: every operation is O(log n) in the number of assigned IPs and pools, except that a
@@ -12,94 +14,22 @@
 
 pub mod error;
 pub mod selection;
+mod sharing;
 mod space;
+mod types;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use ferrolb_api::addr::Family;
 use ferrolb_api::config::Pool;
-use ferrolb_api::service::{FamilyPolicy, LoadBalancerRequest, ServicePort};
+use ferrolb_api::service::{FamilyPolicy, LoadBalancerRequest};
 
 pub use error::AllocError;
 pub use selection::{Refusal, Requester};
+use sharing::Sharing;
 use space::PoolSpace;
-
-/// Everything the allocator needs to know about one Service.
-#[derive(Debug, Clone, Copy)]
-pub struct ServiceRequest<'a> {
-    /// `namespace/name`.
-    pub key: &'a str,
-    /// Namespace and labels, for pool restrictions.
-    pub requester: Requester<'a>,
-    /// What the Service asks for.
-    pub request: &'a LoadBalancerRequest,
-}
-
-/// What a Service holds after [`Allocator::assign`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    /// The pool the IPs come from.
-    pub pool: String,
-    /// One IP per family, primary family first.
-    pub ips: Vec<IpAddr>,
-    /// How this differs from before.
-    pub change: Change,
-    /// A PreferDualStack Service got one family only.
-    pub missing_family: Option<Family>,
-}
-
-/// How an [`Outcome`] differs from what the Service held before.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// Same IPs as before.
-    Kept,
-    /// The Service held nothing and now holds IPs.
-    Allocated,
-    /// A PreferDualStack Service that held one family gained the other.
-    Extended,
-    /// The IPs held were no longer allowed and were replaced (MetalLB's `ClearAssignment`).
-    Replaced {
-        /// The IPs given up.
-        cleared: Vec<IpAddr>,
-        /// Why they were no longer allowed.
-        why: AllocError,
-    },
-}
-
-/// How a Service takes part in sharing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Sharing {
-    key: Option<String>,
-    backend_key: String,
-    ports: Vec<ServicePort>,
-}
-
-impl Sharing {
-    fn of(request: &LoadBalancerRequest) -> Self {
-        Sharing {
-            key: request.sharing_key.clone(),
-            backend_key: request.backend_key.clone(),
-            ports: request.ports.clone(),
-        }
-    }
-
-    /// Why `self` may not share an IP with `other`, if it may not.
-    fn conflict(&self, other: &Sharing) -> Option<&'static str> {
-        if self.key.is_none() || self.key != other.key {
-            return Some("the services do not carry the same allow-shared-ip key");
-        }
-        if self.backend_key != other.backend_key {
-            return Some(
-                "services with externalTrafficPolicy Local must select the same pods, and cannot share with Cluster ones",
-            );
-        }
-        if self.ports.iter().any(|p| other.ports.contains(p)) {
-            return Some("both use the same port and protocol");
-        }
-        None
-    }
-}
+pub use types::{Change, Outcome, PoolUsage, ServiceRequest};
 
 /// One IP and the Services on it.
 #[derive(Debug, Clone, Default)]
@@ -133,19 +63,6 @@ fn family_index(family: Family) -> usize {
         Family::V4 => 0,
         Family::V6 => 1,
     }
-}
-
-/// Addresses of one pool, for the pool's status and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct PoolUsage {
-    /// Distinct IPv4 addresses held.
-    pub assigned_v4: u128,
-    /// Distinct IPv6 addresses held.
-    pub assigned_v6: u128,
-    /// IPv4 addresses still free.
-    pub available_v4: u128,
-    /// IPv6 addresses still free.
-    pub available_v6: u128,
 }
 
 /// The allocator: pools, and which Service holds which IPs.

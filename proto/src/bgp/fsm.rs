@@ -13,12 +13,14 @@
 //!   ConnectRetry timer (used as the idle hold timer) fires; the delay doubles from
 //!   `connect_retry_initial` up to `connect_retry_max` and resets when Established is reached.
 //! - Timer expiries that arrive after their timer was cancelled or re-armed are ignored.
+//! - A stop before a planned restart leaves the peer holding our routes (`stop`).
 
 use std::time::{Duration, Instant};
 
 use super::notification::{Notification, code, fsm as fsm_sub};
 use super::open::{Families, Negotiated, Open, keepalive_interval, negotiate};
 
+mod stop;
 mod types;
 
 pub use types::{
@@ -122,7 +124,9 @@ impl Session {
         match input {
             Input::ManualStart => self.on_manual_start(now, false, &mut out),
             Input::ManualStartPassive => self.on_manual_start(now, true, &mut out),
-            Input::ManualStop => self.on_manual_stop(&mut out),
+            Input::ManualStop => self.on_manual_stop(false, &mut out),
+            Input::ManualStopForRestart => self.on_manual_stop(true, &mut out),
+            Input::AutomaticStop(n) => self.on_automatic_stop(now, n, &mut out),
             Input::ConnectRetryTimerExpires => {
                 if is_due(self.connect_retry_at, now) {
                     self.connect_retry_at = None;
@@ -194,30 +198,6 @@ impl Session {
                 out,
             );
         }
-    }
-
-    fn on_manual_stop(&mut self, out: &mut Vec<Output>) {
-        if self.state == State::Connect {
-            out.push(Output::CancelConnect);
-        }
-        let was_established = self.state == State::Established;
-        for conn in [self.main.take(), self.other.take()].into_iter().flatten() {
-            out.push(Output::SendNotification(
-                conn.id,
-                Notification::administrative_shutdown(),
-            ));
-            out.push(Output::CloseConnection(conn.id));
-        }
-        if was_established {
-            out.push(Output::SessionDown(DownReason::AdminStop));
-        }
-        self.cancel(TimerKind::ConnectRetry, out);
-        self.cancel(TimerKind::Hold, out);
-        self.cancel(TimerKind::Keepalive, out);
-        self.is_started = false;
-        self.negotiated = None;
-        self.failures = 0;
-        self.state = State::Idle;
     }
 
     fn on_connect_retry_expires(&mut self, now: Instant, out: &mut Vec<Output>) {

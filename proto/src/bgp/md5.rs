@@ -6,8 +6,8 @@
 //! so a wrong password looks like a peer that never answers.
 //!
 //! The one `setsockopt` call has no safe wrapper in our dependencies (libc has the constant but
-//! not the `struct tcp_md5sig`, and neither socket2 nor tokio expose the option); it is the only
-//! unsafe code of the crate's BGP half, isolated here.
+//! not the `struct tcp_md5sig`, and neither socket2 nor tokio expose the option); it is isolated
+//! here. (The BGP half's only other unsafe code is `sockopt`'s integer `setsockopt` for GTSM.)
 #![allow(unsafe_code)]
 
 use std::fmt;

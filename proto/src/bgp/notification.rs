@@ -1,4 +1,5 @@
-//! NOTIFICATION codes and subcodes (RFC 4271 §4.5, §6; RFC 6608; RFC 4486) as plain values.
+//! NOTIFICATION codes and subcodes (RFC 4271 §4.5, §6; RFC 6608; RFC 4486; RFC 8538's Hard Reset)
+//! as plain values.
 //!
 //! The state machine speaks in [`Notification`] values; the netgauze glue turns them into wire
 //! messages and back. No I/O here.
@@ -59,16 +60,24 @@ pub mod fsm {
     pub const UNEXPECTED_IN_ESTABLISHED: u8 = 3;
 }
 
-/// Subcodes of Cease (RFC 4486).
+/// Subcodes of Cease (RFC 4486, RFC 8538).
 pub mod cease {
+    /// Maximum Number of Prefixes Reached; data is AFI (2), SAFI (1), the limit (4).
+    pub const MAX_PREFIXES: u8 = 1;
     /// Administrative Shutdown.
     pub const ADMINISTRATIVE_SHUTDOWN: u8 = 2;
     /// Peer De-configured.
     pub const PEER_DECONFIGURED: u8 = 3;
+    /// Administrative Reset.
+    pub const ADMINISTRATIVE_RESET: u8 = 4;
     /// Connection Rejected.
     pub const CONNECTION_REJECTED: u8 = 5;
     /// Connection Collision Resolution.
     pub const CONNECTION_COLLISION_RESOLUTION: u8 = 7;
+    /// Out of Resources.
+    pub const OUT_OF_RESOURCES: u8 = 8;
+    /// Hard Reset (RFC 8538 §3): data is the NOTIFICATION it stands for (code, subcode, data).
+    pub const HARD_RESET: u8 = 9;
 }
 
 /// One NOTIFICATION as (code, subcode, data), the form RFC 4271 §4.5 puts on the wire.
@@ -116,6 +125,61 @@ impl Notification {
         Self::new(code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION)
     }
 
+    /// Cease / Administrative Reset (6/4): the session goes down and comes back (a planned
+    /// restart). Never sent as a Hard Reset, so with RFC 8538 the peer keeps our routes.
+    pub fn administrative_reset() -> Self {
+        Self::new(code::CEASE, cease::ADMINISTRATIVE_RESET)
+    }
+
+    /// Cease / Out of Resources (6/8): the peer does not read what we must send.
+    pub fn out_of_resources() -> Self {
+        Self::new(code::CEASE, cease::OUT_OF_RESOURCES)
+    }
+
+    /// Cease / Maximum Number of Prefixes Reached (6/1) for one AFI/SAFI and its limit
+    /// (RFC 4486 §4).
+    pub fn max_prefixes(afi: u16, safi: u8, limit: u32) -> Self {
+        let mut data = Vec::with_capacity(7);
+        data.extend_from_slice(&afi.to_be_bytes());
+        data.push(safi);
+        data.extend_from_slice(&limit.to_be_bytes());
+        Self::with_data(code::CEASE, cease::MAX_PREFIXES, data)
+    }
+
+    /// Whether RFC 8538 §5.1 asks for this NOTIFICATION to go out as a Hard Reset once the N
+    /// bit is negotiated: the Cease subcodes that mean "drop my routes now" (maximum prefixes,
+    /// administrative shutdown, peer de-configured). Every other NOTIFICATION then lets the
+    /// peer keep our routes as stale, as a TCP failure would.
+    pub fn needs_hard_reset(&self) -> bool {
+        self.code == code::CEASE
+            && matches!(
+                self.subcode,
+                cease::MAX_PREFIXES | cease::ADMINISTRATIVE_SHUTDOWN | cease::PEER_DECONFIGURED
+            )
+    }
+
+    /// This NOTIFICATION wrapped in a Cease / Hard Reset (6/9): the data carries its code,
+    /// subcode and data (RFC 8538 §3). Data beyond what a 4096-octet message holds is cut when
+    /// encoded.
+    pub fn into_hard_reset(self) -> Self {
+        let mut data = Vec::with_capacity(2 + self.data.len());
+        data.extend_from_slice(&[self.code, self.subcode]);
+        data.extend_from_slice(&self.data);
+        Self::with_data(code::CEASE, cease::HARD_RESET, data)
+    }
+
+    /// The NOTIFICATION a Hard Reset stands for; `None` for anything else or a Hard Reset
+    /// without the two octets.
+    pub fn hard_reset_inner(&self) -> Option<Notification> {
+        if (self.code, self.subcode) != (code::CEASE, cease::HARD_RESET) {
+            return None;
+        }
+        match self.data.as_slice() {
+            [c, s, data @ ..] => Some(Self::with_data(*c, *s, data)),
+            _ => None,
+        }
+    }
+
     /// A stable CamelCase name for metrics and logs.
     pub fn reason(&self) -> &'static str {
         match (self.code, self.subcode) {
@@ -137,12 +201,16 @@ impl Notification {
             (code::UPDATE_MESSAGE, _) => "UpdateMessageError",
             (code::HOLD_TIMER_EXPIRED, _) => "HoldTimerExpired",
             (code::FSM, _) => "FiniteStateMachineError",
+            (code::CEASE, cease::MAX_PREFIXES) => "MaximumPrefixesReached",
             (code::CEASE, cease::ADMINISTRATIVE_SHUTDOWN) => "AdministrativeShutdown",
             (code::CEASE, cease::PEER_DECONFIGURED) => "PeerDeconfigured",
+            (code::CEASE, cease::ADMINISTRATIVE_RESET) => "AdministrativeReset",
             (code::CEASE, cease::CONNECTION_REJECTED) => "ConnectionRejected",
             (code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION) => {
                 "ConnectionCollisionResolution"
             }
+            (code::CEASE, cease::OUT_OF_RESOURCES) => "OutOfResources",
+            (code::CEASE, cease::HARD_RESET) => "HardReset",
             (code::CEASE, _) => "Cease",
             (code::ROUTE_REFRESH, _) => "RouteRefreshError",
             _ => "UnknownNotification",
@@ -153,5 +221,32 @@ impl Notification {
 impl fmt::Display for Notification {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({}/{})", self.reason(), self.code, self.subcode)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hard_reset_carries_the_notification_it_stands_for() {
+        let max = Notification::max_prefixes(2, 1, 100);
+        let hard = max.clone().into_hard_reset();
+        assert_eq!((hard.code, hard.subcode), (6, 9));
+        assert_eq!(hard.data, vec![6, 1, 0, 2, 1, 0, 0, 0, 100]);
+        assert_eq!(hard.hard_reset_inner(), Some(max));
+        assert_eq!(hard.reason(), "HardReset");
+        assert_eq!(Notification::new(6, 9).hard_reset_inner(), None);
+        assert_eq!(Notification::new(6, 2).hard_reset_inner(), None);
+    }
+
+    #[test]
+    fn only_the_ceases_that_mean_drop_my_routes_need_a_hard_reset() {
+        let needs: Vec<u8> = (0..=10)
+            .filter(|s| Notification::new(code::CEASE, *s).needs_hard_reset())
+            .collect();
+        assert_eq!(needs, vec![1, 2, 3]);
+        assert!(!Notification::hold_timer_expired().needs_hard_reset());
+        assert!(!Notification::new(code::UPDATE_MESSAGE, 1).needs_hard_reset());
     }
 }

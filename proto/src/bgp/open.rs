@@ -50,7 +50,7 @@ impl Families {
 /// Largest Restart Time the 12-bit field carries (RFC 4724 §3).
 pub const MAX_RESTART_TIME_SECS: u64 = 4095;
 
-/// The Graceful Restart capability (RFC 4724 §3), reduced to what we act on.
+/// The Graceful Restart capability (RFC 4724 §3, RFC 8538 §2), reduced to what we act on.
 ///
 /// ```text
 /// +--------------------------------------------------+
@@ -66,6 +66,11 @@ pub struct GracefulRestart {
     /// The R bit: the sender has just restarted (its routes at the receiver are stale until
     /// its End-of-RIB).
     pub is_restarting: bool,
+    /// The N bit (RFC 8538): the sender keeps the peer's routes across a NOTIFICATION too, not
+    /// only across a TCP failure, unless it is a Cease / Hard Reset. FerroLB always sets it
+    /// with GR, so that a NOTIFICATION we send (hold timer, a planned restart) keeps our
+    /// routes at the peer.
+    pub is_notification: bool,
     /// The AFI/SAFI tuples listed: families whose routes the receiver keeps across a restart.
     pub families: Families,
     /// Of those, the families with the F bit: forwarding was preserved across the restart.
@@ -163,6 +168,7 @@ impl LocalSpeaker {
                 graceful_restart: self.graceful_restart.map(|restart_time| GracefulRestart {
                     restart_time,
                     is_restarting: false,
+                    is_notification: true,
                     families: self.families,
                     forwarding: self.families,
                 }),
@@ -199,6 +205,13 @@ pub struct Negotiated {
 }
 
 impl Negotiated {
+    /// Both sides set the Graceful Restart N bit (RFC 8538): a NOTIFICATION other than a Hard
+    /// Reset leaves the routes at the receiver as stale, as a TCP failure does. Ours is set
+    /// whenever we announce GR, and `graceful_restart` is only kept when we did.
+    pub fn has_graceful_notification(&self) -> bool {
+        self.graceful_restart.is_some_and(|gr| gr.is_notification)
+    }
+
     /// Largest UPDATE we may send (RFC 8654).
     pub fn max_message_len(&self) -> usize {
         if self.extended_message {

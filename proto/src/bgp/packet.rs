@@ -34,13 +34,18 @@ use super::open::{
 /// Length of the fixed header: marker (16), length (2), type (1).
 pub const HEADER_LEN: usize = 19;
 
-/// Message type codes (RFC 4271 §4.1, RFC 2918).
-mod msg_type {
-    pub(super) const OPEN: u8 = 1;
-    pub(super) const UPDATE: u8 = 2;
-    pub(super) const NOTIFICATION: u8 = 3;
-    pub(super) const KEEPALIVE: u8 = 4;
-    pub(super) const ROUTE_REFRESH: u8 = 5;
+/// Message type codes (RFC 4271 §4.1, RFC 2918), the octet after the length.
+pub mod msg_type {
+    /// OPEN.
+    pub const OPEN: u8 = 1;
+    /// UPDATE.
+    pub const UPDATE: u8 = 2;
+    /// NOTIFICATION.
+    pub const NOTIFICATION: u8 = 3;
+    /// KEEPALIVE.
+    pub const KEEPALIVE: u8 = 4;
+    /// ROUTE-REFRESH.
+    pub const ROUTE_REFRESH: u8 = 5;
 }
 
 /// Failure to encode a message we built.
@@ -257,6 +262,7 @@ pub fn open_from_wire(open: &BgpOpenMessage) -> Open {
                 caps.graceful_restart = Some(GracefulRestart {
                     restart_time: Duration::from_secs(u64::from(gr.time())),
                     is_restarting: gr.restart(),
+                    is_notification: gr.graceful_notification(),
                     families,
                     forwarding,
                 })
@@ -317,7 +323,7 @@ pub fn open_to_wire(open: &Open) -> BgpOpenMessage {
             ));
         }
         caps.push(BgpCapability::GracefulRestartCapability(
-            GracefulRestartCapability::new(gr.is_restarting, false, secs, afs),
+            GracefulRestartCapability::new(gr.is_restarting, gr.is_notification, secs, afs),
         ));
     }
     if c.extended_message {

@@ -410,7 +410,12 @@ impl Driver {
             let Some(a) = self.active.get_mut(&name) else {
                 continue;
             };
-            if let Err(e) = update(a, &name, ips, can_send, &self.config, &counters) {
+            let announcing = Announcing {
+                config: &self.config,
+                counters: &counters,
+                heartbeat: &self.heartbeat,
+            };
+            if let Err(e) = update(a, &name, ips, can_send, &announcing) {
                 first_error.get_or_insert(e);
             }
         }
@@ -487,6 +492,14 @@ fn open(
     })
 }
 
+/// What announcement rounds are sent with.
+struct Announcing<'a> {
+    config: &'a ResponderConfig,
+    counters: &'a Arc<InterfaceCounters>,
+    /// Rounds stop once it goes stale.
+    heartbeat: &'a Heartbeat,
+}
+
 /// Applies the new address set of one interface: memberships, the set the readers
 /// consult, and announcements for new addresses (or all, when the carrier came back).
 fn update(
@@ -494,8 +507,7 @@ fn update(
     name: &str,
     ips: BTreeSet<IpAddr>,
     can_send: bool,
-    config: &ResponderConfig,
-    counters: &Arc<InterfaceCounters>,
+    announcing: &Announcing<'_>,
 ) -> Result<(), L2Error> {
     let current: BTreeSet<IpAddr> = (**a.announced.borrow()).clone();
     let change = plan::interface_change(&current, &ips, a.could_send, can_send);
@@ -542,8 +554,9 @@ fn update(
             a.ndp.clone(),
             *ip,
             a.mac,
-            config.clone(),
-            counters.clone(),
+            announcing.config.clone(),
+            announcing.counters.clone(),
+            announcing.heartbeat.clone(),
         ))
         .abort_handle();
         if let Some(old) = a.announcers.insert(*ip, task) {
@@ -564,7 +577,9 @@ fn update(
 }
 
 /// Sends gratuitous ARP (request and reply forms) or an unsolicited NA for `ip`,
-/// `config.announce_repeats` times.
+/// `config.announce_repeats` times, while `heartbeat` is fresh: a speaker frozen between two
+/// rounds (SIGSTOP) would otherwise send the next one as it resumes, after another node took
+/// the address over, and point the neighbours back at itself.
 async fn announce(
     arp_socket: Arc<PacketSocket>,
     ndp_socket: Arc<PacketSocket>,
@@ -572,6 +587,7 @@ async fn announce(
     mac: MacAddr,
     config: ResponderConfig,
     counters: Arc<InterfaceCounters>,
+    heartbeat: Heartbeat,
 ) {
     let (socket, frames) = match ip {
         IpAddr::V4(v4) => (
@@ -590,6 +606,10 @@ async fn announce(
     for round in 0..config.announce_repeats {
         if round > 0 {
             tokio::time::sleep(config.announce_interval).await;
+        }
+        if !heartbeat.is_fresh() {
+            tracing::debug!(%ip, round, "l2 announcements stopped: the speaker's heartbeat is stale");
+            return;
         }
         for frame in &frames {
             // Never waits: a frame the full send buffer refuses is counted, and the

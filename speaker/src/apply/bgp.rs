@@ -1,4 +1,5 @@
-//! BGP: the session a `BGPPeer` needs on this node, and its routes in the session's terms.
+//! BGP: the session each `BGPPeer` selecting this node needs, its routes in the session's
+//! terms, and the peer task's configuration. Pure; `daemon::bgp` runs the sessions.
 //!
 //! A session is restarted only when its [`SessionSpec`] changes; a change of routes alone is a
 //! `SetRoutes` on the running session, which sends just the difference.
@@ -8,14 +9,17 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use ferrolb_api::community::BgpCommunity;
-use ferrolb_api::config::{Peer, PeerAsn, PeerEndpoint, PeerPassword};
+use ferrolb_api::config::{Config, Peer, PeerAsn, PeerEndpoint, PeerPassword};
+use ferrolb_proto::bgp::driver::{DeviceName, DeviceNameError, PeerConfig};
+use ferrolb_proto::bgp::fsm;
+use ferrolb_proto::bgp::md5::{Md5Key, Md5KeyError};
 use ferrolb_proto::bgp::open::{Families, LocalSpeaker, PeerAs};
 use ferrolb_proto::bgp::packing::{LargeCommunity, NextHop, RouteAttrs, RouteSet};
 use ipnet::IpNet;
 use ipnetwork::IpNetwork;
 use sha2::{Digest, Sha256};
 
-use crate::plan::RouteAttributes;
+use crate::plan::{Announcements, RouteAttributes};
 
 /// MetalLB's default hold time.
 pub const DEFAULT_HOLD_TIME: Duration = Duration::from_secs(90);
@@ -213,6 +217,132 @@ pub fn routes(
         set.insert(net, attrs);
     }
     (set, without_next_hop)
+}
+
+/// The sessions this node needs and what had to be left out.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Wanted {
+    /// Peer name → its session and routes.
+    pub sessions: BTreeMap<String, (SessionSpec, RouteSet)>,
+    /// Peers selecting this node that cannot have a session.
+    pub refused: Vec<SessionError>,
+    /// Peer name → planned prefixes of a family this node has no next hop for.
+    pub without_next_hop: BTreeMap<String, Vec<IpNetwork>>,
+}
+
+/// The session and routes of every peer the plan selected (`announcements.bgp_peers`), for
+/// node `node_name` with addresses `addresses`.
+pub fn wanted(
+    config: &Config,
+    announcements: &Announcements,
+    node_name: &str,
+    addresses: NodeAddresses,
+) -> Wanted {
+    let mut out = Wanted::default();
+    let empty = BTreeMap::new();
+    for peer in announcements
+        .bgp_peers
+        .iter()
+        .filter_map(|name| config.peers.get(name))
+    {
+        let spec = match session_spec(peer, node_name, addresses) {
+            Ok(spec) => spec,
+            Err(error) => {
+                out.refused.push(error);
+                continue;
+            }
+        };
+        let planned = announcements.bgp.get(&peer.name).unwrap_or(&empty);
+        let (routes, without_next_hop) = routes(planned, spec.next_hops);
+        if !without_next_hop.is_empty() {
+            out.without_next_hop
+                .insert(peer.name.clone(), without_next_hop);
+        }
+        out.sessions.insert(peer.name.clone(), (spec, routes));
+    }
+    out
+}
+
+/// The running sessions (peer name → spec) to stop: gone from `wanted`, or wanted with another
+/// spec (they start again with the new one).
+pub fn to_stop<'a>(
+    running: impl IntoIterator<Item = (&'a String, &'a SessionSpec)>,
+    wanted: &BTreeMap<String, (SessionSpec, RouteSet)>,
+) -> Vec<String> {
+    running
+        .into_iter()
+        .filter(|(name, spec)| wanted.get(*name).is_none_or(|(want, _)| want != *spec))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// Whether sessions started now follow a restart of this speaker, so that peers keep our routes
+/// as stale until we are back (graceful restart's Restart State bit, RFC 4724 §4.2). Only the
+/// sessions of the first BGP plan can: a previous run of this speaker on this node had
+/// advertised if it left `ServiceBGPStatus` objects behind. Sessions started later (a new peer,
+/// a changed spec) are plain starts.
+pub fn follows_restart(is_first_plan: bool, has_leftover_statuses: bool) -> bool {
+    is_first_plan && has_leftover_statuses
+}
+
+/// Why a [`SessionSpec`] cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    /// The password is not a usable TCP MD5 key.
+    #[error("spec.password: {}", .0.reason())]
+    Password(Md5KeyError),
+    /// Timers or identifiers the RFCs do not allow.
+    #[error("{0}")]
+    Session(fsm::ConfigError),
+    /// Not a device name.
+    #[error("spec.vrf: {0}")]
+    Vrf(DeviceNameError),
+}
+
+impl StartError {
+    /// Stable reason for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            StartError::Password(e) => e.reason(),
+            StartError::Session(e) => e.reason(),
+            StartError::Vrf(_) => "InvalidVrf",
+        }
+    }
+}
+
+/// The peer task's configuration for `spec`. `is_restarting`: see [`follows_restart`] (the bit
+/// is set only when the session has graceful restart on); `jitter_percent`: the connect-retry
+/// jitter, drawn by the caller.
+pub fn peer_config(
+    spec: &SessionSpec,
+    is_restarting: bool,
+    jitter_percent: u8,
+) -> Result<PeerConfig, StartError> {
+    let md5_key = spec
+        .password
+        .as_deref()
+        .map(|p| Md5Key::new(p.as_bytes()))
+        .transpose()
+        .map_err(StartError::Password)?;
+    let mut session = fsm::Config::new(spec.local);
+    session.jitter_percent = jitter_percent;
+    if let Some(connect) = spec.connect_retry {
+        session.connect_retry_initial = connect;
+    }
+    session.keepalive_time = spec.keepalive_time;
+    session.is_restarting = is_restarting && spec.local.graceful_restart.is_some();
+    session.validate().map_err(StartError::Session)?;
+    let mut config = PeerConfig::new(session, spec.peer_addr);
+    config.local_addr = spec.source_address;
+    config.md5_key = md5_key;
+    config.ebgp_multihop = spec.ebgp_multihop;
+    config.vrf = spec
+        .vrf
+        .as_deref()
+        .map(DeviceName::new)
+        .transpose()
+        .map_err(StartError::Vrf)?;
+    Ok(config)
 }
 
 #[cfg(test)]

@@ -112,3 +112,54 @@ fn nodes_report_conditions_and_addresses() {
     assert_eq!(is_ready(&bare), None);
     assert!(!node_info(&bare).network_unavailable);
 }
+
+#[test]
+fn liveness_reads_readiness_and_the_first_address_of_a_node() {
+    let node: Node = serde_json::from_value(json!({
+        "metadata": {"name": "n1"},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "addresses": [
+                {"type": "ExternalIP", "address": "203.0.113.9"},
+                {"type": "InternalIP", "address": "192.0.2.11"}
+            ]
+        }
+    }))
+    .expect("node");
+    let health = node_health(&node);
+    assert_eq!(health.name, "n1");
+    assert_eq!(health.ready, Some(true));
+    assert_eq!(
+        health.address,
+        Some("192.0.2.11".parse().expect("ip")),
+        "InternalIP first"
+    );
+    let configured = ["198.51.100.5".parse::<IpAddr>().expect("ip")];
+    assert_eq!(
+        own_addresses(&configured, Some(&node)),
+        configured,
+        "--node-address wins"
+    );
+    assert_eq!(
+        own_addresses(&[], Some(&node)),
+        node_addresses(&node),
+        "else the Node's"
+    );
+    assert!(own_addresses(&[], None).is_empty());
+}
+
+#[test]
+fn the_speaker_set_is_read_from_the_names_of_configuration_states() {
+    let names = [
+        speaker_state_name("node-a").as_str(),
+        "speaker-node-b",
+        "controller",
+        "speaker-",
+    ]
+    .map(str::to_owned);
+    assert_eq!(
+        speaker_nodes(names.iter().map(String::as_str)),
+        ["node-a", "node-b"].map(str::to_owned).into(),
+        "only speaker-<node> names count"
+    );
+}

@@ -1,16 +1,17 @@
 //! The BGP sessions of this node: one `ferrolb-proto` peer task per selected `BGPPeer`,
-//! restarted only when its session spec changes, handed only route changes otherwise.
+//! restarted only when its session spec changes, handed only route changes otherwise. Which
+//! sessions, with what configuration and whether they follow a restart is decided in
+//! [`crate::apply::bgp`]; this module starts, stops and feeds them.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use ferrolb_proto::bgp::driver::{self, Command, DeviceName, Event, PeerConfig};
-use ferrolb_proto::bgp::fsm;
-use ferrolb_proto::bgp::md5::Md5Key;
+use ferrolb_proto::bgp::driver::{self, Command, Event, PeerStats};
 use ferrolb_proto::bgp::packing::RouteSet;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::apply::bgp::SessionSpec;
+use crate::apply::bgp::{self, SessionSpec, StartError};
 use crate::metrics::Metrics;
 
 /// One running session.
@@ -21,6 +22,8 @@ struct Running {
     /// Routes handed to the session; `None` until the first `SetRoutes` (which is always sent:
     /// after a graceful restart it is what releases End-of-RIB).
     routes: Option<RouteSet>,
+    /// What the peer sends us (unreadable UPDATEs, prefixes, refreshes) and what waits for it.
+    stats: Arc<PeerStats>,
     task: JoinHandle<()>,
     events: JoinHandle<()>,
 }
@@ -30,9 +33,11 @@ struct Running {
 pub struct Sessions {
     running: BTreeMap<String, Running>,
     metrics: Metrics,
-    /// Sessions started now are the first since this process started after one that had
-    /// advertised: peers may hold our routes as stale (graceful restart's R bit).
-    restarting: bool,
+    /// GTSM (RFC 5082) on every directly connected eBGP session of this node; MetalLB's
+    /// `BGPPeer` has no field for it, so it is the speaker's setting.
+    gtsm: bool,
+    /// The most prefixes per family a peer may send us (RFC 4486 Cease 1); `None`: no guard.
+    max_prefixes: Option<u32>,
 }
 
 impl Sessions {
@@ -41,28 +46,48 @@ impl Sessions {
         Self {
             running: BTreeMap::new(),
             metrics,
-            restarting: false,
+            gtsm: false,
+            max_prefixes: None,
         }
     }
 
-    /// Whether sessions started from now on follow a restart of this speaker.
-    pub fn set_restarting(&mut self, restarting: bool) {
-        self.restarting = restarting;
+    /// The max-prefix guard of sessions started from now on; `None` (the default) turns it
+    /// off. We keep no received route either way.
+    pub fn set_max_prefixes(&mut self, max_prefixes: Option<u32>) {
+        self.max_prefixes = max_prefixes;
+    }
+
+    /// Whether sessions started from now on use GTSM (single-hop eBGP only: TTL 255 out,
+    /// nothing accepted below 255). The routers must do the same (FRR: `neighbor X
+    /// ttl-security hops 1`), or those sessions never come up.
+    pub fn set_gtsm(&mut self, gtsm: bool) {
+        self.gtsm = gtsm;
+    }
+
+    /// Counters of every running session, by `BGPPeer` name and peer address, for export.
+    pub fn stats(&self) -> Vec<(String, String, driver::StatsSnapshot)> {
+        self.running
+            .iter()
+            .map(|(name, r)| {
+                (
+                    name.clone(),
+                    r.spec.peer_addr.to_string(),
+                    r.stats.snapshot(),
+                )
+            })
+            .collect()
     }
 
     /// Makes the sessions and their routes match `wanted` (peer name → spec and routes).
-    pub async fn apply(&mut self, wanted: BTreeMap<String, (SessionSpec, RouteSet)>) {
-        let stale: Vec<String> = self
-            .running
-            .iter()
-            .filter(|(name, running)| {
-                wanted
-                    .get(*name)
-                    .is_none_or(|(spec, _)| *spec != running.spec)
-            })
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in stale {
+    /// `is_restarting`: sessions started now follow a restart of this speaker (see
+    /// [`bgp::follows_restart`]).
+    pub async fn apply(
+        &mut self,
+        wanted: BTreeMap<String, (SessionSpec, RouteSet)>,
+        is_restarting: bool,
+    ) {
+        let running = self.running.iter().map(|(name, r)| (name, &r.spec));
+        for name in bgp::to_stop(running, &wanted) {
             if let Some(running) = self.running.remove(&name) {
                 tracing::info!(peer = name, addr = %running.spec.peer_addr, "stopping BGP session");
                 self.stop(running).await;
@@ -70,12 +95,12 @@ impl Sessions {
         }
         for (name, (spec, routes)) in wanted {
             if !self.running.contains_key(&name) {
-                match self.spawn(&name, spec) {
+                match self.spawn(&name, spec, is_restarting) {
                     Ok(running) => {
                         self.running.insert(name.clone(), running);
                     }
                     Err(error) => {
-                        tracing::warn!(peer = name, %error, "cannot start BGP session");
+                        tracing::warn!(peer = name, %error, reason = error.reason(), "cannot start BGP session");
                         continue;
                     }
                 }
@@ -102,16 +127,25 @@ impl Sessions {
         }
     }
 
-    /// Ends every session with a CEASE.
-    pub async fn stop_all(&mut self) {
+    /// Ends every session before this process restarts (SIGTERM): where graceful restart
+    /// was negotiated the routers keep our routes and go on forwarding to this node until
+    /// the next process is up (RFC 4724; with RFC 8538's N bit, Cease / Administrative Reset,
+    /// else no NOTIFICATION); elsewhere a CEASE.
+    pub async fn stop_all_for_restart(&mut self) {
         let all = std::mem::take(&mut self.running);
         for running in all.into_values() {
-            self.stop(running).await;
+            self.stop_with(running, Command::StopForRestart).await;
         }
     }
 
+    /// Ends a session whose peer is gone from the configuration: the router drops our routes
+    /// (a CEASE, as a Hard Reset where RFC 8538 was negotiated).
     async fn stop(&self, running: Running) {
-        let _ = running.commands.send(Command::Stop).await;
+        self.stop_with(running, Command::Stop).await;
+    }
+
+    async fn stop_with(&self, running: Running, command: Command) {
+        let _ = running.commands.send(command).await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), running.task).await;
         running.events.abort();
         let label = running.spec.peer_addr.to_string();
@@ -121,33 +155,23 @@ impl Sessions {
             .set(0);
     }
 
-    fn spawn(&self, name: &str, spec: SessionSpec) -> Result<Running, String> {
-        let md5_key = spec
-            .password
-            .as_deref()
-            .map(|p| Md5Key::new(p.as_bytes()))
-            .transpose()
-            .map_err(|e| format!("spec.password: {}", e.reason()))?;
-        let mut session = fsm::Config::new(spec.local);
-        session.jitter_percent = driver::random_jitter_percent();
-        if let Some(connect) = spec.connect_retry {
-            session.connect_retry_initial = connect;
-        }
-        session.keepalive_time = spec.keepalive_time;
-        session.is_restarting = self.restarting && spec.local.graceful_restart.is_some();
-        session.validate().map_err(|e| e.to_string())?;
-        let mut config = PeerConfig::new(session, spec.peer_addr);
-        config.local_addr = spec.source_address;
-        config.md5_key = md5_key;
-        config.ebgp_multihop = spec.ebgp_multihop;
-        config.vrf = spec
-            .vrf
-            .as_deref()
-            .map(DeviceName::new)
-            .transpose()
-            .map_err(|e| format!("spec.vrf: {e}"))?;
+    fn spawn(
+        &self,
+        name: &str,
+        spec: SessionSpec,
+        is_restarting: bool,
+    ) -> Result<Running, StartError> {
+        let jitter = driver::random_jitter_percent();
+        let mut config = bgp::peer_config(&spec, is_restarting, jitter)?;
+        config.gtsm = self.gtsm;
+        config.max_prefixes = self.max_prefixes;
         tracing::info!(peer = name, addr = %spec.peer_addr, "starting BGP session");
-        let (commands, events, task) = driver::spawn(config);
+        let driver::PeerHandle {
+            commands,
+            events,
+            stats,
+            task,
+        } = driver::start(config);
         let events = tokio::spawn(forward_events(
             name.to_owned(),
             spec.peer_addr.to_string(),
@@ -158,6 +182,7 @@ impl Sessions {
             spec,
             commands,
             routes: None,
+            stats,
             task,
             events,
         })

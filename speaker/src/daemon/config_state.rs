@@ -48,10 +48,40 @@ async fn report(
             current
         }
     };
-    if current.as_ref() == Some(wanted) {
+    let Some(exists) = write_needed(current.as_ref(), wanted) else {
         return Ok(());
-    }
-    writer.write_config_state(current.is_some(), wanted).await?;
+    };
+    writer.write_config_state(exists, wanted).await?;
     *written = Some(Some(wanted.clone()));
     Ok(())
+}
+
+/// Whether `wanted` must be written over `current` (`None`: the object does not exist), and if
+/// so whether the object exists already: `None` when it says so already.
+fn write_needed(current: Option<&ConfigState>, wanted: &ConfigState) -> Option<bool> {
+    (current != Some(wanted)).then_some(current.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use ferrolb_api::config_state::CONFIG_RECONCILER_CONDITION;
+
+    use super::*;
+
+    #[test]
+    fn only_a_state_that_differs_is_written_creating_the_object_if_missing() {
+        let valid = ConfigState::from_problems(CONFIG_RECONCILER_CONDITION, &[]);
+        let unknown = ConfigState::unknown(CONFIG_RECONCILER_CONDITION);
+        assert_eq!(
+            write_needed(Some(&valid), &valid),
+            None,
+            "a restart writes nothing"
+        );
+        assert_eq!(
+            write_needed(Some(&unknown), &valid),
+            Some(true),
+            "update in place"
+        );
+        assert_eq!(write_needed(None, &valid), Some(false), "create it first");
+    }
 }

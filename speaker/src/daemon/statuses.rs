@@ -102,3 +102,58 @@ pub fn spawn(
     });
     tx
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::time::Instant;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_writer_wakes_for_a_new_wish_and_not_for_the_same_one_again() {
+        let (tx, mut rx) = watch::channel(None::<u32>);
+        publish_wish(&tx, 1);
+        assert_eq!(next_wish(&mut rx, None).await, Some(1));
+        publish_wish(&tx, 1);
+        let unchanged = tokio::time::timeout(Duration::from_secs(3600), next_wish(&mut rx, None));
+        assert!(unchanged.await.is_err(), "the same wish again wakes nobody");
+        publish_wish(&tx, 2);
+        assert_eq!(next_wish(&mut rx, None).await, Some(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_failure_the_same_wish_comes_back_after_the_pause() {
+        let (tx, mut rx) = watch::channel(None::<u32>);
+        publish_wish(&tx, 7);
+        assert_eq!(next_wish(&mut rx, None).await, Some(7));
+        let failed_at = Instant::now();
+        assert_eq!(next_wish(&mut rx, Some(RETRY)).await, Some(7));
+        assert_eq!(
+            failed_at.elapsed(),
+            RETRY,
+            "retried after the pause, not before"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_wish_during_the_pause_is_taken_at_once() {
+        let (tx, mut rx) = watch::channel(None::<u32>);
+        publish_wish(&tx, 7);
+        assert_eq!(next_wish(&mut rx, None).await, Some(7));
+        let failed_at = Instant::now();
+        let newer = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            publish_wish(&tx, 8);
+        };
+        let (wish, ()) = tokio::join!(next_wish(&mut rx, Some(RETRY)), newer);
+        assert_eq!(wish, Some(8));
+        assert_eq!(failed_at.elapsed(), Duration::from_millis(300));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_writer_stops_when_the_daemon_is_gone() {
+        let (tx, mut rx) = watch::channel(None::<u32>);
+        drop(tx);
+        assert_eq!(next_wish(&mut rx, None).await, None);
+    }
+}

@@ -8,12 +8,15 @@ use std::fmt::Debug;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use ferrolb_api::config::Objects;
 use ferrolb_api::types::{
-    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
-    ServiceBGPStatus, ServiceBGPStatusStatus, ServiceL2Status, ServiceL2StatusStatus,
+    BFDProfile, BGPAdvertisement, BGPPeer, Community, ConfigurationState, IPAddressPool,
+    L2Advertisement, ServiceBGPStatus, ServiceBGPStatusStatus, ServiceL2Status,
+    ServiceL2StatusStatus,
 };
 use futures::StreamExt;
 use futures::stream::{BoxStream, SelectAll};
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
@@ -24,6 +27,7 @@ use serde::de::DeserializeOwned;
 use super::writer::StatusKind;
 use crate::cluster;
 use crate::inputs::{Input, ServiceFacts, SliceFacts};
+use crate::schedule::Watch;
 use crate::status::{
     Existing, NODE_LABEL, SERVICE_NAME_LABEL, SERVICE_NAMESPACE_LABEL, StatusView,
 };
@@ -37,26 +41,11 @@ pub fn read_statuses<S, T>(store: &StatusStore<S>, read: impl FnOnce(&StatusView
     read(&store.lock().unwrap_or_else(PoisonError::into_inner))
 }
 
-/// Which store a watch event updated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Source {
-    /// Services.
-    Services,
-    /// EndpointSlices.
-    EndpointSlices,
-    /// Nodes.
-    Nodes,
-    /// Any FerroLB configuration kind or a Secret.
-    Config,
-    /// This node's status objects.
-    Statuses,
-}
-
 /// One watch event, after its store took it.
 #[derive(Debug, Clone)]
 pub struct Change {
-    /// The store.
-    pub source: Source,
+    /// The watch.
+    pub watch: Watch,
     /// The watch finished a (re)list: the store is complete.
     pub synced: bool,
     /// For Services and EndpointSlices, which keep no store: the event itself.
@@ -95,135 +84,163 @@ pub struct Stores {
     pub l2_statuses: StatusStore<ServiceL2StatusStatus>,
     /// This node's `ServiceBGPStatus` objects.
     pub bgp_statuses: StatusStore<ServiceBGPStatusStatus>,
+    /// Every `ConfigurationState` in FerroLB's namespace: each speaker keeps one, so their names
+    /// say which nodes run a speaker (the quorum's set).
+    pub config_states: Store<ConfigurationState>,
 }
 
-/// How many watches [`start`] opens: the loop waits for this many distinct first lists.
-pub const WATCHES: usize = 12;
+impl Stores {
+    /// The configuration objects the stores hold now, with `nodes` (read once per plan by the
+    /// caller).
+    pub fn objects(&self, nodes: &[Arc<Node>]) -> Objects {
+        fn owned<K: Clone + Resource + 'static>(store: &Store<K>) -> Vec<K>
+        where
+            K::DynamicType: Eq + std::hash::Hash + Clone,
+        {
+            store.state().iter().map(|o| (**o).clone()).collect()
+        }
+        Objects {
+            pools: owned(&self.pools),
+            l2_advertisements: owned(&self.l2_advertisements),
+            bgp_advertisements: owned(&self.bgp_advertisements),
+            bgp_peers: owned(&self.peers),
+            bfd_profiles: owned(&self.bfd_profiles),
+            communities: owned(&self.communities),
+            secrets: Some(owned(&self.secrets)),
+            nodes: Some(nodes.iter().map(|n| (**n).clone()).collect()),
+        }
+    }
 
-/// Starts every watch. The stream yields `(watch index, change)`; errors are retried inside.
+    /// The nodes whose speaker keeps a `ConfigurationState`.
+    pub fn speaker_nodes(&self) -> std::collections::BTreeSet<String> {
+        let states = self.config_states.state();
+        cluster::speaker_nodes(states.iter().filter_map(|s| s.metadata.name.as_deref()))
+    }
+
+    /// Our own Node, once the Nodes watch has it.
+    pub fn node(&self, name: &str) -> Option<Arc<Node>> {
+        self.nodes
+            .state()
+            .into_iter()
+            .find(|n| n.metadata.name.as_deref() == Some(name))
+    }
+}
+
+/// Starts every watch. The stream yields each change; errors are retried inside.
 /// Services are read for `lb_class` (see [`cluster::service_info`]).
 pub fn start(
     client: &Client,
     namespace: &str,
     node: &str,
     lb_class: Option<String>,
-) -> (Stores, BoxStream<'static, (usize, Change)>) {
-    let mut streams: SelectAll<BoxStream<'static, (usize, Change)>> = SelectAll::new();
-    let all = watcher::Config::default();
-    let mine = watcher::Config::default().labels(&format!("{NODE_LABEL}={node}"));
-    watch_inputs(
-        &mut streams,
-        0,
-        Api::<Service>::all(client.clone()),
-        Source::Services,
-        move |service| {
-            let key = ferrolb_api::key::of_parts(
-                service.metadata.namespace.as_deref(),
-                service.metadata.name.as_deref(),
-            );
-            ServiceFacts {
-                info: cluster::service_info(&service, lb_class.as_deref()),
-                uid: service.metadata.uid,
-                key,
-            }
-        },
-        InputEvent::Service,
-    );
-    watch_inputs(
-        &mut streams,
-        1,
-        Api::<EndpointSlice>::all(client.clone()),
-        Source::EndpointSlices,
-        |slice| SliceFacts {
-            key: ferrolb_api::key::of_parts(
-                slice.metadata.namespace.as_deref(),
-                slice.metadata.name.as_deref(),
-            ),
-            endpoints: cluster::slice_endpoints(&slice),
-        },
-        InputEvent::Slice,
-    );
-    let nodes = watch(
-        &mut streams,
-        2,
-        Api::all(client.clone()),
-        all.clone(),
-        Source::Nodes,
-    );
-    let pools = watch(
-        &mut streams,
-        3,
-        Api::namespaced(client.clone(), namespace),
-        all.clone(),
-        Source::Config,
-    );
-    let l2_advertisements = watch(
-        &mut streams,
-        4,
-        Api::namespaced(client.clone(), namespace),
-        all.clone(),
-        Source::Config,
-    );
-    let bgp_advertisements = watch(
-        &mut streams,
-        5,
-        Api::namespaced(client.clone(), namespace),
-        all.clone(),
-        Source::Config,
-    );
-    let peers = watch(
-        &mut streams,
-        6,
-        Api::namespaced(client.clone(), namespace),
-        all.clone(),
-        Source::Config,
-    );
-    let communities = watch(
-        &mut streams,
-        7,
-        Api::namespaced(client.clone(), namespace),
-        all.clone(),
-        Source::Config,
-    );
-    let bfd_profiles = watch(
-        &mut streams,
-        8,
-        Api::namespaced(client.clone(), namespace),
-        all.clone(),
-        Source::Config,
-    );
-    let secrets = watch(
-        &mut streams,
-        9,
-        Api::namespaced(client.clone(), namespace),
-        all,
-        Source::Config,
-    );
-    let l2_statuses = watch_statuses::<ServiceL2Status>(
-        &mut streams,
-        10,
-        Api::namespaced(client.clone(), namespace),
-        mine.clone(),
-    );
-    let bgp_statuses = watch_statuses::<ServiceBGPStatus>(
-        &mut streams,
-        11,
-        Api::namespaced(client.clone(), namespace),
-        mine,
-    );
-    let stores = Stores {
-        nodes,
-        pools,
-        l2_advertisements,
-        bgp_advertisements,
-        peers,
-        communities,
-        bfd_profiles,
-        secrets,
-        l2_statuses,
-        bgp_statuses,
+) -> (Stores, BoxStream<'static, Change>) {
+    let mut open = Opening {
+        streams: SelectAll::new(),
+        client,
+        namespace,
     };
-    (stores, streams.boxed())
+    open.services(lb_class);
+    open.endpoint_slices();
+    let mine = watcher::Config::default().labels(&format!("{NODE_LABEL}={node}"));
+    let stores = Stores {
+        nodes: open.store(Watch::Nodes, Api::all(client.clone()), Default::default()),
+        pools: open.config(Watch::Pools),
+        l2_advertisements: open.config(Watch::L2Advertisements),
+        bgp_advertisements: open.config(Watch::BgpAdvertisements),
+        peers: open.config(Watch::Peers),
+        communities: open.config(Watch::Communities),
+        bfd_profiles: open.config(Watch::BfdProfiles),
+        secrets: open.config(Watch::Secrets),
+        l2_statuses: open.statuses::<ServiceL2Status>(Watch::L2Statuses, mine.clone()),
+        bgp_statuses: open.statuses::<ServiceBGPStatus>(Watch::BgpStatuses, mine),
+        config_states: open.config(Watch::ConfigStates),
+    };
+    (stores, open.streams.boxed())
+}
+
+/// The watches being opened, their streams merged into one.
+struct Opening<'a> {
+    streams: SelectAll<BoxStream<'static, Change>>,
+    client: &'a Client,
+    namespace: &'a str,
+}
+
+impl Opening<'_> {
+    /// Services, read for `lb_class` and not kept.
+    fn services(&mut self, lb_class: Option<String>) {
+        let read = move |service: Service| ServiceFacts {
+            key: ferrolb_api::key::of(&service.metadata),
+            info: cluster::service_info(&service, lb_class.as_deref()),
+            uid: service.metadata.uid,
+        };
+        let api = Api::<Service>::all(self.client.clone());
+        self.inputs(Watch::Services, api, read, InputEvent::Service);
+    }
+
+    /// EndpointSlices, read as their Service's endpoints and not kept.
+    fn endpoint_slices(&mut self) {
+        let read = |slice: EndpointSlice| SliceFacts {
+            key: ferrolb_api::key::of(&slice.metadata),
+            endpoints: cluster::slice_endpoints(&slice),
+        };
+        let api = Api::<EndpointSlice>::all(self.client.clone());
+        self.inputs(Watch::EndpointSlices, api, read, InputEvent::Slice);
+    }
+
+    /// A store of every object of a kind in FerroLB's namespace.
+    fn config<K>(&mut self, watch: Watch) -> Store<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope>
+            + Clone
+            + Debug
+            + DeserializeOwned
+            + Send
+            + Sync
+            + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        let api = Api::namespaced(self.client.clone(), self.namespace);
+        self.store(watch, api, watcher::Config::default())
+    }
+
+    /// This node's status objects of one kind, in FerroLB's namespace.
+    fn statuses<K: StatusKind>(
+        &mut self,
+        watch: Watch,
+        mine: watcher::Config,
+    ) -> StatusStore<K::Status>
+    where
+        K::Status: Send + Clone,
+    {
+        let api = Api::namespaced(self.client.clone(), self.namespace);
+        let (store, stream) = watch_statuses::<K>(watch, api, mine);
+        self.streams.push(stream);
+        store
+    }
+
+    fn store<K>(&mut self, watch: Watch, api: Api<K>, config: watcher::Config) -> Store<K>
+    where
+        K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        let (store, stream) = watch_store(watch, api, config);
+        self.streams.push(stream);
+        store
+    }
+
+    fn inputs<K, T>(
+        &mut self,
+        watch: Watch,
+        api: Api<K>,
+        read: impl Fn(K) -> T + Send + Sync + 'static,
+        wrap: fn(Input<T>) -> InputEvent,
+    ) where
+        K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+        K::DynamicType: Default,
+        T: Send + 'static,
+    {
+        self.streams.push(watch_inputs(watch, api, read, wrap));
+    }
 }
 
 /// What the speaker never reads is not kept: managed fields and kubectl's copy of the last
@@ -236,13 +253,12 @@ fn trim<K: Resource>(object: &mut K) {
     }
 }
 
-fn watch<K>(
-    streams: &mut SelectAll<BoxStream<'static, (usize, Change)>>,
-    index: usize,
+/// Watches a kind into a reflector store.
+fn watch_store<K>(
+    watch: Watch,
     api: Api<K>,
     config: watcher::Config,
-    source: Source,
-) -> Store<K>
+) -> (Store<K>, BoxStream<'static, Change>)
 where
     K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
@@ -255,30 +271,25 @@ where
             Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => return None,
             Ok(_) => false,
             Err(error) => {
-                tracing::warn!(?source, %error, "watch failed; retrying");
+                tracing::warn!(?watch, %error, "watch failed; retrying");
                 return None;
             }
         };
-        Some((
-            index,
-            Change {
-                source,
-                synced,
-                input: None,
-            },
-        ))
+        Some(Change {
+            watch,
+            synced,
+            input: None,
+        })
     });
-    streams.push(stream.boxed());
-    store
+    (store, stream.boxed())
 }
 
 /// Watches this node's status objects of one kind into a [`StatusStore`].
 fn watch_statuses<K: StatusKind>(
-    streams: &mut SelectAll<BoxStream<'static, (usize, Change)>>,
-    index: usize,
+    watch: Watch,
     api: Api<K>,
     config: watcher::Config,
-) -> StatusStore<K::Status>
+) -> (StatusStore<K::Status>, BoxStream<'static, Change>)
 where
     K::Status: Send + Clone,
 {
@@ -291,32 +302,28 @@ where
             async move {
                 let (input, synced) = input_of(
                     event,
-                    Source::Statuses,
+                    watch,
                     |object: K| existing_of(&object),
                     |object| object.name_any(),
                 )?;
                 view.lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .apply(input);
-                Some((
-                    index,
-                    Change {
-                        source: Source::Statuses,
-                        synced,
-                        input: None,
-                    },
-                ))
+                Some(Change {
+                    watch,
+                    synced,
+                    input: None,
+                })
             }
         });
-    streams.push(stream.boxed());
-    store
+    (store, stream.boxed())
 }
 
 /// A watch event as an [`Input`] (objects read with `read`, deletions named with `key`), and
 /// whether a (re)list just ended; `None` for an error, which the watcher retries itself.
 fn input_of<K, T>(
     event: Result<watcher::Event<K>, watcher::Error>,
-    source: Source,
+    watch: Watch,
     read: impl FnOnce(K) -> T,
     key: impl FnOnce(&K) -> String,
 ) -> Option<(Input<T>, bool)> {
@@ -328,7 +335,7 @@ fn input_of<K, T>(
         Ok(watcher::Event::Delete(object)) => Some((Input::Delete(key(&object)), false)),
         Ok(watcher::Event::InitDone) => Some((Input::Relisted, true)),
         Err(error) => {
-            tracing::warn!(?source, %error, "watch failed; retrying");
+            tracing::warn!(?watch, %error, "watch failed; retrying");
             None
         }
     }
@@ -349,13 +356,12 @@ fn existing_of<K: StatusKind>(object: &K) -> Existing<K::Status> {
 
 /// Watches a kind whose objects are read once with `read` and not kept.
 fn watch_inputs<K, T>(
-    streams: &mut SelectAll<BoxStream<'static, (usize, Change)>>,
-    index: usize,
+    watch: Watch,
     api: Api<K>,
-    source: Source,
     read: impl Fn(K) -> T + Send + Sync + 'static,
     wrap: fn(Input<T>) -> InputEvent,
-) where
+) -> BoxStream<'static, Change>
+where
     K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default,
     T: Send + 'static,
@@ -368,22 +374,16 @@ fn watch_inputs<K, T>(
             async move {
                 let (input, synced) = input_of(
                     event,
-                    source,
+                    watch,
                     |object| read(object),
-                    |object| {
-                        let meta = object.meta();
-                        ferrolb_api::key::of_parts(meta.namespace.as_deref(), meta.name.as_deref())
-                    },
+                    |object| ferrolb_api::key::of(object.meta()),
                 )?;
-                Some((
-                    index,
-                    Change {
-                        source,
-                        synced,
-                        input: Some(wrap(input)),
-                    },
-                ))
+                Some(Change {
+                    watch,
+                    synced,
+                    input: Some(wrap(input)),
+                })
             }
         });
-    streams.push(stream.boxed());
+    stream.boxed()
 }

@@ -21,7 +21,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
-use crate::status::{NODE_LABEL, SERVICE_NAME_LABEL, SERVICE_NAMESPACE_LABEL, Write, Written};
+use crate::status::{
+    NODE_LABEL, SERVICE_NAME_LABEL, SERVICE_NAMESPACE_LABEL, Write, Written, split_key,
+};
 
 /// A status kind the speaker writes, one object per (Service, node).
 pub trait StatusKind:
@@ -214,7 +216,7 @@ impl Writer {
     }
 
     fn status_meta<K: StatusKind>(&self, service: &str) -> ObjectMeta {
-        let (namespace, name) = service.split_once('/').unwrap_or(("", service));
+        let (namespace, name) = split_key(service);
         let labels = [
             (NODE_LABEL, self.node.as_str()),
             (SERVICE_NAME_LABEL, name),
@@ -245,7 +247,7 @@ impl Writer {
 
     /// Name of this node's `ConfigurationState`, as MetalLB names it.
     pub fn config_state_name(&self) -> String {
-        format!("speaker-{}", self.node)
+        crate::cluster::speaker_state_name(&self.node)
     }
 
     /// What this node's `ConfigurationState` says now; `None` when it does not exist yet.
@@ -299,9 +301,7 @@ impl Writer {
             }
         }
         count();
-        let patch = serde_json::json!({
-            "status": state.to_status(k8s_openapi::jiff::Timestamp::now())
-        });
+        let patch = state.status_patch(k8s_openapi::jiff::Timestamp::now());
         api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map(|_| ())
@@ -341,37 +341,44 @@ async fn publish_events(
 ) {
     while let Some(queued) = queue.recv().await {
         metrics.api_writes.with_label_values(&["Event"]).inc();
-        let namespace = queued
-            .regarding
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".to_owned());
-        let now = k8s_openapi::jiff::Timestamp::now();
-        let event = Event {
-            metadata: ObjectMeta {
-                // client-go's naming: the object's name and the time in hex nanoseconds.
-                name: Some(format!(
-                    "{}.{:x}",
-                    queued.regarding.name.as_deref().unwrap_or("object"),
-                    now.as_nanosecond()
-                )),
-                namespace: Some(namespace.clone()),
-                ..ObjectMeta::default()
-            },
-            action: Some(queued.reason.clone()),
-            reason: Some(queued.reason.clone()),
-            note: Some(queued.note),
-            type_: Some(if queued.warning { "Warning" } else { "Normal" }.to_owned()),
-            event_time: Some(MicroTime(now)),
-            regarding: Some(queued.regarding),
-            reporting_controller: Some("ferrolb-speaker".to_owned()),
-            reporting_instance: Some(node.clone()),
-            ..Event::default()
-        };
+        let reason = queued.reason.clone();
+        let event = event_object(queued, &node, k8s_openapi::jiff::Timestamp::now());
+        let namespace = event.metadata.namespace.clone().unwrap_or_default();
         let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
         if let Err(error) = api.create(&PostParams::default(), &event).await {
-            tracing::warn!(%error, reason = queued.reason, "could not publish an Event");
+            tracing::warn!(%error, reason, "could not publish an Event");
         }
+    }
+}
+
+/// The `events.k8s.io/v1` Event for `queued`, reported by `node`'s speaker at `now`: in the
+/// namespace of the object it is about (`default` for cluster-scoped ones), named as client-go
+/// names Events (the object's name and the time in hex nanoseconds).
+fn event_object(queued: QueuedEvent, node: &str, now: k8s_openapi::jiff::Timestamp) -> Event {
+    let namespace = queued
+        .regarding
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_owned());
+    Event {
+        metadata: ObjectMeta {
+            name: Some(format!(
+                "{}.{:x}",
+                queued.regarding.name.as_deref().unwrap_or("object"),
+                now.as_nanosecond()
+            )),
+            namespace: Some(namespace),
+            ..ObjectMeta::default()
+        },
+        action: Some(queued.reason.clone()),
+        reason: Some(queued.reason),
+        note: Some(queued.note),
+        type_: Some(if queued.warning { "Warning" } else { "Normal" }.to_owned()),
+        event_time: Some(MicroTime(now)),
+        regarding: Some(queued.regarding),
+        reporting_controller: Some("ferrolb-speaker".to_owned()),
+        reporting_instance: Some(node.to_owned()),
+        ..Event::default()
     }
 }
 
@@ -390,4 +397,55 @@ async fn set_status<K: StatusKind>(
     api.patch_status(name, &PatchParams::default(), &Patch::Json::<()>(patch))
         .await
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_lives_beside_its_object_and_is_named_as_client_go_names_them() {
+        let queued = QueuedEvent {
+            regarding: ObjectReference {
+                kind: Some("Service".into()),
+                namespace: Some("shop".into()),
+                name: Some("web".into()),
+                ..ObjectReference::default()
+            },
+            warning: false,
+            reason: "nodeAssigned".into(),
+            note: "announcing".into(),
+        };
+        let now = k8s_openapi::jiff::Timestamp::from_nanosecond(0x1234_5678_9abc).expect("a time");
+        let event = event_object(queued, "node-1", now);
+        assert_eq!(event.metadata.name.as_deref(), Some("web.123456789abc"));
+        assert_eq!(event.metadata.namespace.as_deref(), Some("shop"));
+        assert_eq!(event.type_.as_deref(), Some("Normal"));
+        assert_eq!(event.reason.as_deref(), Some("nodeAssigned"));
+        assert_eq!(event.action.as_deref(), Some("nodeAssigned"));
+        assert_eq!(event.note.as_deref(), Some("announcing"));
+        assert_eq!(
+            event.reporting_controller.as_deref(),
+            Some("ferrolb-speaker")
+        );
+        assert_eq!(event.reporting_instance.as_deref(), Some("node-1"));
+        assert_eq!(event.event_time, Some(MicroTime(now)));
+    }
+
+    #[test]
+    fn a_warning_about_a_cluster_scoped_object_goes_to_the_default_namespace() {
+        let queued = QueuedEvent {
+            regarding: ObjectReference {
+                kind: Some("Node".into()),
+                ..ObjectReference::default()
+            },
+            warning: true,
+            reason: "announceFailed".into(),
+            note: String::new(),
+        };
+        let event = event_object(queued, "node-1", k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+        assert_eq!(event.metadata.namespace.as_deref(), Some("default"));
+        assert_eq!(event.metadata.name.as_deref(), Some("object.0"));
+        assert_eq!(event.type_.as_deref(), Some("Warning"));
+    }
 }

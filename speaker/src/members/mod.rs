@@ -1,38 +1,49 @@
 //! `members`: which speakers are alive, learnt by SWIM gossip (`foca`) over authenticated UDP.
 //! The live set feeds the L2 election, so a dead node loses its IPs in well under a second
-//! without asking the API server.
+//! without asking the API server. The same task beats the L2 responder's heartbeat, so a
+//! speaker answers ARP/NDP exactly while it keeps gossiping.
 //!
 //! ```text
 //!  join / leave ─────────► ┌──────────────┐ ──► live: watch<BTreeSet<node>>
-//!  UDP datagrams (HMAC) ─► │ members task │ ──► UDP datagrams (HMAC)
-//!  timer deadlines ──────► └──────────────┘ ──► dropped-datagram counters
+//!  UDP datagrams (HMAC) ─► │ members task │ ──► UDP datagrams (HMAC, send time)
+//!  timer deadlines ──────► │              │ ──► heartbeat: beat() every timeout/4
+//!  pulse ticks ──────────► └──────────────┘ ──► lapse: watch<Option<Lapse>>; drop counters
 //! ```
-//! The task owns the socket, the clock and the random generator; foca decides everything else.
+//! The task owns the socket, the clocks and the random generator; foca decides the membership,
+//! the pure modules the rest.
 //!
-//! - `auth`: the HMAC framing. - `identity`: a speaker's gossip identity.
+//! - `auth`: the datagram format, its tag and the keys. - `replay`: the replay window and the
+//!   duplicate memory. - `keys`: reading keys from a file or a mounted Secret. - `pulse`: when
+//!   to beat, and when the beat must stop for good. - `identity`: a speaker's gossip identity.
+//!   - `timers`: foca's pending timers. - `task`: the task itself.
 
 pub mod auth;
 pub mod identity;
+pub mod keys;
+pub mod pulse;
+pub mod replay;
+mod task;
+pub mod timers;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ferrolb_proto::time::sleep_until;
-use foca::{Foca, Notification, PostcardCodec, Runtime, Timer};
+use foca::{Foca, PostcardCodec};
 use rand::rngs::StdRng;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
-pub use auth::Key;
+pub use auth::{AuthError, Key, Keys};
 pub use identity::SpeakerId;
+pub use pulse::Lapse;
 
-/// Largest datagram we send or accept (foca packs to fit; leaves room for the tag on a 1500 MTU).
+/// Largest datagram we send or accept (foca packs to fit; leaves room for the header on a 1500
+/// MTU).
 const MAX_DATAGRAM: usize = 1400;
 
 /// How fast failures are detected.
@@ -56,7 +67,7 @@ impl Budget {
                 config.probe_rtt = Duration::from_millis(30);
                 config.suspect_to_down_after = Duration::from_millis(150);
                 config.max_packet_size =
-                    NonZeroUsize::new(MAX_DATAGRAM - auth::TAG_LEN).unwrap_or(NonZeroUsize::MIN);
+                    NonZeroUsize::new(MAX_DATAGRAM - auth::HEADER_LEN).unwrap_or(NonZeroUsize::MIN);
                 config.periodic_gossip = Some(foca::PeriodicParams {
                     frequency: Duration::from_millis(50),
                     num_members: NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN),
@@ -73,12 +84,64 @@ impl Budget {
 pub struct Counters {
     /// Datagrams accepted.
     pub received: AtomicU64,
-    /// Datagrams dropped: short or failing authentication.
+    /// Of those, datagrams opened with an accepted key other than the primary (a key rotation
+    /// is under way).
+    pub received_secondary_key: AtomicU64,
+    /// Datagrams dropped before foca saw them, whatever the reason.
     pub dropped_auth: AtomicU64,
+    /// The same by reason, in the order of [`AuthError::REASONS`].
+    dropped: [AtomicU64; AuthError::REASONS.len()],
     /// Authentic datagrams foca could not use.
     pub dropped_protocol: AtomicU64,
     /// Datagrams sent.
     pub sent: AtomicU64,
+}
+
+impl Counters {
+    /// Datagrams dropped for `reason` (one of [`AuthError::REASONS`]).
+    pub fn dropped(&self, reason: &str) -> u64 {
+        AuthError::REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |i| self.dropped[i].load(Ordering::Relaxed))
+    }
+
+    fn count_drop(&self, error: AuthError) {
+        self.dropped_auth.fetch_add(1, Ordering::Relaxed);
+        if let Some(i) = AuthError::REASONS.iter().position(|r| *r == error.reason()) {
+            self.dropped[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The L2 responder's heartbeat, as the members task beats it.
+#[derive(Clone)]
+pub struct Heart {
+    /// The responder stops answering this long after the last beat.
+    pub timeout: Duration,
+    /// Moves the responder's deadline `timeout` ahead.
+    pub beat: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl std::fmt::Debug for Heart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Heart")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a membership runs.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// Seal with the primary, open with any.
+    pub keys: Keys,
+    /// Detection speed.
+    pub budget: Budget,
+    /// The responder's heartbeat, beaten while this membership is alive.
+    pub heart: Option<Heart>,
+    /// Where to count datagrams (shared across the memberships of one daemon, for metrics).
+    pub counters: Arc<Counters>,
 }
 
 enum Command {
@@ -91,66 +154,58 @@ enum Command {
 pub struct Members {
     commands: mpsc::Sender<Command>,
     live: watch::Receiver<BTreeSet<String>>,
+    lapse: watch::Receiver<Option<Lapse>>,
     local_addr: SocketAddr,
     counters: Arc<Counters>,
     task: JoinHandle<()>,
 }
 
-/// What foca asked for during one call, carried out by the task afterwards.
-#[derive(Default)]
-struct Effects {
-    sends: Vec<(SpeakerId, Vec<u8>)>,
-    timers: Vec<(Timer<SpeakerId>, Duration)>,
-    membership_changed: bool,
-}
-
-impl Runtime<SpeakerId> for Effects {
-    fn notify(&mut self, notification: Notification<'_, SpeakerId>) {
-        if matches!(
-            notification,
-            Notification::MemberUp(_) | Notification::MemberDown(_) | Notification::Rename(..)
-        ) {
-            self.membership_changed = true;
-        }
-    }
-
-    fn send_to(&mut self, to: SpeakerId, data: &[u8]) {
-        self.sends.push((to, data.to_vec()));
-    }
-
-    fn submit_after(&mut self, event: Timer<SpeakerId>, after: Duration) {
-        self.timers.push((event, after));
-    }
-}
-
 impl Members {
-    /// Starts gossiping on `socket` as `me`.
+    /// Starts gossiping on `socket` as `me`, beating nothing.
     pub fn start(
         me: SpeakerId,
         socket: UdpSocket,
-        key: Key,
+        keys: impl Into<Keys>,
         budget: &Budget,
     ) -> std::io::Result<Members> {
+        let setup = Setup {
+            keys: keys.into(),
+            budget: budget.clone(),
+            heart: None,
+            counters: Arc::default(),
+        };
+        Members::start_with(me, socket, setup)
+    }
+
+    /// Starts gossiping on `socket` as `me`, as `setup` says.
+    pub fn start_with(me: SpeakerId, socket: UdpSocket, setup: Setup) -> std::io::Result<Members> {
         let local_addr = socket.local_addr()?;
         let (commands, command_rx) = mpsc::channel(16);
         let (live_tx, live) = watch::channel(BTreeSet::from([me.node.clone()]));
-        let counters = Arc::new(Counters::default());
+        let (lapse_tx, lapse) = watch::channel(None);
         // Randomness (which member to probe) enters here, from the OS.
         let rng: StdRng = rand::make_rng();
-        let foca = Foca::new(me, budget.foca_config(), rng, PostcardCodec);
-        let task = Task {
+        let foca = Foca::new(me, setup.budget.foca_config(), rng, PostcardCodec);
+        let counters = setup.counters;
+        // Starting proves us alive: beat now, so what is announced right after (before the
+        // task's first tick) is answered and announced.
+        if let Some(heart) = &setup.heart {
+            (heart.beat)();
+        }
+        let task = task::Task::new(task::Parts {
             foca,
             socket,
-            key,
-            timers: BTreeMap::new(),
-            next_seq: 0,
+            keys: setup.keys,
+            heart: setup.heart,
             live: live_tx,
+            lapse: lapse_tx,
             counters: counters.clone(),
-        };
+        });
         let task = tokio::spawn(task.run(command_rx));
         Ok(Members {
             commands,
             live,
+            lapse,
             local_addr,
             counters,
             task,
@@ -160,6 +215,12 @@ impl Members {
     /// Node names of the speakers alive now (this one included), updated as they change.
     pub fn live(&self) -> watch::Receiver<BTreeSet<String>> {
         self.live.clone()
+    }
+
+    /// Set once this membership has lapsed (see [`pulse`]): it beats no more, and must be
+    /// replaced after everything it answered for is withdrawn.
+    pub fn lapse(&self) -> watch::Receiver<Option<Lapse>> {
+        self.lapse.clone()
     }
 
     /// Where this speaker gossips.
@@ -178,127 +239,27 @@ impl Members {
         let _ = self.commands.send(Command::Join(seeds)).await;
     }
 
-    /// Leaves the group so the others take over at once, then stops.
+    /// Leaves the group so the others take over at once, then stops; the socket is closed
+    /// when this returns.
     pub async fn leave(self) {
         let (done, wait) = oneshot::channel();
         if self.commands.send(Command::Leave(done)).await.is_ok() {
             let _ = wait.await;
         }
-        self.task.abort();
+        self.stop().await;
     }
 
-    /// Stops without a word to the others, as a crash would.
+    /// Stops without a word to the others, as a crash would; the socket is closed when this
+    /// returns, so a new membership can bind the same address.
+    pub async fn stop(self) {
+        self.task.abort();
+        // A cancelled task's future (and its socket) is dropped before its handle resolves.
+        let _ = self.task.await;
+    }
+
+    /// Stops without a word to the others, as a crash would, without waiting for the socket to
+    /// close.
     pub fn crash(self) {
         self.task.abort();
-    }
-}
-
-/// The task's state.
-struct Task {
-    foca: Foca<SpeakerId, PostcardCodec, StdRng, foca::NoCustomBroadcast>,
-    socket: UdpSocket,
-    key: Key,
-    /// Pending foca timers by deadline (the sequence number keeps equal deadlines apart).
-    timers: BTreeMap<(Instant, u64), Timer<SpeakerId>>,
-    next_seq: u64,
-    live: watch::Sender<BTreeSet<String>>,
-    counters: Arc<Counters>,
-}
-
-impl Task {
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        let mut buf = vec![0u8; MAX_DATAGRAM + 64];
-        loop {
-            let next = self.timers.keys().next().map(|(at, _)| *at);
-            let mut effects = Effects::default();
-            tokio::select! {
-                received = self.socket.recv_from(&mut buf) => {
-                    let Ok((len, _from)) = received else { continue };
-                    match self.key.open(&buf[..len]) {
-                        Ok(payload) => {
-                            self.counters.received.fetch_add(1, Ordering::Relaxed);
-                            if let Err(error) = self.foca.handle_data(payload, &mut effects) {
-                                self.counters.dropped_protocol.fetch_add(1, Ordering::Relaxed);
-                                tracing::debug!(%error, "gossip datagram not understood");
-                            }
-                        }
-                        Err(error) => {
-                            self.counters.dropped_auth.fetch_add(1, Ordering::Relaxed);
-                            tracing::debug!(reason = error.reason(), "gossip datagram dropped");
-                        }
-                    }
-                }
-                () = sleep_until(next) => {
-                    let now = Instant::now();
-                    while let Some(entry) = self.timers.first_entry() {
-                        if entry.key().0 > now {
-                            break;
-                        }
-                        let timer = entry.remove();
-                        if let Err(error) = self.foca.handle_timer(timer, &mut effects) {
-                            tracing::debug!(%error, "gossip timer failed");
-                        }
-                    }
-                }
-                command = commands.recv() => match command {
-                    Some(Command::Join(seeds)) => {
-                        for addr in seeds {
-                            // The name is learnt from the reply; only the address is used to send.
-                            let seed = SpeakerId { node: String::new(), addr, generation: 0 };
-                            if let Err(error) = self.foca.announce(seed, &mut effects) {
-                                tracing::debug!(%error, "gossip announce failed");
-                            }
-                        }
-                    }
-                    Some(Command::Leave(done)) => {
-                        if let Err(error) = self.foca.leave_cluster(&mut effects) {
-                            tracing::debug!(%error, "gossip leave failed");
-                        }
-                        self.apply(effects).await;
-                        let _ = done.send(());
-                        return;
-                    }
-                    None => return,
-                },
-            }
-            self.apply(effects).await;
-        }
-    }
-
-    async fn apply(&mut self, mut effects: Effects) {
-        if effects.membership_changed {
-            // Spread the news now rather than at the next periodic gossip.
-            let mut more = Effects::default();
-            if let Err(error) = self.foca.gossip(&mut more) {
-                tracing::debug!(%error, "gossip failed");
-            }
-            effects.sends.append(&mut more.sends);
-            effects.timers.append(&mut more.timers);
-        }
-        for (to, data) in effects.sends {
-            let packet = self.key.seal(&data);
-            if self.socket.send_to(&packet, to.addr).await.is_ok() {
-                self.counters.sent.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        let now = Instant::now();
-        for (timer, after) in effects.timers {
-            self.timers.insert((now + after, self.next_seq), timer);
-            self.next_seq += 1;
-        }
-        if effects.membership_changed {
-            let mut live: BTreeSet<String> = self
-                .foca
-                .iter_members()
-                .map(|m| m.id().node.clone())
-                .filter(|n| !n.is_empty())
-                .collect();
-            live.insert(self.foca.identity().node.clone());
-            self.live.send_if_modified(|current| {
-                let changed = *current != live;
-                *current = live;
-                changed
-            });
-        }
     }
 }

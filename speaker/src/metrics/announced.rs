@@ -5,6 +5,8 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 
+use crate::plan::Announcements;
+
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 
@@ -15,6 +17,26 @@ const HELP: &str = "Services being announced from this node";
 
 /// One announced series: service, protocol, node, ip.
 pub type Series = [String; 4];
+
+/// The series for what `node` announces: per L2 IP and Service, and per BGP Service (with an
+/// empty `ip`, as MetalLB exports it).
+pub fn series(node: &str, announcements: &Announcements) -> BTreeSet<Series> {
+    let l2 = announcements.l2.iter().flat_map(|(ip, a)| {
+        a.services.iter().map(move |service| {
+            [
+                service.clone(),
+                "layer2".into(),
+                node.into(),
+                ip.to_string(),
+            ]
+        })
+    });
+    let bgp = announcements
+        .bgp_peers_by_service
+        .keys()
+        .map(|service| [service.clone(), "bgp".into(), node.into(), String::new()]);
+    l2.chain(bgp).collect()
+}
 
 /// The announced series; clones share them.
 #[derive(Debug, Clone)]
@@ -96,6 +118,38 @@ mod tests {
     use prometheus::Registry;
 
     use super::*;
+    use crate::plan::{Interfaces, L2Announcement};
+
+    #[test]
+    fn every_l2_ip_and_service_and_every_bgp_service_is_a_series() {
+        let mut announcements = Announcements::default();
+        announcements.l2.insert(
+            "192.0.2.1".parse().expect("ip"),
+            L2Announcement {
+                services: BTreeSet::from(["ns/a".to_owned(), "ns/b".to_owned()]),
+                interfaces: Interfaces::All,
+            },
+        );
+        announcements
+            .bgp_peers_by_service
+            .insert("ns/c".into(), vec!["tor".into()]);
+        let row = |s: &str, p: &str, ip: &str| {
+            [
+                s.to_owned(),
+                p.to_owned(),
+                "node-1".to_owned(),
+                ip.to_owned(),
+            ]
+        };
+        assert_eq!(
+            series("node-1", &announcements),
+            BTreeSet::from([
+                row("ns/a", "layer2", "192.0.2.1"),
+                row("ns/b", "layer2", "192.0.2.1"),
+                row("ns/c", "bgp", ""),
+            ])
+        );
+    }
 
     #[test]
     fn each_series_renders_once_with_sorted_labels_and_disappears_when_removed() {

@@ -409,6 +409,42 @@ fn local_traffic_policy_advertises_only_from_nodes_with_endpoints() {
 }
 
 #[test]
+fn every_peer_selecting_the_node_gets_a_session_even_with_nothing_to_advertise() {
+    let nodes = vec![node("node-a", &[("rack", "1")]), node("node-b", &[])];
+    let mut rack1 = peer("rack1", 64512, 64600);
+    rack1.node_selectors = vec![select("rack", "1")];
+    let everyone = peer("everyone", 64512, 64601);
+    let mut excluded_rack = peer("rack2", 64512, 64602);
+    excluded_rack.node_selectors = vec![select("rack", "2")];
+    let cfg = config(
+        vec![pool("p", &["192.0.2.0/24"])],
+        vec![],
+        vec![],
+        vec![rack1, everyone, excluded_rack],
+    );
+    let state = ClusterState {
+        config: &cfg,
+        nodes: &nodes,
+        services: &[],
+        ignore_exclude_lb: false,
+    };
+    let on_a = plan("node-a", &state, &all(&nodes));
+    assert_eq!(
+        on_a.bgp_peers,
+        BTreeSet::from(["everyone".to_owned(), "rack1".to_owned()])
+    );
+    assert!(on_a.bgp.is_empty(), "no Service: sessions without routes");
+    assert_eq!(
+        plan("node-b", &state, &all(&nodes)).bgp_peers,
+        BTreeSet::from(["everyone".to_owned()])
+    );
+    assert!(
+        plan("node-z", &state, &all(&nodes)).bgp_peers.is_empty(),
+        "a node without a Node object has no sessions"
+    );
+}
+
+#[test]
 fn ips_outside_every_pool_are_not_announced() {
     let nodes = vec![node("node-a", &[])];
     let cfg = config(

@@ -170,8 +170,16 @@ impl ConfigError {
 pub enum Input {
     /// Event 1: ManualStart.
     ManualStart,
-    /// Event 2: ManualStop (clean shutdown, CEASE 6/2).
+    /// Event 2: ManualStop (clean shutdown, CEASE 6/2; a Hard Reset with RFC 8538) — the peer
+    /// drops our routes.
     ManualStop,
+    /// Event 2 before a planned restart of this process: with Graceful Restart negotiated the
+    /// peer keeps our routes (a bare TCP close, or Cease / Administrative Reset with RFC 8538's
+    /// N bit); otherwise as ManualStop.
+    ManualStopForRestart,
+    /// Event 8: AutomaticStop — the driver ends the session with this Cease (maximum prefixes,
+    /// out of resources). Restarts after the ConnectRetry delay, as after any error.
+    AutomaticStop(Notification),
     /// Event 4: ManualStart_with_PassiveTcpEstablishment (we never dial).
     ManualStartPassive,
     /// Event 9: ConnectRetryTimer_Expires.
@@ -209,6 +217,8 @@ pub enum Input {
 pub enum DownReason {
     /// ManualStop.
     AdminStop,
+    /// ManualStopForRestart with Graceful Restart negotiated: the peer keeps our routes.
+    PlannedRestart,
     /// The peer sent this NOTIFICATION.
     PeerNotification(Notification),
     /// We sent this NOTIFICATION (hold timer, malformed message, FSM error).
@@ -222,6 +232,7 @@ impl DownReason {
     pub fn reason(&self) -> &'static str {
         match self {
             DownReason::AdminStop => "AdminStop",
+            DownReason::PlannedRestart => "PlannedRestart",
             DownReason::PeerNotification(_) => "PeerNotification",
             DownReason::LocalNotification(n) => n.reason(),
             DownReason::ConnectionLost => "ConnectionLost",
