@@ -263,8 +263,8 @@ async fn a_metallb_values_file_loads_and_its_ignored_keys_are_warned_about() {
     assert!(args(c).contains(&"--ignore-exclude-lb".to_owned()));
     assert!(args(c).contains(&"--members-port=7947".to_owned()));
     assert_eq!(
-        env(c, "FERROLB_MEMBERS_KEY_FILE").expect("key")["value"],
-        "/etc/ml/secretkey"
+        env(c, "FERROLB_MEMBERS_KEY_DIR").expect("key")["value"],
+        "/etc/ml"
     );
     assert_eq!(
         env(c, "FERROLB_LB_CLASS").expect("class")["value"],
@@ -391,7 +391,7 @@ fn check_speaker_privileges_and_key(name: &str, manifests: &Manifests, c: &Value
     let secret = manifests.get("Secret", "ferrolb-memberlist");
     assert_eq!(secret.is_some(), gossip, "{name}");
     assert_eq!(
-        env(c, "FERROLB_MEMBERS_KEY_FILE").is_some(),
+        env(c, "FERROLB_MEMBERS_KEY_DIR").is_some(),
         gossip,
         "{name}"
     );
@@ -400,8 +400,8 @@ fn check_speaker_privileges_and_key(name: &str, manifests: &Manifests, c: &Value
         assert!(key.len() >= 16, "{name}: {key}");
         let mount = &c["volumeMounts"][0];
         assert_eq!(
-            env(c, "FERROLB_MEMBERS_KEY_FILE").expect("key")["value"],
-            format!("{}/secretkey", mount["mountPath"].as_str().expect("path"))
+            env(c, "FERROLB_MEMBERS_KEY_DIR").expect("key")["value"],
+            mount["mountPath"]
         );
         assert_eq!(
             pod["volumes"][0]["secret"]["secretName"],
@@ -441,6 +441,7 @@ fn check_controller(name: &str, manifests: &Manifests) {
         "--webhook-configuration=ferrolb-webhook-configuration",
         "--leader-elect=true",
         "--lease-name=ferrolb-controller",
+        "--webhook-ca-lifetime=7d",
     ] {
         assert!(
             a.contains(&expected.to_owned()),
@@ -638,7 +639,7 @@ async fn the_rbac_grants_no_wildcard_and_nothing_metallb_needs_but_ferrolb_does_
         .find(|r| r["resources"] == json!(["secrets"]))
         .expect("a Secret rule with certSecret");
     assert_eq!(secret_rule["resourceNames"], json!(["webhook-tls"]));
-    assert_eq!(secret_rule["verbs"], json!(["get"]));
+    assert_eq!(secret_rule["verbs"], json!(["get", "list", "watch"]));
 }
 
 #[tokio::test]
