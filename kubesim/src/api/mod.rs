@@ -45,6 +45,8 @@ pub struct RequestRecord {
     pub query: String,
     /// The HTTP status; a watch that ended in a 410 ERROR event is recorded as 410.
     pub status: u16,
+    /// The bearer token it carried (empty: none), so a test tells clients apart.
+    pub client: String,
 }
 
 /// How many requests the log keeps (oldest dropped first).
