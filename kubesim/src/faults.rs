@@ -1,12 +1,14 @@
 //! Faults a test injects into a running kubesim through [`Faults`] (see `KubeSim::faults`):
 //! pausing every request and watch stream, answering with 500/503/429 for a while or for the
-//! next N requests, and dropping every open watch. The restart fault (stop serving, serve again
+//! next N requests, dropping every open watch, and holding the requests of one client (told
+//! apart by its bearer token) that match a method and path until released. The restart fault (stop serving, serve again
 //! on the same address with the store intact) is `KubeSim::restart`, since it owns the listener.
 //!
 //! Holds only the switches; the HTTP shell ([`super::server`]) consults them. No clock is read
 //! except to check the end of a timed error window.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -82,6 +84,29 @@ enum Window {
     Until(Instant),
 }
 
+/// Requests of one client that a test holds until [`Faults::release_held`]: a Lease write that
+/// never returns for one replica while its other requests, and every other client's, go on.
+/// Clients are told apart by their bearer token (each process under test gets a kubeconfig of
+/// its own; without RBAC the token is not checked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    /// The bearer token the client sends.
+    pub token: String,
+    /// The HTTP method (`PUT`), or `None` for any.
+    pub method: Option<String>,
+    /// A part of the path (`/leases/`).
+    pub path_part: String,
+}
+
+impl Hold {
+    /// Whether a request with this token, method and path is held. Pure.
+    pub fn matches(&self, token: &str, method: &str, path: &str) -> bool {
+        self.token == token
+            && self.method.as_deref().is_none_or(|m| m == method)
+            && path.contains(&self.path_part)
+    }
+}
+
 /// The fault switches of one kubesim. Shared by the server tasks; cheap to consult.
 #[derive(Debug)]
 pub struct Faults {
@@ -91,6 +116,12 @@ pub struct Faults {
     watch_generation: watch::Sender<u64>,
     /// The error being injected, if any.
     failing: Mutex<Option<(FaultStatus, Window)>>,
+    /// Requests to hold, by client.
+    holds: Mutex<Vec<Hold>>,
+    /// Bumped to let held requests go.
+    released: watch::Sender<u64>,
+    /// Requests held so far (a test checks that its fault was met).
+    held_total: AtomicU64,
 }
 
 impl Default for Faults {
@@ -99,6 +130,9 @@ impl Default for Faults {
             paused: watch::channel(false).0,
             watch_generation: watch::channel(0).0,
             failing: Mutex::new(None),
+            holds: Mutex::new(Vec::new()),
+            released: watch::channel(0).0,
+            held_total: AtomicU64::new(0),
         }
     }
 }
@@ -171,6 +205,41 @@ impl Faults {
         self.watch_generation.subscribe()
     }
 
+    /// Holds the requests `hold` names from now until [`Faults::release_held`].
+    pub fn hold(&self, hold: Hold) {
+        self.lock_holds().push(hold);
+    }
+
+    /// Removes every hold and lets held requests go on (each is then served as usual).
+    pub fn release_held(&self) {
+        self.lock_holds().clear();
+        self.released.send_modify(|g| *g += 1);
+    }
+
+    /// How many requests have been held so far.
+    pub fn held_total(&self) -> u64 {
+        self.held_total.load(Ordering::Relaxed)
+    }
+
+    /// Waits until released when a hold names this request; at once otherwise.
+    pub async fn wait_unless_held(&self, token: &str, method: &str, path: &str) {
+        // Subscribed before the check, so a release right after it is not missed.
+        let mut released = self.released.subscribe();
+        let is_held = self
+            .lock_holds()
+            .iter()
+            .any(|h| h.matches(token, method, path));
+        if is_held {
+            self.held_total.fetch_add(1, Ordering::Relaxed);
+            // The sender lives as long as `self`.
+            let _ = released.changed().await;
+        }
+    }
+
+    fn lock_holds(&self) -> std::sync::MutexGuard<'_, Vec<Hold>> {
+        self.holds.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn lock_failing(&self) -> std::sync::MutexGuard<'_, Option<(FaultStatus, Window)>> {
         self.failing.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -187,6 +256,31 @@ mod tests {
         assert_eq!(faults.take_failure(), Some(FaultStatus::ServiceUnavailable));
         assert_eq!(faults.take_failure(), Some(FaultStatus::ServiceUnavailable));
         assert_eq!(faults.take_failure(), None);
+    }
+
+    #[test]
+    fn a_hold_names_one_client_a_method_and_a_path_part() {
+        let hold = Hold {
+            token: "controller-a".into(),
+            method: Some("PUT".into()),
+            path_part: "/leases/".into(),
+        };
+        let lease = "/apis/coordination.k8s.io/v1/namespaces/x/leases/ferrolb-controller";
+        assert!(hold.matches("controller-a", "PUT", lease));
+        assert!(
+            !hold.matches("controller-b", "PUT", lease),
+            "another client"
+        );
+        assert!(
+            !hold.matches("controller-a", "GET", lease),
+            "another method"
+        );
+        assert!(!hold.matches("controller-a", "PUT", "/api/v1/services"));
+        let any_method = Hold {
+            method: None,
+            ..hold
+        };
+        assert!(any_method.matches("controller-a", "GET", lease));
     }
 
     #[test]

@@ -39,7 +39,8 @@
 //! - [`meta`]: metadata helpers, timestamps, uid generation.
 //! - [`error`]: API errors as `metav1.Status`.
 //! - [`event_views`]: core/v1 and events.k8s.io/v1 Events as two views of one stored object.
-//! - [`faults`]: injected faults for tests (pause, error answers, dropped watches).
+//! - [`faults`]: injected faults for tests (pause, error answers, dropped watches, one
+//!   client's requests held).
 //! - [`load`]: the watch load run shared by the soak test and the watch bench.
 //! - [`kubeconfig`]: the kubeconfig file for clients.
 //! - [`fixtures`]: manifests, direct object creation and raw requests for tests.
@@ -96,7 +97,7 @@ use std::time::Duration;
 
 use api::ApiState;
 pub use api::Options;
-pub use faults::{FaultStatus, Faults};
+pub use faults::{FaultStatus, Faults, Hold};
 use tokio::net::TcpListener;
 use tokio::sync::watch as shutdown_channel;
 

@@ -110,7 +110,9 @@ async fn handle(
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().unwrap_or("").to_owned();
+    let client = bearer_token(request.headers()).to_owned();
     state.faults.wait_unpaused().await;
+    state.faults.wait_unless_held(&client, &method, &path).await;
     let (response, status, user) = match state.faults.take_failure() {
         Some(fault) => {
             let (response, status) = with_status(fault_response(fault));
@@ -124,8 +126,18 @@ async fn handle(
         query,
         status,
         user,
+        client,
     });
     response
+}
+
+/// The bearer token of a request (empty without one): who sent it, for holds and the log.
+fn bearer_token(headers: &hyper::HeaderMap) -> &str {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map_or("", str::trim)
 }
 
 /// The answer to a request that an injected fault fails.

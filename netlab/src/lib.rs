@@ -16,10 +16,10 @@
 //! - [`poll`]: waiting on a condition with a deadline ([`poll()`], [`eventually`]).
 //! - [`accept`]: accept loops that pause on EMFILE and the like instead of spinning.
 //! - [`routers`]: FRR, BIRD and GoBGP — configuration, start, RIB reads ([`Router`]).
-//! - [`l2`]: who answers ARP and NDP (`arping`, `ndisc6`).
+//! - [`l2`]: who answers ARP and NDP (`arping`, `ndisc6`), and every MAC that answers ARP.
 //! - [`counters`]: kernel counters of a namespace, CPU and memory of a process.
 //! - [`error`]: the lab's one error type, [`LabError`].
-//! - `sys`: the only unsafe code (setns, geteuid, sysconf).
+//! - `sys`: the only unsafe code (setns, geteuid, sysconf, an AF_PACKET socket).
 //!
 //! ```no_run
 //! use ferrolb_netlab::{Netlab, can_run};

@@ -1,6 +1,7 @@
 //! The lab itself in real namespaces (needs root and `ping`): hosts on the switch reach each
 //! other, everything is gone after drop — also after a panic —, processes are known by PID,
-//! forwarding and runtimes work inside namespaces. Without root each test prints why and passes,
+//! forwarding and runtimes work inside namespaces, and the ARP asker sees every MAC that
+//! answers. Without root each test prints why and passes,
 //! unless CI=true.
 
 use std::io::{Read, Write};
@@ -190,4 +191,42 @@ fn a_runtime_in_a_namespace_works_there_and_panics_come_back_to_the_caller() {
     assert!(caught.is_err());
     let in_thread = netns::block_in(&lab.ns("a"), || async { sees_link("fltest0") });
     assert!(in_thread.expect("thread"));
+}
+
+#[test]
+fn the_arp_asker_sees_every_mac_that_answers_an_address() {
+    if !can_run(&[]) {
+        return;
+    }
+    let mut lab = Netlab::new("tarp").expect("lab");
+    lab.add_host("client", "eth0", &["192.0.2.100/24"])
+        .expect("client");
+    // Two hosts holding one address: the kernel of each answers ARP for it.
+    lab.add_host("a", "eth0", &["192.0.2.1/24", "192.0.2.50/32"])
+        .expect("host a");
+    lab.add_host("b", "eth0", &["192.0.2.2/24", "192.0.2.50/32"])
+        .expect("host b");
+    let asker = ferrolb_netlab::l2::ArpAsker {
+        ns: lab.ns("client"),
+        iface: "eth0".into(),
+        mac: lab.mac("client", "eth0").expect("mac"),
+        ip: "192.0.2.100".parse().expect("literal"),
+    };
+    let ip = |s: &str| s.parse::<std::net::Ipv4Addr>().expect("literal");
+    let ips = [ip("192.0.2.1"), ip("192.0.2.50"), ip("192.0.2.77")];
+    let answers =
+        ferrolb_netlab::l2::arp_answers(&asker, &ips, Duration::from_millis(300)).expect("asked");
+    let macs = |role: &str| lab.mac(role, "eth0").expect("mac");
+    let set = |macs: &[String]| {
+        macs.iter()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(answers[&ips[0]], set(&[macs("a")]));
+    assert_eq!(
+        answers[&ips[1]],
+        set(&[macs("a"), macs("b")]),
+        "both answers kept"
+    );
+    assert!(answers[&ips[2]].is_empty(), "nobody holds .77");
 }

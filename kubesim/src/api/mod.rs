@@ -48,6 +48,8 @@ pub struct RequestRecord {
     /// Who sent it (`system:serviceaccount:NS:NAME`, ...) with RBAC on; empty otherwise, and for
     /// a request refused before authentication.
     pub user: String,
+    /// The bearer token it carried (empty: none), so a test tells clients apart.
+    pub client: String,
 }
 
 /// How many requests the log keeps (oldest dropped first).

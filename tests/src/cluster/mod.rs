@@ -12,7 +12,7 @@
 //! Nodes accept traffic for every pool address (AnyIP `local` routes on `lo`, as kube-proxy's
 //! DNAT would), with `arp_ignore=1` so the kernel never answers ARP for them: FerroLB does.
 //!
-//! - this module: the lab, its processes (speakers, controller), crash and recovery;
+//! - this module: the lab, its processes (speakers, controllers), crash and recovery;
 //! - [`topology`]: nodes, router, second NICs, cutting and restoring links;
 //! - [`objects`]: the Kubernetes objects the lab creates (Nodes, Pods, configuration, Services);
 //! - [`observe`]: what the lab reads back (ARP/NDP owners, HTTP, metrics, CPU, memory, routes);
@@ -23,6 +23,7 @@ pub mod observe;
 pub mod probe;
 pub mod topology;
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -104,7 +105,22 @@ pub struct ClusterLab {
     binaries: Binaries,
     kubeconfig: PathBuf,
     members_key: PathBuf,
-    controller: Option<u32>,
+    /// Running controllers: identity → PID.
+    controllers: BTreeMap<String, u32>,
+    /// The number of the next node [`ClusterLab::add_node`] makes.
+    next_node: u8,
+}
+
+/// How one controller replica runs in the lab.
+#[derive(Debug, Clone)]
+pub struct ControllerSpec {
+    /// Its Lease holder identity. Also the bearer token of its own kubeconfig, by which kubesim
+    /// tells its requests apart (`Faults::hold`, `RequestRecord::client`), and its log's name.
+    pub identity: String,
+    /// `--lease-duration`.
+    pub lease: Duration,
+    /// Port of its `/metrics` and probes, on 127.0.0.1 of the switch namespace.
+    pub metrics_port: u16,
 }
 
 impl ClusterLab {
@@ -143,7 +159,8 @@ impl ClusterLab {
             .map_err(fixture("namespace"))?;
         }
         let kubeconfig = net.path("kubeconfig");
-        std::fs::write(&kubeconfig, kubeconfig_text(API)).map_err(io_error("kubeconfig"))?;
+        std::fs::write(&kubeconfig, kubeconfig_with_token(API, None))
+            .map_err(io_error("kubeconfig"))?;
         let members_key = net.path("members-key");
         std::fs::write(&members_key, "ferrolb-lab-gossip-key").map_err(io_error("members key"))?;
 
@@ -165,18 +182,44 @@ impl ClusterLab {
             binaries,
             kubeconfig,
             members_key,
-            controller: None,
+            controllers: BTreeMap::new(),
+            next_node: node_count + 1,
         })
+    }
+
+    /// Adds node `node-N` (the next number) to the running lab: its namespace on the switch,
+    /// routes, web server and Node object (the router has no session configured for it).
+    /// Returns its index.
+    pub fn add_node(&mut self) -> Result<usize, LabError> {
+        let i = self.next_node;
+        if i > 80 {
+            return Err(LabError::Missing {
+                what: "a free node number".into(),
+                detail: "node addresses 192.0.2.11-90 are used up".into(),
+            });
+        }
+        self.next_node += 1;
+        let node = topology::add_node(&mut self.net, &self.sim, i, self.router.is_some())?;
+        self.nodes.push(node);
+        Ok(self.nodes.len() - 1)
     }
 
     /// Starts (or restarts) the speaker of node `index` (0-based).
     pub fn start_speaker(&mut self, index: usize) -> Result<u32, LabError> {
+        let key = self.members_key.clone();
+        self.start_speaker_with_key(index, &key)
+    }
+
+    /// Starts (or restarts) the speaker of node `index` with the gossip key in file `key`
+    /// (`--members-key-file`), instead of the one every other speaker has.
+    pub fn start_speaker_with_key(&mut self, index: usize, key: &Path) -> Result<u32, LabError> {
         let node = self.node(index)?.clone();
         let speaker = self.binaries.speaker.to_string_lossy().into_owned();
-        let key = self.members_key.to_string_lossy().into_owned();
+        let key = key.to_string_lossy().into_owned();
         let metrics = format!("{}:7472", node.v4);
         let kubeconfig = self.kubeconfig.to_string_lossy().into_owned();
-        let log = self.net.path(&format!("speaker-{}.log", node.name));
+        let name = format!("speaker-{}", node.name);
+        let log = self.fresh_log(&name);
         let args = [
             speaker.as_str(),
             "--node-name",
@@ -195,12 +238,26 @@ impl ClusterLab {
             ("POD_NAME", pod_name.as_str()),
             ("POD_UID", pod_uid.as_str()),
         ];
-        let name = format!("speaker-{}", node.name);
         let pid = self.net.spawn(&name, &node.role, &args, &envs, &log)?;
         if let Some(n) = self.nodes.get_mut(index) {
             n.speaker = Some(pid);
         }
         Ok(pid)
+    }
+
+    /// The log file for a new run of process `name` (`NAME.log`); the previous run's log, if
+    /// any, is kept as `NAME.K.log` (K = 1, 2, ...).
+    fn fresh_log(&self, name: &str) -> PathBuf {
+        let log = self.net.path(&format!("{name}.log"));
+        if log.exists() {
+            let kept = (1..)
+                .map(|k| self.net.path(&format!("{name}.{k}.log")))
+                .find(|p| !p.exists());
+            if let Some(kept) = kept {
+                let _ = std::fs::rename(&log, kept);
+            }
+        }
+        log
     }
 
     /// Starts every node's speaker.
@@ -221,8 +278,45 @@ impl ClusterLab {
         Ok(())
     }
 
-    /// Starts the controller (in the switch namespace, reaching the API like the speakers).
+    /// Starts the controller (in the switch namespace, reaching the API like the speakers),
+    /// with the default flags.
     pub fn start_controller(&mut self) -> Result<u32, LabError> {
+        let args = ["run", "--namespace", NAMESPACE];
+        let kubeconfig = self.kubeconfig.clone();
+        self.spawn_controller("controller", &args, &kubeconfig)
+    }
+
+    /// Starts a controller replica as `spec` says: leader election on, its own identity,
+    /// kubeconfig (token) and metrics port, the webhook off.
+    pub fn start_controller_as(&mut self, spec: &ControllerSpec) -> Result<u32, LabError> {
+        let kubeconfig = self.net.path(&format!("kubeconfig-{}", spec.identity));
+        let text = kubeconfig_with_token(API, Some(&spec.identity));
+        std::fs::write(&kubeconfig, text).map_err(io_error("kubeconfig"))?;
+        let lease = format!("{}s", spec.lease.as_secs_f64());
+        let metrics = format!("127.0.0.1:{}", spec.metrics_port);
+        let args = [
+            "run",
+            "--namespace",
+            NAMESPACE,
+            "--instance",
+            spec.identity.as_str(),
+            "--lease-identity",
+            spec.identity.as_str(),
+            "--lease-duration",
+            lease.as_str(),
+            "--metrics-addr",
+            metrics.as_str(),
+            "--disable-webhook",
+        ];
+        self.spawn_controller(&spec.identity, &args, &kubeconfig)
+    }
+
+    fn spawn_controller(
+        &mut self,
+        name: &str,
+        args: &[&str],
+        kubeconfig: &Path,
+    ) -> Result<u32, LabError> {
         let Some(controller) = self.binaries.controller.clone() else {
             return Err(LabError::Missing {
                 what: "the controller binary".into(),
@@ -230,18 +324,32 @@ impl ClusterLab {
             });
         };
         let controller = controller.to_string_lossy().into_owned();
-        let kubeconfig = self.kubeconfig.to_string_lossy().into_owned();
-        let log = self.net.path("controller.log");
-        let args = [controller.as_str(), "run", "--namespace", NAMESPACE];
+        let kubeconfig = kubeconfig.to_string_lossy().into_owned();
+        let log = self.fresh_log(name);
+        let mut full = vec![controller.as_str()];
+        full.extend_from_slice(args);
         let envs = [
             ("KUBECONFIG", kubeconfig.as_str()),
             ("RUST_LOG", "info,kube=warn"),
         ];
-        let pid = self
-            .net
-            .spawn("controller", Netlab::SWITCH, &args, &envs, &log)?;
-        self.controller = Some(pid);
+        let pid = self.net.spawn(name, Netlab::SWITCH, &full, &envs, &log)?;
+        self.controllers.insert(name.to_owned(), pid);
         Ok(pid)
+    }
+
+    /// The PID of the running controller `identity`.
+    pub fn controller_pid(&self, identity: &str) -> Option<u32> {
+        self.controllers.get(identity).copied()
+    }
+
+    /// Stops controller `identity` with `signal` ("KILL" or "TERM") and waits for it to end.
+    pub fn stop_controller(&mut self, identity: &str, signal: &str) -> Result<(), LabError> {
+        let Some(pid) = self.controllers.remove(identity) else {
+            return Ok(());
+        };
+        self.net.signal(pid, signal)?;
+        self.net.reap(pid);
+        Ok(())
     }
 
     /// The log of a started process (`speaker-node-1`, `controller`, `frr-router/bgpd`).
@@ -305,10 +413,12 @@ impl ClusterLab {
     }
 }
 
-/// A kubeconfig for a plain-HTTP API server without credentials.
-pub fn kubeconfig_text(server: SocketAddr) -> String {
+/// A kubeconfig for a plain-HTTP API server; with `token`, the client sends it as its bearer
+/// token (kubesim without RBAC checks none, but tells clients apart by it).
+pub fn kubeconfig_with_token(server: SocketAddr, token: Option<&str>) -> String {
+    let user = token.map_or_else(|| "{}".to_owned(), |t| format!("{{token: {t}}}"));
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    server: http://{server}\nusers:\n- name: lab\n  user: {{}}\ncontexts:\n- name: lab\n  context:\n    cluster: lab\n    user: lab\n    namespace: default\ncurrent-context: lab\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    server: http://{server}\nusers:\n- name: lab\n  user: {user}\ncontexts:\n- name: lab\n  context:\n    cluster: lab\n    user: lab\n    namespace: default\ncurrent-context: lab\n"
     )
 }
 

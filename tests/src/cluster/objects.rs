@@ -2,13 +2,14 @@
 //! fixture path), FerroLB's standard configuration, and LoadBalancer Services with their
 //! EndpointSlices and statuses (through the API, as the controller would write them).
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ferrolb_kubesim::KubeSim;
 use ferrolb_netlab::LabError;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 use super::fixture;
@@ -168,5 +169,68 @@ impl ClusterLab {
         api.patch(&format!("{name}-lab"), &params, &Patch::Apply(&slice))
             .await
             .map(|_| ())
+    }
+}
+
+/// Every LoadBalancer Service's `status.loadBalancer.ingress` IPs: `namespace/name` → IPs
+/// (empty while it has none).
+pub type Assignments = BTreeMap<String, Vec<IpAddr>>;
+
+impl ClusterLab {
+    /// The IPs of every LoadBalancer Service, as the API server holds them now.
+    pub async fn lb_assignments(&self) -> Result<Assignments, kube::Error> {
+        let services: Api<Service> = Api::all(self.sim.client());
+        let list = services.list(&ListParams::default()).await?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|s| {
+                s.spec.as_ref().and_then(|spec| spec.type_.as_deref()) == Some("LoadBalancer")
+            })
+            .map(|s| {
+                let key = format!(
+                    "{}/{}",
+                    s.metadata.namespace.unwrap_or_default(),
+                    s.metadata.name.unwrap_or_default()
+                );
+                let ips = s
+                    .status
+                    .and_then(|st| st.load_balancer)
+                    .and_then(|lb| lb.ingress)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|i| i.ip.as_deref()?.parse().ok())
+                    .collect();
+                (key, ips)
+            })
+            .collect())
+    }
+
+    /// Takes the last node out of the cluster as a decommissioned machine leaves it: its
+    /// speaker stops (SIGTERM), its speaker Pod goes (and with it, through the ownerRefs, the
+    /// speaker's ConfigurationState and status objects), its Node object goes, and its link
+    /// goes down. Its namespace stays until the lab ends.
+    pub async fn retire_last_node(&mut self) -> Result<(), LabError> {
+        let index = self.nodes.len().saturating_sub(1);
+        let name = self.node(index)?.name.clone();
+        self.stop_speaker(index, "TERM")?;
+        let deleted = |what: &'static str| {
+            move |e: kube::Error| LabError::Command {
+                command: format!("deleting {what}"),
+                stderr: e.to_string(),
+            }
+        };
+        let pods: Api<Pod> = Api::namespaced(self.sim.client(), NAMESPACE);
+        pods.delete(&format!("ferrolb-speaker-{name}"), &DeleteParams::default())
+            .await
+            .map_err(deleted("the speaker Pod"))?;
+        let nodes: Api<Node> = Api::all(self.sim.client());
+        nodes
+            .delete(&name, &DeleteParams::default())
+            .await
+            .map_err(deleted("the Node"))?;
+        self.cut_node(index)?;
+        self.nodes.pop();
+        Ok(())
     }
 }

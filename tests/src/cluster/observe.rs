@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use ferrolb_netlab::{counters, l2};
+use ferrolb_netlab::l2::{ArpAnswers, ArpAsker};
+use ferrolb_netlab::{LabError, counters, l2};
 
 use super::{ClusterLab, HTTP_PORT, LabNode};
 
@@ -19,6 +20,46 @@ impl ClusterLab {
     /// The MAC that answers a neighbour solicitation for `ip` from the client (`ndisc6`).
     pub fn ndp_owner(&self, ip: Ipv6Addr) -> Option<String> {
         l2::ndp_owner(&self.net.ns("client"), "eth0", ip)
+    }
+
+    /// Asks ARP for every one of `ips` from each of `hosts` (role and its IPv4 address on
+    /// `eth0`) at the same moment, one request each, and keeps every MAC that answered within
+    /// `wait`: host role → answers.
+    pub fn arp_answers(
+        &self,
+        hosts: &[(&str, Ipv4Addr)],
+        ips: &[Ipv4Addr],
+        wait: Duration,
+    ) -> Result<BTreeMap<String, ArpAnswers>, LabError> {
+        let mut askers = Vec::new();
+        for (role, ip) in hosts {
+            let asker = ArpAsker {
+                ns: self.net.ns(role),
+                iface: "eth0".into(),
+                mac: self.net.mac(role, "eth0")?,
+                ip: *ip,
+            };
+            askers.push(((*role).to_owned(), asker));
+        }
+        std::thread::scope(|scope| {
+            let asks: Vec<_> = askers
+                .iter()
+                .map(|(role, asker)| (role, scope.spawn(move || l2::arp_answers(asker, ips, wait))))
+                .collect();
+            asks.into_iter()
+                .map(|(role, ask)| {
+                    let answers = ask
+                        .join()
+                        .map_err(|_| std::io::Error::other("ARP asker panicked"))
+                        .and_then(|r| r)
+                        .map_err(|e| LabError::Io {
+                            what: format!("asking ARP from {role}"),
+                            source: e,
+                        })?;
+                    Ok((role.clone(), answers))
+                })
+                .collect()
+        })
     }
 
     /// The node whose `eth0` or `eth1` has `mac`.

@@ -61,24 +61,31 @@ fn add_node_routes(net: &Netlab, role: &str, with_router: bool) -> Result<(), La
         )?;
     }
     if with_router {
-        let router = ROUTER_V4.to_string();
-        net.exec_ok(
-            role,
-            &["ip", "route", "add", "198.51.100.0/24", "via", &router],
-        )?;
-        net.exec_ok(
-            role,
-            &[
-                "ip",
-                "-6",
-                "route",
-                "add",
-                "2001:db8:ff::/64",
-                "via",
-                "2001:db8::254",
-            ],
-        )?;
+        add_router_routes(net, role)?;
     }
+    Ok(())
+}
+
+/// The node's routes to the outside client through the router (`replace`, so that they can be
+/// put back after the link went down, which removes them).
+fn add_router_routes(net: &Netlab, role: &str) -> Result<(), LabError> {
+    let router = ROUTER_V4.to_string();
+    net.exec_ok(
+        role,
+        &["ip", "route", "replace", "198.51.100.0/24", "via", &router],
+    )?;
+    net.exec_ok(
+        role,
+        &[
+            "ip",
+            "-6",
+            "route",
+            "replace",
+            "2001:db8:ff::/64",
+            "via",
+            "2001:db8::254",
+        ],
+    )?;
     Ok(())
 }
 
@@ -194,8 +201,46 @@ impl ClusterLab {
         self.net.set_link(&self.node(index)?.role, "eth0", false)
     }
 
-    /// Brings node `index`'s link back.
+    /// Brings node `index`'s link back, with the routes through the router that went with it.
     pub fn restore_node(&self, index: usize) -> Result<(), LabError> {
-        self.net.set_link(&self.node(index)?.role, "eth0", true)
+        let role = &self.node(index)?.role;
+        self.net.set_link(role, "eth0", true)?;
+        if self.router.is_some() {
+            add_router_routes(&self.net, role)?;
+        }
+        Ok(())
+    }
+
+    /// Takes carrier away from (or gives it back to) node `index`'s `eth0`, by setting its
+    /// switch port down (or up): a pulled cable as the node sees it (NO-CARRIER); its
+    /// addresses and routes stay.
+    pub fn set_carrier(&self, index: usize, carrier: bool) -> Result<(), LabError> {
+        let port = format!("p-{}", self.node(index)?.role);
+        self.net.set_link(Netlab::SWITCH, &port, carrier)
+    }
+
+    /// Cuts node `index` off from the gossip: its namespace drops UDP 7946 in and out (one
+    /// nftables table, added in one transaction). Everything else still flows.
+    pub fn cut_gossip(&self, index: usize) -> Result<(), LabError> {
+        let role = self.node(index)?.role.clone();
+        let rules = self.net.path(&format!("gossipcut-{role}.nft"));
+        std::fs::write(
+            &rules,
+            "table inet gossipcut {\n\
+             \tchain in { type filter hook input priority 0; udp dport 7946 drop; }\n\
+             \tchain out { type filter hook output priority 0; udp dport 7946 drop; }\n\
+             }\n",
+        )
+        .map_err(io_error("nftables rules"))?;
+        let rules = rules.to_string_lossy().into_owned();
+        self.net.exec_ok(&role, &["nft", "-f", &rules]).map(|_| ())
+    }
+
+    /// Lets node `index`'s gossip through again.
+    pub fn heal_gossip(&self, index: usize) -> Result<(), LabError> {
+        let role = self.node(index)?.role.clone();
+        self.net
+            .exec_ok(&role, &["nft", "delete", "table", "inet", "gossipcut"])
+            .map(|_| ())
     }
 }
