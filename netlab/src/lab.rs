@@ -348,8 +348,15 @@ pub(crate) fn tentative_on_live_links(text: &str) -> Vec<String> {
 }
 
 /// No duplicate address detection and no router solicitations: addresses are usable at once.
+/// IPv6 addresses survive the link going down, as IPv4 ones do, so that a link taken down and
+/// back (a crashed node returning) has its addresses again.
 fn prepare_interface(ns: &str, iface: &str) -> Result<(), LabError> {
-    for sysctl in ["accept_dad=0", "accept_ra=0", "router_solicitations=0"] {
+    for sysctl in [
+        "accept_dad=0",
+        "accept_ra=0",
+        "router_solicitations=0",
+        "keep_addr_on_down=1",
+    ] {
         let setting = format!("net.ipv6.conf.{iface}.{sysctl}");
         must_in(ns, &["sysctl", "-qw", &setting])?;
     }

@@ -205,10 +205,20 @@ impl ClusterLab {
     pub fn restore_node(&self, index: usize) -> Result<(), LabError> {
         let role = &self.node(index)?.role;
         self.net.set_link(role, "eth0", true)?;
-        if self.router.is_some() {
-            add_router_routes(&self.net, role)?;
+        if self.router.is_none() {
+            return Ok(());
         }
-        Ok(())
+        // IPv6 puts the link's on-link route back only once the kernel's link watcher has seen
+        // the carrier, up to a second later; until then the router is unreachable.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match add_router_routes(&self.net, role) {
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                done => return done,
+            }
+        }
     }
 
     /// Takes carrier away from (or gives it back to) node `index`'s `eth0`, by setting its
