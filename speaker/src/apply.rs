@@ -3,6 +3,8 @@
 //!
 //! - `l2`: IPs to announce (with their interfaces) and to withdraw.
 //! - `bgp`: the session each selected `BGPPeer` needs, and the routes it should carry.
+//! - `bfd`: the BFD sessions guarding them, and whether a guarded BGP session may run.
 
+pub mod bfd;
 pub mod bgp;
 pub mod l2;
