@@ -253,27 +253,16 @@ impl Gate {
     }
 }
 
-/// The BGP sessions of `bgp` that may run now, and the names of those BFD holds down.
-pub fn gate_bgp(
-    bgp: &BTreeMap<String, (SessionSpec, RouteSet)>,
+/// The `BGPPeer`s (of `guards`: peer name → BFD session) that BFD holds down now.
+pub fn held(
     guards: &BTreeMap<String, SessionKey>,
     gates: &BTreeMap<SessionKey, Gate>,
-) -> (BTreeMap<String, (SessionSpec, RouteSet)>, BTreeSet<String>) {
-    let mut allowed = BTreeMap::new();
-    let mut held = BTreeSet::new();
-    for (name, session) in bgp {
-        let gate = guards
-            .get(name)
-            .and_then(|key| gates.get(key))
-            .copied()
-            .unwrap_or_default();
-        if gate.allows_bgp() {
-            allowed.insert(name.clone(), session.clone());
-        } else {
-            held.insert(name.clone());
-        }
-    }
-    (allowed, held)
+) -> BTreeSet<String> {
+    guards
+        .iter()
+        .filter(|(_, key)| gates.get(*key).is_some_and(|g| !g.allows_bgp()))
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 #[cfg(test)]
