@@ -219,7 +219,10 @@ impl Caches {
 }
 
 /// Every watch, merged.
-type Merged = std::pin::Pin<Box<dyn Stream<Item = Result<Change, watcher::Error>> + Send>>;
+type Merged = std::pin::Pin<Box<dyn Stream<Item = WatchResult> + Send>>;
+
+/// What each watch yields: a change, or an error the watcher retries after by itself.
+type WatchResult = Result<Change, watcher::Error>;
 
 /// A reflector over FerroLB's objects of kind `K` in `namespace`.
 fn namespaced<K>(
@@ -264,42 +267,9 @@ pub fn start(
     Arc<Changes>,
     impl Future<Output = ()> + Send + use<>,
 ) {
-    let services = ServiceViews::default();
-    let views = services.clone();
-    let service_events = watcher(Api::<Service>::all(client.clone()), watch_config())
-        .default_backoff()
-        .map(move |r| {
-            r.map(|event| {
-                let applied = views.apply(event, our_class.as_deref());
-                Change {
-                    source: Source::Services,
-                    keys: applied.keys,
-                    synced: applied.synced,
-                }
-            })
-        });
-    let (namespaces, namespaces_writer) = reflector::store();
-    let namespace_events = reflector::reflector(
-        namespaces_writer,
-        watcher(Api::<Namespace>::all(client.clone()), watch_config())
-            .default_backoff()
-            .modify(|n| n.metadata.managed_fields = None),
-    )
-    .map(|r| r.map(|e| Change::of(Source::Namespaces, &e)));
-    let (nodes, nodes_writer) = reflector::store();
-    let node_events = reflector::reflector(
-        nodes_writer,
-        watcher(
-            Api::<PartialObjectMeta<Node>>::all(client.clone()),
-            watch_config(),
-        )
-        .default_backoff()
-        .modify(|n| {
-            n.metadata.managed_fields = None;
-            n.metadata.annotations = None;
-        }),
-    )
-    .map(|r| r.map(|e| Change::of(Source::Nodes, &e)));
+    let (services, service_events) = service_watch(client, our_class);
+    let (namespaces, namespace_events) = cluster_wide::<Namespace>(client, Source::Namespaces);
+    let (nodes, node_events) = node_watch(client);
     let (pools, pool_events) = namespaced(client, namespace, Source::Pools);
     let (l2_advertisements, l2_events) = namespaced(client, namespace, Source::L2Advertisements);
     let (bgp_advertisements, bgp_events) = namespaced(client, namespace, Source::BgpAdvertisements);
@@ -342,6 +312,77 @@ pub fn start(
         noted.wake.notify_one();
     };
     (caches, changes, driver)
+}
+
+/// The Services as the allocator's compact views, and their watch.
+fn service_watch(
+    client: &Client,
+    our_class: Option<String>,
+) -> (ServiceViews, impl Stream<Item = WatchResult> + Send + use<>) {
+    let services = ServiceViews::default();
+    let views = services.clone();
+    let events = watcher(Api::<Service>::all(client.clone()), watch_config())
+        .default_backoff()
+        .map(move |r| {
+            r.map(|event| {
+                let applied = views.apply(event, our_class.as_deref());
+                Change {
+                    source: Source::Services,
+                    keys: applied.keys,
+                    synced: applied.synced,
+                }
+            })
+        });
+    (services, events)
+}
+
+/// A store of every object of a cluster-scoped kind, and its watch.
+fn cluster_wide<K>(
+    client: &Client,
+    source: Source,
+) -> (Store<K>, impl Stream<Item = WatchResult> + Send + use<K>)
+where
+    K: Resource<Scope = k8s_openapi::ClusterResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let events = reflector::reflector(
+        writer,
+        watcher(Api::<K>::all(client.clone()), watch_config())
+            .default_backoff()
+            .modify(|o| o.meta_mut().managed_fields = None),
+    )
+    .map(move |r| r.map(|e| Change::of(source, &e)));
+    (store, events)
+}
+
+/// The Nodes' metadata only (the webhook checks node selectors), and its watch.
+fn node_watch(
+    client: &Client,
+) -> (
+    Store<PartialObjectMeta<Node>>,
+    impl Stream<Item = WatchResult> + Send + use<>,
+) {
+    let (nodes, writer) = reflector::store();
+    let events = reflector::reflector(
+        writer,
+        watcher(
+            Api::<PartialObjectMeta<Node>>::all(client.clone()),
+            watch_config(),
+        )
+        .default_backoff()
+        .modify(|n| {
+            n.metadata.managed_fields = None;
+            n.metadata.annotations = None;
+        }),
+    )
+    .map(|r| r.map(|e| Change::of(Source::Nodes, &e)));
+    (nodes, events)
 }
 
 #[cfg(test)]

@@ -6,9 +6,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand};
 use ferrolb_controller::lease::{self, LeaseSettings};
 use ferrolb_controller::{Listeners, Settings, WebhookSettings};
+use ferrolb_shell::logging::{self, LogFormat};
+use ferrolb_shell::signal;
 use tokio::net::TcpListener;
 
 /// FerroLB controller: allocates external IPs to LoadBalancer Services.
@@ -142,39 +144,6 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-fn init_logging(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
-}
-
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
@@ -192,7 +161,7 @@ fn main() -> anyhow::Result<ExitCode> {
             election,
             serving,
         } => {
-            init_logging(log_format);
+            logging::init(log_format);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -257,6 +226,6 @@ async fn start(settings: Settings, serving: Serving) -> anyhow::Result<ExitCode>
         metrics: Some(metrics),
         webhook,
     };
-    ferrolb_controller::run(settings, client, listeners, shutdown_signal()).await?;
+    ferrolb_controller::run(settings, client, listeners, signal::shutdown()).await?;
     Ok(ExitCode::SUCCESS)
 }

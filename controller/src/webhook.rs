@@ -13,16 +13,17 @@ use std::sync::Arc;
 use bytes::Bytes;
 use ferrolb_api::config::Objects;
 use ferrolb_api::manifest::{self, Document, Object};
+use ferrolb_shell::http::{Handshake, Limits, reply};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 use crate::admission::{self, Operation, Verdict};
 use crate::cache::Caches;
-use crate::http::{reply, serve_connection};
 use crate::metrics::Health;
 
 /// The largest review accepted (the API server's own request limit is 3 MiB).
@@ -204,30 +205,26 @@ async fn handle(ctx: Arc<Context>, request: Request<Incoming>) -> Response<Full<
     }
 }
 
-/// Serves the webhook over HTTPS on `listener` until the task is dropped.
+/// The TLS handshake in front of the webhook's HTTP (bounded by [`Limits::handshake_timeout`]).
+struct Tls(TlsAcceptor);
+
+impl Handshake for Tls {
+    type Io = TlsStream<TcpStream>;
+
+    async fn handshake(&self, stream: TcpStream) -> std::io::Result<Self::Io> {
+        self.0.accept(stream).await
+    }
+}
+
+/// Serves the webhook over HTTPS on `listener` until the task is dropped, within the shared
+/// server's bounds: the API server keeps a few connections open; anything holding more, or
+/// stalling a handshake, is cut off before it exhausts the controller.
 pub async fn serve(listener: TcpListener, tls: TlsAcceptor, ctx: Context) {
     let ctx = Arc::new(ctx);
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "accepting a webhook connection failed");
-                continue;
-            }
-        };
-        let tls = tls.clone();
-        let ctx = Arc::clone(&ctx);
-        tokio::spawn(async move {
-            let stream = match tls.accept(stream).await {
-                Ok(stream) => stream,
-                Err(error) => {
-                    tracing::debug!(%peer, %error, "webhook TLS handshake failed");
-                    return;
-                }
-            };
-            serve_connection(stream, move |request| handle(Arc::clone(&ctx), request)).await;
-        });
-    }
+    ferrolb_shell::http::serve(listener, Limits::default(), Tls(tls), move |request| {
+        handle(Arc::clone(&ctx), request)
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -19,8 +19,8 @@ pub struct Health {
 }
 
 impl Probes for Health {
-    fn metrics(&self) -> String {
-        self.metrics.render()
+    fn metrics(&self) -> Vec<u8> {
+        self.metrics.render().into_bytes()
     }
 
     fn readiness(&self) -> Result<(), String> {

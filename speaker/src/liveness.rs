@@ -13,7 +13,10 @@
 //!   exactly one side of a split keeps quorum). Without it, it answers for nothing: a speaker
 //!   cut off from the others (UDP 7946 blocked, a wrong or rotated key) would otherwise see
 //!   itself alone and claim every IP. With gossip off nothing can tell a partition from deaths,
-//!   so there is no quorum rule.
+//!   so there is no quorum rule; the operator can also turn it off ([`QuorumRule::Off`]) where
+//!   availability matters more than a split (a two-node cluster, where a crash of the node
+//!   holding the lowest name otherwise leaves the other answering nothing until the crashed
+//!   speaker restarts or its Node turns NotReady).
 //! - New L2 claims wait while the gossip view is settling: until it shows every Node not
 //!   NotReady, or until the settle deadline (nodes without a running speaker never show up).
 //!   IPs already answered for are kept meanwhile. Each reason to hold claims is a [`Hold`]
@@ -58,6 +61,8 @@ pub struct View<'a> {
     pub nodes: &'a [NodeHealth],
     /// The nodes whose speaker keeps a `ConfigurationState` (`speaker-<node>`).
     pub speakers: &'a BTreeSet<String>,
+    /// Whether gossip must show a majority of the speaker set.
+    pub quorum_rule: QuorumRule,
     /// This node left the membership because an announcing interface lost carrier.
     pub is_stepped_down: bool,
     /// When new claims stop waiting for the gossip view to settle; `None` when gossip never
@@ -65,6 +70,17 @@ pub struct View<'a> {
     pub settles_at: Option<Instant>,
     /// The time of judgement.
     pub now: Instant,
+}
+
+/// Whether a speaker needs a majority of the speaker set in its gossip view to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum QuorumRule {
+    /// No split brain: a speaker cut off from the majority answers for nothing.
+    #[default]
+    Majority,
+    /// Availability first: every speaker elects from what its gossip shows, so a partition can
+    /// make two nodes answer for one IP.
+    Off,
 }
 
 /// Why L2 claims are held.
@@ -152,8 +168,11 @@ pub fn speaker_set(view: &View<'_>) -> BTreeSet<String> {
     set
 }
 
-/// How much of the speaker set the gossip view shows; `None` with gossip off.
+/// How much of the speaker set the gossip view shows; `None` with gossip off or the rule off.
 pub fn quorum(view: &View<'_>) -> Option<Quorum> {
+    if view.quorum_rule == QuorumRule::Off {
+        return None;
+    }
     let gossip = view.gossip?;
     let set = speaker_set(view);
     let seen = set.iter().filter(|n| gossip.contains(*n)).count();

@@ -19,6 +19,7 @@ use ferrolb_speaker::daemon::writer::PodRef;
 use ferrolb_speaker::daemon::{self, BgpSettings, MembersSettings, Settings};
 use ferrolb_speaker::http::Health;
 use ferrolb_speaker::interfaces::{InterfaceFilter, METALLB_EXCLUDED};
+use ferrolb_speaker::liveness::QuorumRule;
 use ferrolb_speaker::members::{Keys, keys};
 use ferrolb_speaker::memory;
 use ferrolb_speaker::metrics::Metrics;
@@ -66,6 +67,12 @@ struct Cli {
     /// Gossip port of every speaker.
     #[arg(long, default_value_t = 7946)]
     members_port: u16,
+    /// `majority`: a speaker whose gossip shows no majority of the speakers answers for no L2
+    /// IP, so a partition never makes two nodes answer for one. `off`: availability first
+    /// (for two-node clusters, where losing the node with the lowest name otherwise stops L2
+    /// until its speaker restarts or its Node turns NotReady); a partition can then split.
+    #[arg(long, value_enum, default_value_t = QuorumRule::Majority)]
+    members_quorum: QuorumRule,
     /// This node's addresses for BGP next hops (default: the Node's InternalIP/ExternalIP).
     #[arg(long = "node-address")]
     node_addresses: Vec<IpAddr>,
@@ -173,6 +180,7 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
         ignore_exclude_lb: cli.ignore_exclude_lb,
         interface_filter,
         members,
+        quorum_rule: cli.members_quorum,
         node_addresses: cli.node_addresses.clone(),
         responder: ResponderConfig {
             fast_path: cli.l2_fast_path,

@@ -729,3 +729,54 @@ fn strip_colours(text: &str) -> String {
     }
     out
 }
+
+/// A two-node cluster through a rolling update: the speaker of node-1 (the lowest name, which
+/// wins an exact tie) stops with SIGTERM. It deletes its ConfigurationState before leaving the
+/// gossip, so node-2's speaker set shrinks to itself and it keeps quorum: it takes every IP
+/// over, and no IP is answered twice. Without the deletion node-2 would see one of two
+/// speakers, without the lowest name, and answer nothing until node-1's Pod was gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_two_node_cluster_a_speaker_leaving_on_purpose_hands_every_ip_over() {
+    let Some(mut lab) = lab("qtwo", 2).await else {
+        return;
+    };
+    lab.start_speakers().expect("speakers");
+    create_services(&lab).await;
+    let from = ["client"];
+    let before = settle_on(
+        &lab,
+        &from,
+        Duration::from_secs(20),
+        ("two speakers", Phase::Fault),
+        |owners| owners.values().collect::<BTreeSet<_>>().len() == 2,
+    )
+    .await;
+    assert!(before.values().any(|n| n == "node-1"), "{before:?}");
+
+    lab.stop_speaker(0, "TERM").expect("node-1's speaker stops");
+    let states: Api<ConfigurationState> = Api::namespaced(lab.sim.client(), NAMESPACE);
+    assert!(
+        states
+            .get_opt("speaker-node-1")
+            .await
+            .expect("read")
+            .is_none(),
+        "node-1's speaker left the speaker set before it exited"
+    );
+    let after = settle_on(
+        &lab,
+        &FROM,
+        Duration::from_secs(10),
+        ("node-1 left", Phase::Fault),
+        |owners| owners.values().all(|n| n == "node-2"),
+    )
+    .await;
+    assert_eq!(after.len(), IPS.len());
+    let quorum = lab.speaker_metric(1, "ferrolb_speaker_members_quorum");
+    assert_eq!(
+        quorum,
+        Some(1.0),
+        "node-2 keeps quorum alone\n{}",
+        logs(&lab)
+    );
+}

@@ -31,6 +31,7 @@
 //! - `membership`: solicited-node group joins (packet membership and MLD).
 //! - `link`: interface add/remove/carrier events over rtnetlink.
 //! - `reader`: the per-interface thread that answers questions in batches.
+//! - `served`: one served interface: sockets, reader, fast path, memberships, announcements.
 //! - `driver`: the `Responder` task that ties them together.
 
 pub mod addr;
@@ -63,6 +64,8 @@ pub mod link;
 pub mod membership;
 #[cfg(target_os = "linux")]
 mod reader;
+#[cfg(target_os = "linux")]
+mod served;
 #[cfg(target_os = "linux")]
 pub mod socket;
 #[cfg(target_os = "linux")]

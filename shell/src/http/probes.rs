@@ -13,7 +13,7 @@ use super::{Limits, Plain, reply, serve};
 /// What a daemon reports on its probe endpoints.
 pub trait Probes: Send + Sync + 'static {
     /// The metrics in Prometheus' text exposition format (version 0.0.4).
-    fn metrics(&self) -> String;
+    fn metrics(&self) -> Vec<u8>;
     /// `Err(why)` while the daemon is not ready, said in the `/readyz` body.
     fn readiness(&self) -> Result<(), String>;
 }
@@ -65,8 +65,8 @@ mod tests {
     }
 
     impl Probes for Fake {
-        fn metrics(&self) -> String {
-            "up 1\n".into()
+        fn metrics(&self) -> Vec<u8> {
+            b"up 1\n".to_vec()
         }
         fn readiness(&self) -> Result<(), String> {
             if self.ready.load(Ordering::Relaxed) {

@@ -60,6 +60,7 @@ use crate::apply::stop::{self, StopPolicy};
 use crate::inputs::ServiceInputs;
 use crate::interfaces::InterfaceFilter;
 use crate::links::Links;
+use crate::liveness::QuorumRule;
 use crate::members::{Counters, Keys, Lapse, Members};
 use crate::metrics::Metrics;
 use crate::plan::Announcements;
@@ -76,6 +77,9 @@ const JOIN_INTERVAL: Duration = Duration::from_secs(2);
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(5);
 /// A plan taking this long means a large cluster or a burst of changes: worth a trim after.
 const BUSY_PLAN: Duration = Duration::from_millis(10);
+
+/// How long a leaving speaker waits for the API server to delete its `ConfigurationState`.
+const LEAVE_API_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Gossip membership settings.
 #[derive(Debug, Clone)]
@@ -114,6 +118,9 @@ pub struct Settings {
     pub interface_filter: InterfaceFilter,
     /// Gossip; `None` takes every Node not NotReady as alive (MetalLB without memberlist).
     pub members: Option<MembersSettings>,
+    /// Whether L2 needs a majority of the speakers in the gossip view (see
+    /// [`crate::liveness::QuorumRule`]).
+    pub quorum_rule: QuorumRule,
     /// Next hops and router ID source; empty: the Node's addresses.
     pub node_addresses: Vec<IpAddr>,
     /// Gratuitous ARP / unsolicited NA rounds.
@@ -433,6 +440,7 @@ impl Daemon {
     async fn stop(mut self) {
         self.ready.store(false, Ordering::Relaxed);
         self.lapse = None;
+        self.leave_speaker_set().await;
         if let Some(members) = self.members.take() {
             members.leave().await;
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -451,5 +459,19 @@ impl Daemon {
         self.bfd.remove_all().await;
         self.sessions.stop_all(mode).await;
         tracing::info!("speaker stopped");
+    }
+
+    /// Takes this node out of the others' speaker set before leaving the gossip, so their
+    /// quorum no longer counts it: in a two-node cluster the other node keeps answering through
+    /// a rolling update. Its `ConfigurationState` is the set's record; the config state task
+    /// is stopped first so it cannot write the object back. Bounded: with the API server away,
+    /// the others count this node out when its Pod is deleted.
+    async fn leave_speaker_set(&mut self) {
+        self.config_state = tokio_watch::channel(None).0;
+        match tokio::time::timeout(LEAVE_API_TIMEOUT, self.writer.delete_config_state()).await {
+            Ok(Ok(())) => tracing::info!("left the speaker set (ConfigurationState deleted)"),
+            Ok(Err(error)) => tracing::warn!(%error, "ConfigurationState not deleted on leaving"),
+            Err(_) => tracing::warn!("ConfigurationState not deleted on leaving: API timeout"),
+        }
     }
 }

@@ -69,6 +69,7 @@ impl Daemon {
             gossip: gossip.as_ref(),
             nodes: health,
             speakers: &speakers,
+            quorum_rule: self.settings.quorum_rule,
             is_stepped_down: !self.stepped_down.is_empty(),
             settles_at: self.schedule.settles_at(),
             now: Instant::now(),

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -260,6 +260,24 @@ impl Writer {
                 .map(|s| ConfigState::of(CONFIG_RECONCILER_CONDITION, s))
                 .unwrap_or_else(|| ConfigState::unknown(CONFIG_RECONCILER_CONDITION))
         }))
+    }
+
+    /// Deletes this node's `ConfigurationState` (absent is fine). A speaker leaving on purpose
+    /// does this so the others' quorum counts it out at once, instead of when its Pod is gone.
+    pub async fn delete_config_state(&self) -> Result<(), kube::Error> {
+        let api: Api<ConfigurationState> = Api::namespaced(self.client.clone(), &self.namespace);
+        self.metrics
+            .api_writes
+            .with_label_values(&["ConfigurationState"])
+            .inc();
+        match api
+            .delete(&self.config_state_name(), &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Creates this node's `ConfigurationState` (labelled, owned by the Pod) if `exists` is

@@ -29,6 +29,7 @@ fn view<'a>(nodes: &'a [NodeHealth], now: Instant) -> View<'a> {
         gossip: None,
         nodes,
         speakers: &NO_SPEAKERS,
+        quorum_rule: QuorumRule::Majority,
         is_stepped_down: false,
         settles_at: None,
         now,
@@ -179,6 +180,22 @@ fn three_speakers() -> (Vec<NodeHealth>, BTreeSet<String>) {
         node("node-c", Some(true)),
     ];
     (nodes, names(&["node-a", "node-b", "node-c"]))
+}
+
+/// The operator's choice for a two-node cluster: availability over split safety.
+#[test]
+fn with_the_quorum_rule_off_a_speaker_alone_may_claim() {
+    let (nodes, speakers) = three_speakers();
+    let alone = names(&["node-a"]);
+    let now = Instant::now();
+    let mut v = view(&nodes, now);
+    v.gossip = Some(&alone);
+    v.speakers = &speakers;
+    v.settles_at = Some(now);
+    v.quorum_rule = QuorumRule::Off;
+    let verdict = judge(&v);
+    assert_eq!(verdict.quorum, None);
+    assert_eq!(verdict.claims, Claims::Allowed);
 }
 
 #[test]
@@ -353,6 +370,7 @@ proptest! {
             gossip: gossip.as_ref(),
             nodes: &nodes,
             speakers: &speakers,
+            quorum_rule: QuorumRule::Majority,
             is_stepped_down: stepped_down,
             settles_at: gossip.as_ref().map(|_| start + Duration::from_secs(2)),
             now: start + Duration::from_millis(waited_ms),
@@ -405,6 +423,7 @@ proptest! {
                 gossip: Some(side),
                 nodes: &nodes,
                 speakers: &all,
+                quorum_rule: QuorumRule::Majority,
                 is_stepped_down: false,
                 settles_at: None,
                 now,
