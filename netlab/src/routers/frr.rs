@@ -106,6 +106,14 @@ impl Frr {
         vty(&self.dir.join("bgpd.vty"), &["enable", command])
     }
 
+    /// Changes bgpd's running configuration as an operator would: `lines` in the configure
+    /// node (`router bgp 64512`, `neighbor 192.0.2.11 bfd`, ...).
+    pub fn configure(&self, lines: &[&str]) -> Result<(), String> {
+        let mut all = vec!["enable", "configure terminal"];
+        all.extend_from_slice(lines);
+        vty(&self.dir.join("bgpd.vty"), &all).map(|_| ())
+    }
+
     /// Its directory: configurations, logs (`zebra.log`, `bgpd.log`, `bfdd.log`), sockets.
     pub fn dir(&self) -> &Path {
         &self.dir
