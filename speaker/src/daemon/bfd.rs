@@ -150,6 +150,7 @@ impl BfdSessions {
                 to = %status.state,
                 diag = status.diag.reason(),
                 remote = %status.remote_state,
+                remote_diag = status.remote_diag.reason(),
                 "BFD session state"
             );
             running.state = status.state;
