@@ -146,13 +146,18 @@ impl ClusterLab {
 
     /// Starts (or restarts) the speaker of node `index` (0-based).
     pub fn start_speaker(&mut self, index: usize) -> Result<u32, LabError> {
+        self.start_speaker_with(index, &[])
+    }
+
+    /// Starts (or restarts) the speaker of node `index` with `extra` flags after the lab's own.
+    pub fn start_speaker_with(&mut self, index: usize, extra: &[&str]) -> Result<u32, LabError> {
         let node = self.node(index)?.clone();
         let speaker = self.binaries.speaker.to_string_lossy().into_owned();
         let key = self.members_key.to_string_lossy().into_owned();
         let metrics = format!("{}:7472", node.v4);
         let kubeconfig = self.kubeconfig.to_string_lossy().into_owned();
         let log = self.net.path(&format!("speaker-{}.log", node.name));
-        let args = [
+        let mut args = vec![
             speaker.as_str(),
             "--node-name",
             node.name.as_str(),
@@ -163,6 +168,7 @@ impl ClusterLab {
             "--metrics-addr",
             metrics.as_str(),
         ];
+        args.extend_from_slice(extra);
         let (pod_name, pod_uid) = self.speaker_pod(&node.name)?;
         let envs = [
             ("KUBECONFIG", kubeconfig.as_str()),
