@@ -200,6 +200,14 @@ pub enum Problem {
         /// Its name.
         name: String,
     },
+    /// A reference to an object that exists but is invalid itself (its own problem says why).
+    #[error("{kind} {name:?} is invalid")]
+    InvalidReference {
+        /// Kind of the referenced object.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
     /// A password Secret of the wrong type.
     #[error("secret {name:?} has type {found:?}, expected \"kubernetes.io/basic-auth\"")]
     SecretWrongType {
@@ -254,18 +262,12 @@ pub enum Problem {
         /// Why disjointness could not be shown.
         hint: &'static str,
     },
-    /// BFD echo mode cannot guard IPv6 advertisements.
+    /// A BFDProfile asking for echo mode: FerroLB's BFD runs no echo function (MetalLB has it
+    /// only through FRR), so the profile cannot be run as written.
     #[error(
-        "peer {peer:?} uses BFDProfile {profile:?} with echoMode, which does not work with IPv6 pool {pool:?}"
+        "echo mode is not supported by FerroLB's BFD (asynchronous mode only); set it to false or leave it out"
     )]
-    BfdEchoWithIpv6 {
-        /// The peer.
-        peer: String,
-        /// Its BFD profile.
-        profile: String,
-        /// The IPv6 pool advertised to it.
-        pool: String,
-    },
+    BfdEchoUnsupported,
     /// Two peers that would open the same session from one node.
     #[error("peers the same neighbour as {other} ({identifier}) on nodes they both select")]
     DuplicatePeer {
@@ -301,6 +303,7 @@ impl Problem {
             Problem::InvalidConnectTime(_) => "InvalidConnectTime",
             Problem::MultihopWithIbgp => "MultihopWithIBGP",
             Problem::MissingReference { .. } => "MissingReference",
+            Problem::InvalidReference { .. } => "InvalidReference",
             Problem::SecretWrongType { .. } => "InvalidSecretType",
             Problem::SecretMissingPassword(_) => "MissingSecretKey",
             Problem::AggregationTooLong { .. } | Problem::AggregationTooShort { .. } => {
@@ -308,7 +311,7 @@ impl Problem {
             }
             Problem::ServiceSelectorsWithAggregation => "ServiceSelectorsWithAggregation",
             Problem::LocalPrefConflict { .. } => "LocalPrefConflict",
-            Problem::BfdEchoWithIpv6 { .. } => "BFDEchoWithIPv6",
+            Problem::BfdEchoUnsupported => "BFDEchoModeUnsupported",
             Problem::DuplicatePeer { .. } => "DuplicatePeer",
         }
     }
@@ -317,7 +320,7 @@ impl Problem {
     /// [`ConfigError::is_transient`].
     pub fn is_transient(&self) -> bool {
         match self {
-            Problem::MissingReference { .. } => true,
+            Problem::MissingReference { .. } | Problem::InvalidReference { .. } => true,
             Problem::Community(e) => e.is_transient(),
             _ => false,
         }

@@ -373,7 +373,8 @@ fn peer_timers(
     }
 }
 
-/// Checks a BFDProfile's ranges (the CRD schema's, repeated because `validate` runs without it).
+/// Checks a BFDProfile's ranges (the CRD schema's, repeated because `validate` runs without it)
+/// and refuses echo mode, which FerroLB's BFD does not run.
 pub fn bfd_profile(profile: &BFDProfile) -> Result<(), Vec<ConfigError>> {
     let name = profile.name_any();
     let mut report = Report::new(Kind::BFDProfile, &name);
@@ -389,6 +390,9 @@ pub fn bfd_profile(profile: &BFDProfile) -> Result<(), Vec<ConfigError>> {
         if let Some(value) = value {
             report.range(field, value.into(), min, max);
         }
+    }
+    if spec.echo_mode == Some(true) {
+        report.push("spec.echoMode", Problem::BfdEchoUnsupported);
     }
     report.finish()
 }

@@ -9,6 +9,7 @@
 //!
 //! - [`prereq`]: the one root/program check with the one skip rule ([`can_run`]).
 //! - [`lab`]: [`Netlab`] — namespaces, the switch, hosts, links, addresses, forwarding, teardown.
+//! - [`cut`]: one-way link failures (nftables drops of one source on one interface).
 //! - [`process`]: processes started inside namespaces, stopped by PID, their logs.
 //! - [`netns`]: running a thread, a future or a listener inside a namespace.
 //! - [`runtime`]: [`NsRuntime`], a tokio runtime living inside a namespace.
@@ -37,6 +38,7 @@
 pub mod accept;
 pub mod command;
 pub mod counters;
+pub mod cut;
 pub mod error;
 mod forward;
 pub mod l2;

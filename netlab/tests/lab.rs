@@ -56,6 +56,30 @@ fn hosts_on_the_switch_reach_each_other_and_nothing_is_left_after_drop() {
 }
 
 #[test]
+fn a_cut_drops_one_source_on_one_interface_until_healed_and_leaves_arp_alone() {
+    if !can_run(&["ping", "nft", "arping"]) {
+        return;
+    }
+    let mut lab = Netlab::new("cut").expect("lab");
+    lab.add_host("a", "eth0", &["192.0.2.1/24"])
+        .expect("host a");
+    lab.add_host("b", "eth0", &["192.0.2.2/24"])
+        .expect("host b");
+    let ping = |lab: &Netlab| lab.exec_ok("a", &["ping", "-c", "1", "-W", "1", "192.0.2.2"]);
+    ping(&lab).expect("before the cut");
+    lab.drop_from("b", "eth0", "192.0.2.1").expect("cut");
+    assert!(ping(&lab).is_err(), "b must not hear a");
+    lab.exec_ok(
+        "a",
+        &["arping", "-c", "1", "-w", "2", "-I", "eth0", "192.0.2.2"],
+    )
+    .expect("ARP is not IP: b still answers");
+    lab.heal("b").expect("heal");
+    ping(&lab).expect("after healing");
+    lab.heal("b").expect("healing twice is harmless");
+}
+
+#[test]
 fn a_panic_in_the_test_still_tears_the_lab_and_its_processes_down() {
     if !can_run(&["sleep"]) {
         return;

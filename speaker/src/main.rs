@@ -8,13 +8,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use ferrolb_proto::bfd::DriverConfig;
 use ferrolb_proto::l2::ResponderConfig;
 use ferrolb_shell::http::Limits;
 use ferrolb_shell::http::probes::serve_probes;
 use ferrolb_shell::logging::{self, LogFormat};
 use ferrolb_shell::signal;
+use ferrolb_speaker::apply::stop::StopPolicy;
 use ferrolb_speaker::daemon::writer::PodRef;
-use ferrolb_speaker::daemon::{self, MembersSettings, Settings};
+use ferrolb_speaker::daemon::{self, BgpSettings, MembersSettings, Settings};
 use ferrolb_speaker::http::Health;
 use ferrolb_speaker::interfaces::{InterfaceFilter, METALLB_EXCLUDED};
 use ferrolb_speaker::liveness::QuorumRule;
@@ -104,6 +106,28 @@ struct Cli {
     /// This node's IP (downward API `status.hostIP`), where metrics are served by default.
     #[arg(long, env = "HOST_IP")]
     host_ip: Option<IpAddr>,
+    /// GTSM (RFC 5082) on every directly connected eBGP session: we send with TTL 255 and
+    /// accept nothing below 255, so a spoofed packet from farther away cannot reach the
+    /// session. The routers must do the same (FRR: `neighbor X ttl-security hops 1`; BIRD:
+    /// `ttl security on`), or those sessions never come up. Multihop and iBGP sessions are
+    /// left alone.
+    #[arg(long, env = "FERROLB_BGP_GTSM")]
+    bgp_gtsm: bool,
+    /// The most prefixes per family a BGP peer may send us before the session is closed with
+    /// Cease / Maximum Number of Prefixes Reached (RFC 4486). Default: no limit — the speaker
+    /// only advertises, counts what it receives and stores none of it.
+    #[arg(long, env = "FERROLB_BGP_MAX_PREFIXES",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    bgp_max_prefixes: Option<u32>,
+    /// What SIGTERM does to the BGP sessions. `restart`: close them as before a restart, so
+    /// routers with graceful restart keep our routes (stale) until the next speaker is up — no
+    /// lost traffic over a DaemonSet rollout, but a blackhole for up to the restart time (120 s)
+    /// if the node is going away. `withdraw`: close them for good, routers drop our routes at
+    /// once. `auto`: withdraw when this node's Node is cordoned (unschedulable), NotReady,
+    /// being deleted or gone, labelled node.kubernetes.io/exclude-from-external-load-balancers,
+    /// or tainted for removal by the cluster autoscaler or Karpenter; restart otherwise.
+    #[arg(long, env = "FERROLB_BGP_STOP_ON_SIGTERM", value_enum, default_value_t = StopPolicy::Auto)]
+    bgp_stop_on_sigterm: StopPolicy,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -168,6 +192,12 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
             .clone()
             .zip(cli.pod_uid.clone())
             .map(|(name, uid)| PodRef { name, uid }),
+        bgp: BgpSettings {
+            gtsm: cli.bgp_gtsm,
+            max_prefixes: cli.bgp_max_prefixes,
+            stop_policy: cli.bgp_stop_on_sigterm,
+        },
+        bfd: DriverConfig::default(),
     })
 }
 
@@ -203,4 +233,46 @@ fn main() -> anyhow::Result<()> {
         daemon::run(client, settings, metrics, ready, signal::shutdown()).await?;
         anyhow::Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Result<Cli, clap::Error> {
+        let mut args = vec!["ferrolb-speaker", "--node-name", "n"];
+        args.extend_from_slice(extra);
+        Cli::try_parse_from(args)
+    }
+
+    #[test]
+    fn bgp_flags_default_to_off_and_auto() {
+        let cli = parse(&[]).expect("flags");
+        let bgp = settings(&cli).expect("settings").bgp;
+        assert!(!bgp.gtsm);
+        assert_eq!(bgp.max_prefixes, None);
+        assert_eq!(bgp.stop_policy, StopPolicy::Auto);
+    }
+
+    #[test]
+    fn bgp_flags_reach_the_settings() {
+        let cli = parse(&[
+            "--bgp-gtsm",
+            "--bgp-max-prefixes",
+            "1000",
+            "--bgp-stop-on-sigterm=withdraw",
+        ])
+        .expect("flags");
+        let bgp = settings(&cli).expect("settings").bgp;
+        assert!(bgp.gtsm);
+        assert_eq!(bgp.max_prefixes, Some(1000));
+        assert_eq!(bgp.stop_policy, StopPolicy::Withdraw);
+    }
+
+    #[test]
+    fn a_zero_prefix_limit_and_an_unknown_stop_policy_are_refused() {
+        assert!(parse(&["--bgp-max-prefixes", "0"]).is_err());
+        let error = parse(&["--bgp-stop-on-sigterm", "drain"]).expect_err("refused");
+        assert!(error.to_string().contains("restart"), "{error}");
+    }
 }

@@ -2,12 +2,16 @@
 //! existing dashboards and alerts keep working; `ferrolb_*` names are for what MetalLB lacks.
 
 mod announced;
+pub mod bfd;
+pub mod bgp;
 pub mod l2;
 
 use prometheus::core::Collector;
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 pub use announced::{Announced, Series, series};
+pub use bfd::BfdMetrics;
+pub use bgp::BgpStatsMetrics;
 pub use l2::L2Metrics;
 
 /// Every metric the speaker exports, registered in one registry.
@@ -23,6 +27,10 @@ pub struct Metrics {
     pub bgp_announced_prefixes: IntGaugeVec,
     /// `metallb_bgp_updates_total{peer}`: UPDATE messages sent.
     pub bgp_updates: IntCounterVec,
+    /// What BGP peers send us and what waits for them.
+    pub bgp_stats: BgpStatsMetrics,
+    /// The BFD sessions (MetalLB's `metallb_bfd_*`).
+    pub bfd: BfdMetrics,
     /// `metallb_k8s_client_config_loaded_bool`: a configuration has been loaded.
     pub config_loaded: IntGauge,
     /// `metallb_k8s_client_config_stale_bool`: the latest configuration had errors (the last
@@ -86,6 +94,8 @@ impl Metrics {
                 "BGP UPDATE messages sent",
                 &["peer"],
             )?,
+            bgp_stats: BgpStatsMetrics::register(&r)?,
+            bfd: BfdMetrics::register(&r)?,
             config_loaded: r.gauge(
                 "metallb_k8s_client_config_loaded_bool",
                 "1 once a configuration has been loaded",

@@ -231,6 +231,12 @@ impl Schedule {
         self.is_due = true;
     }
 
+    /// A BFD session is Up again after a failure: plan at once (the plan starts the BGP
+    /// sessions it held down).
+    pub fn on_bfd_up(&mut self) {
+        self.is_due = true;
+    }
+
     /// Gossip (re)started: new claims wait for it to settle, and a plan runs when it has.
     pub fn on_gossip_started(&mut self, now: Instant) {
         self.gossip_started_at = Some(now);

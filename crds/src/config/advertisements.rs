@@ -1,6 +1,8 @@
 //! L2 and BGP advertisements with their pools resolved; for BGP also communities (aliases
 //! followed), aggregation lengths that fit every pool, and MetalLB's cross-advertisement rules
-//! (one LOCAL_PREF per prefix and peer, no BFD echo towards IPv6). No I/O.
+//! (one LOCAL_PREF per prefix and peer). MetalLB's rule against BFD echo towards IPv6 pools
+//! never applies: a BFDProfile with echo mode is refused on its own (`validate::bfd_profile`).
+//! No I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,8 +10,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
 
 use super::Source;
-use super::bfd::BfdProfile;
-use super::peers::Peer;
 use super::pools::{Pool, range_text};
 use crate::addr::Family;
 use crate::community::{BgpCommunity, CommunityError};
@@ -114,8 +114,6 @@ pub(super) struct BgpContext<'a> {
     pub(super) objects: &'a Source<'a>,
     pub(super) pools: &'a BTreeMap<String, Pool>,
     pub(super) aliases: &'a BTreeMap<String, BgpCommunity>,
-    pub(super) peers: &'a BTreeMap<String, Peer>,
-    pub(super) bfd: &'a BTreeMap<String, BfdProfile>,
 }
 
 impl BgpContext<'_> {
@@ -160,9 +158,6 @@ impl BgpContext<'_> {
         );
         for (field, problem) in self.aggregation_problems(&pools, v4, v6) {
             errors.push(error(field.to_owned(), problem));
-        }
-        for problem in self.bfd_echo_problems(&pools, &spec.peers) {
-            errors.push(error("spec.peers".to_owned(), problem));
         }
         let ad = BgpAdvertisement {
             name: name.clone(),
@@ -239,37 +234,6 @@ impl BgpContext<'_> {
                             entry: range_text(self.objects, &pool.name, entry, range),
                         },
                     ));
-                }
-            }
-        }
-        problems
-    }
-
-    /// Peers with BFD echo mode that would get IPv6 prefixes of these pools.
-    fn bfd_echo_problems(&self, pools: &BTreeSet<String>, peer_names: &[String]) -> Vec<Problem> {
-        let targets: Vec<&Peer> = if peer_names.is_empty() {
-            self.peers.values().collect()
-        } else {
-            peer_names
-                .iter()
-                .filter_map(|p| self.peers.get(p))
-                .collect()
-        };
-        let mut problems = Vec::new();
-        for pool in pools
-            .iter()
-            .filter_map(|p| self.pools.get(p))
-            .filter(|p| p.has_family(Family::V6))
-        {
-            for peer in &targets {
-                if let Some(profile) = peer.bfd_profile.as_ref().and_then(|p| self.bfd.get(p))
-                    && profile.echo_mode
-                {
-                    problems.push(Problem::BfdEchoWithIpv6 {
-                        peer: peer.name.clone(),
-                        profile: profile.name.clone(),
-                        pool: pool.name.clone(),
-                    });
                 }
             }
         }

@@ -117,8 +117,6 @@ fn build_from(objects: &Source<'_>) -> Built {
         objects,
         pools: &pools,
         aliases: &community_aliases,
-        peers: &peers,
-        bfd: &bfd_profiles,
     };
     let bgp_advertisements = bgp.build(&mut problems);
     Built {

@@ -174,13 +174,20 @@ fn resolve(
     if let Some(profile) = &bfd_profile
         && !bfd_profiles.contains_key(profile)
     {
-        return Err(error(
-            "spec.bfdProfile",
+        let name = profile.clone();
+        // The profile's own problem says what is wrong with it; "does not exist" would mislead.
+        let problem = if objects.get(Kind::BFDProfile, profile).is_some() {
+            Problem::InvalidReference {
+                kind: "BFDProfile",
+                name,
+            }
+        } else {
             Problem::MissingReference {
                 kind: "BFDProfile",
-                name: profile.clone(),
-            },
-        ));
+                name,
+            }
+        };
+        return Err(error("spec.bfdProfile", problem));
     }
     // validate::bgp_peer guarantees exactly one of each pair and parseable addresses.
     let endpoint = match spec

@@ -94,6 +94,87 @@ fn kept(built: &Built) -> BTreeSet<(Kind, &str)> {
         .collect()
 }
 
+fn echo_profile(name: &str) -> types::BFDProfile {
+    typed(
+        "metallb.io/v1beta1",
+        "BFDProfile",
+        name,
+        json!({"echoMode": true, "transmitInterval": 100}),
+    )
+}
+
+#[test]
+fn a_profile_edited_to_echo_mode_is_invalid_and_its_last_version_stays_in_force() {
+    let before = Objects {
+        bfd_profiles: vec![bfd_profile("fast")],
+        bgp_peers: vec![peer(json!({"bfdProfile": "fast"}))],
+        ..cluster()
+    };
+    let (built, good) = build_keeping_last_good(&before, &Objects::default());
+    assert_eq!(lines(&built), Vec::<String>::new());
+
+    let edited = Objects {
+        bfd_profiles: vec![echo_profile("fast")],
+        ..before
+    };
+    let (built, _) = build_keeping_last_good(&edited, &good);
+    let expected = "BFDProfile/fast: spec.echoMode: echo mode is not supported by FerroLB's BFD";
+    let found = lines(&built);
+    // The peer's own version is unchanged; it is reported because what it names is invalid.
+    let peer_line = r#"BGPPeer/tor: spec.bfdProfile: BFDProfile "fast" is invalid"#;
+    assert!(
+        found.len() == 2 && found[0].starts_with(expected) && found[1] == peer_line,
+        "{found:?}"
+    );
+    assert_eq!(built.problems[0].reason(), "BFDEchoModeUnsupported");
+    let profile = &built.config.bfd_profiles["fast"];
+    assert!(!profile.echo_mode, "the last version: {profile:?}");
+    assert_eq!(
+        profile.transmit_interval,
+        std::time::Duration::from_millis(300)
+    );
+    assert_eq!(
+        built.config.peers["tor"].bfd_profile.as_deref(),
+        Some("fast"),
+        "the peer keeps its session guard"
+    );
+    assert_eq!(
+        kept(&built),
+        BTreeSet::from([(Kind::BFDProfile, "fast"), (Kind::BGPPeer, "tor")])
+    );
+    let invalid = state(&built);
+    assert!(invalid.is_invalid());
+    assert!(
+        invalid.error_summary.contains("spec.echoMode"),
+        "{invalid:?}"
+    );
+}
+
+#[test]
+fn a_new_peer_naming_an_invalid_profile_is_told_the_profile_is_invalid_not_missing() {
+    let objects = Objects {
+        bfd_profiles: vec![echo_profile("echo")],
+        bgp_peers: vec![peer(json!({"bfdProfile": "echo"}))],
+        ..cluster()
+    };
+    let (built, _) = build_keeping_last_good(&objects, &Objects::default());
+    let found = lines(&built);
+    assert!(
+        found.contains(&r#"BGPPeer/tor: spec.bfdProfile: BFDProfile "echo" is invalid"#.to_owned()),
+        "{found:?}"
+    );
+    assert!(built.config.peers.is_empty() && built.config.bfd_profiles.is_empty());
+    let peer_problem = built
+        .problems
+        .iter()
+        .find(|p| p.kind == Kind::BGPPeer)
+        .expect("the peer's problem");
+    assert!(
+        peer_problem.is_transient(),
+        "it resolves when the profile is fixed, as a missing one does"
+    );
+}
+
 #[test]
 fn a_peer_edited_to_a_missing_bfd_profile_keeps_its_last_version_until_the_profile_exists() {
     let before = Objects {

@@ -133,9 +133,13 @@ fn reply_line(line: &str) -> Line {
 }
 
 /// BIRD's configuration: one passive BGP protocol per neighbor, importing everything and
-/// exporting nothing, next hops resolved on the shared link. Pure.
+/// exporting nothing, next hops resolved on the shared link, BFD where asked. Pure.
 pub fn config(local: &Local, neighbors: &[Neighbor]) -> String {
     let mut conf = format!("router id {};\nprotocol device {{}}\n", local.v4);
+    if neighbors.iter().any(|n| n.bfd) {
+        // BIRD's defaults: 100 ms out (slowed to the peer's Required Min RX), 10 ms in, × 5.
+        conf += "protocol bfd {}\n";
+    }
     for (i, n) in neighbors.iter().enumerate() {
         let source: IpAddr = if n.addr.is_ipv4() {
             local.v4.into()
@@ -155,6 +159,9 @@ pub fn config(local: &Local, neighbors: &[Neighbor]) -> String {
         }
         if let Some(h) = n.hold_time_secs {
             conf += &format!("  hold time {h};\n");
+        }
+        if n.bfd {
+            conf += "  bfd on;\n";
         }
         for (family, on) in [
             ("ipv4", n.families.ipv4_unicast),

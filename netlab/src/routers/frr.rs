@@ -21,10 +21,13 @@ pub const ZEBRA: &str = "/usr/lib/frr/zebra";
 /// FRR's bgpd.
 pub const BGPD: &str = "/usr/lib/frr/bgpd";
 
-/// A running FRR (zebra and bgpd), stopped with the lab.
+/// A running FRR (zebra and bgpd, and bfdd when [`Frr::start_bfdd`] started it), stopped with
+/// the lab.
 #[derive(Debug)]
 pub struct Frr {
     dir: PathBuf,
+    /// The lab role (namespace) it runs in.
+    role: String,
     /// PIDs of zebra and bgpd.
     pub pids: [u32; 2],
 }
@@ -34,15 +37,22 @@ impl Frr {
     pub const ZEBRA: &'static str = ZEBRA;
     /// See [`BGPD`].
     pub const BGPD: &'static str = BGPD;
+    /// FRR's bfdd (see [`Frr::start_bfdd`]).
+    pub const BFDD: &'static str = super::bfdd::BFDD;
 
-    /// Starts zebra, then bgpd with the configuration [`config`] makes, inside `role`.
+    /// Starts zebra, then bgpd with the configuration [`config`] makes, inside `role`; and
+    /// bfdd when a neighbor asks for BFD.
     pub fn start_with(
         lab: &mut Netlab,
         role: &str,
         local: &Local,
         neighbors: &[Neighbor],
     ) -> Result<Frr, LabError> {
-        Self::start(lab, role, &config(local, neighbors))
+        let mut frr = Self::start(lab, role, &config(local, neighbors))?;
+        if neighbors.iter().any(|n| n.bfd) {
+            frr.start_bfdd(lab, "hostname r\nlog stdout\nlog timestamp precision 3\n")?;
+        }
+        Ok(frr)
     }
 
     /// Starts zebra, then bgpd with `bgpd_conf`, inside `role`; returns once bgpd answers on
@@ -71,7 +81,11 @@ impl Frr {
             pids[i] = lab.spawn(name, role, &args, &[], &dir.join(format!("{name}.log")))?;
             wait_for_socket(lab, &dir.join(socket))?;
         }
-        let frr = Frr { dir, pids };
+        let frr = Frr {
+            dir,
+            role: role.to_owned(),
+            pids,
+        };
         // bgpd has read its configuration once it answers.
         poll(
             "FRR bgpd answers on its vty",
@@ -90,6 +104,24 @@ impl Frr {
     /// A command of the enable node (`clear ...`).
     pub fn vty_enable(&self, command: &str) -> Result<String, String> {
         vty(&self.dir.join("bgpd.vty"), &["enable", command])
+    }
+
+    /// Changes bgpd's running configuration as an operator would: `lines` in the configure
+    /// node (`router bgp 64512`, `neighbor 192.0.2.11 bfd`, ...).
+    pub fn configure(&self, lines: &[&str]) -> Result<(), String> {
+        let mut all = vec!["enable", "configure terminal"];
+        all.extend_from_slice(lines);
+        vty(&self.dir.join("bgpd.vty"), &all).map(|_| ())
+    }
+
+    /// Its directory: configurations, logs (`zebra.log`, `bgpd.log`, `bfdd.log`), sockets.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The lab role it runs in.
+    pub fn role(&self) -> &str {
+        &self.role
     }
 
     /// A `... json` command's answer, parsed.
@@ -121,9 +153,9 @@ pub(crate) fn wait_for_socket(lab: &mut Netlab, path: &Path) -> Result<(), LabEr
     died.map_or(waited, Err)
 }
 
-/// Commands on one vty connection (it starts in the view node: `enable` first for `clear`);
-/// returns the last one's answer.
-fn vty(socket: &Path, commands: &[&str]) -> Result<String, String> {
+/// Commands on one vty connection of any FRR daemon (it starts in the view node: `enable`
+/// first for `clear`); returns the last one's answer.
+pub fn vty(socket: &Path, commands: &[&str]) -> Result<String, String> {
     let mut s = UnixStream::connect(socket).map_err(|e| format!("{}: {e}", socket.display()))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
@@ -207,6 +239,10 @@ fn neighbor_lines(n: &Neighbor) -> String {
     }
     if let Some(hops) = n.ebgp_multihop {
         c += &format!(" neighbor {} ebgp-multihop {hops}\n", n.addr);
+    }
+    if n.bfd {
+        // FRR's defaults: 300 ms × 3, the same as MetalLB's BFDProfile defaults.
+        c += &format!(" neighbor {} bfd\n", n.addr);
     }
     c
 }
@@ -295,6 +331,7 @@ mod tests {
         dialing.is_passive = false;
         dialing.password = Some("s3cret".into());
         dialing.hold_time_secs = Some(9);
+        dialing.bfd = true;
         let v6_only = Neighbor::new(
             "2001:db8:1::1".parse().expect("literal"),
             64512,
@@ -310,6 +347,7 @@ mod tests {
             " neighbor 192.0.2.1 timers connect 1",
             " neighbor 192.0.2.1 password s3cret",
             " neighbor 192.0.2.1 timers 3 9",
+            " neighbor 192.0.2.1 bfd",
             " neighbor 2001:db8:1::1 passive",
             "  neighbor 192.0.2.1 route-map ALLOW in",
             "  neighbor 2001:db8:1::1 route-map DENY out",

@@ -1,5 +1,6 @@
 //! The three BGP routers of the lab — FRR (zebra + bgpd), BIRD 2 and GoBGP — each started inside
-//! a namespace with a configuration made from a [`Local`] identity and a list of [`Neighbor`]s,
+//! a namespace with a configuration made from a [`Local`] identity and a list of [`Neighbor`]s
+//! (FRR's bfdd and BIRD's BFD beside them when a neighbor asks, see [`bfdd`]),
 //! and read back through its own control channel: FRR's vty socket and BIRD's control socket
 //! directly, GoBGP's CLI with JSON output inside the namespace. Every router's RIB is reduced to
 //! the same [`RibPath`], so that one test body checks all three.
@@ -10,10 +11,12 @@ use std::time::Duration;
 use crate::error::LabError;
 use crate::poll::poll;
 
+pub mod bfdd;
 pub mod bird;
 pub mod frr;
 pub mod gobgp;
 
+pub use bfdd::{BfdPeer, BirdBfdSession};
 pub use bird::Bird;
 pub use frr::Frr;
 pub use gobgp::Gobgp;
@@ -67,6 +70,9 @@ pub struct Neighbor {
     pub is_passive: bool,
     /// eBGP neighbor this many hops away (FRR only: `ebgp-multihop N`).
     pub ebgp_multihop: Option<u8>,
+    /// A BFD session guards the session (FRR: `neighbor X bfd` at 300 ms × 3, with bfdd
+    /// started; BIRD: `bfd on` with its `protocol bfd`).
+    pub bfd: bool,
 }
 
 impl Neighbor {
@@ -80,6 +86,7 @@ impl Neighbor {
             hold_time_secs: None,
             is_passive: true,
             ebgp_multihop: None,
+            bfd: false,
         }
     }
 }

@@ -2,12 +2,14 @@
 //! sockets: FRR 8.4 (zebra + bfdd; bfdd needs zebra for the interfaces of single-hop peers) over
 //! the vty socket, BIRD 2.0.12 over its control socket.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use serde_json::Value;
+use ferrolb_netlab::routers::bfdd::{self, BfdPeer, BirdBfdSession};
+use ferrolb_netlab::routers::frr::vty;
 
 use super::{DEADLINE, Lab, poll};
 
@@ -54,17 +56,8 @@ impl FrrPeer {
     }
 }
 
-/// What `show bfd peers json` says about one peer.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct FrrPeerState {
-    pub(crate) status: String,
-    pub(crate) uptime_secs: u64,
-    pub(crate) remote_id: u64,
-    pub(crate) remote_receive_ms: u64,
-    pub(crate) remote_transmit_ms: u64,
-    pub(crate) remote_multiplier: u64,
-    pub(crate) diagnostic: String,
-}
+/// What `show bfd peers json` says about one peer (read by `ferrolb-netlab`).
+pub(crate) type FrrPeerState = BfdPeer;
 
 /// FRR 8.4 zebra + bfdd in the router namespace.
 #[derive(Debug)]
@@ -74,7 +67,7 @@ pub(crate) struct Frr {
 
 impl Frr {
     pub(crate) const ZEBRA: &'static str = "/usr/lib/frr/zebra";
-    pub(crate) const BFDD: &'static str = "/usr/lib/frr/bfdd";
+    pub(crate) const BFDD: &'static str = bfdd::BFDD;
 
     /// Starts zebra, then bfdd with `peers`, and waits until bfdd answers on its vty.
     pub(crate) fn start(lab: &mut Lab, peers: &[FrrPeer]) -> Frr {
@@ -148,39 +141,13 @@ impl Frr {
     /// FRR's view of the peer at `peer` (our address), single hop or multihop.
     pub(crate) fn peer(&self, peer: &str, multihop: bool) -> Result<FrrPeerState, String> {
         let text = self.vty(&["show bfd peers json"])?;
-        let all: Value = serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))?;
-        let p = all
-            .as_array()
-            .and_then(|list| {
-                list.iter().find(|p| {
-                    p["peer"].as_str() == Some(peer) && p["multihop"].as_bool() == Some(multihop)
-                })
-            })
-            .ok_or_else(|| format!("no peer {peer} (multihop {multihop}) in {text}"))?;
-        let num = |k: &str| p[k].as_u64().unwrap_or(0);
-        Ok(FrrPeerState {
-            status: p["status"].as_str().unwrap_or("").to_owned(),
-            uptime_secs: num("uptime"),
-            remote_id: num("remote-id"),
-            remote_receive_ms: num("remote-receive-interval"),
-            remote_transmit_ms: num("remote-transmit-interval"),
-            remote_multiplier: num("remote-detect-multiplier"),
-            diagnostic: p["diagnostic"].as_str().unwrap_or("").to_owned(),
-        })
+        bfdd::parse_peer(&text, address(peer)?, multihop)
     }
 
     /// `session-down` of `show bfd peers counters json` for a peer: how often it left Up.
     pub(crate) fn down_events(&self, peer: &str, multihop: bool) -> Result<u64, String> {
         let text = self.vty(&["show bfd peers counters json"])?;
-        let all: Value = serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))?;
-        all.as_array()
-            .and_then(|list| {
-                list.iter().find(|p| {
-                    p["peer"].as_str() == Some(peer) && p["multihop"].as_bool() == Some(multihop)
-                })
-            })
-            .and_then(|p| p["session-down"].as_u64())
-            .ok_or_else(|| format!("no counters for {peer}: {text}"))
+        bfdd::parse_down_events(&text, address(peer)?, multihop)
     }
 
     /// The bfdd log (state changes with millisecond timestamps).
@@ -189,46 +156,12 @@ impl Frr {
     }
 }
 
-fn vty(socket: &Path, commands: &[&str]) -> Result<String, String> {
-    let mut s = UnixStream::connect(socket).map_err(|e| format!("{}: {e}", socket.display()))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    let mut text = String::new();
-    for command in commands {
-        s.write_all(command.as_bytes())
-            .and_then(|()| s.write_all(&[0]))
-            .map_err(|e| e.to_string())?;
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 65536];
-        loop {
-            let n = s.read(&mut chunk).map_err(|e| e.to_string())?;
-            if n == 0 {
-                return Err(format!("vty closed: {}", String::from_utf8_lossy(&buf)));
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            if let [.., 0, 0, 0, status] = buf[..] {
-                text = String::from_utf8_lossy(&buf[..buf.len() - 4]).into_owned();
-                if status != 0 {
-                    return Err(format!("{command}: status {status}: {text}"));
-                }
-                break;
-            }
-        }
-    }
-    Ok(text)
+fn address(text: &str) -> Result<IpAddr, String> {
+    text.parse().map_err(|e| format!("{text}: {e}"))
 }
 
-/// One row of `birdc show bfd sessions`.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct BirdSession {
-    pub(crate) state: String,
-    /// When the state last changed (BIRD's clock, as printed).
-    pub(crate) since: String,
-    /// The transmit interval in use, in ms.
-    pub(crate) interval_ms: u64,
-    /// The Detection Time, in ms.
-    pub(crate) timeout_ms: u64,
-}
+/// One row of `birdc show bfd sessions` (read by `ferrolb-netlab`).
+pub(crate) type BirdSession = BirdBfdSession;
 
 /// BIRD 2.0.12 with a `protocol bfd` in the router namespace.
 #[derive(Debug)]
@@ -307,23 +240,6 @@ impl Bird {
 
     /// BIRD's session with `ip` (our address).
     pub(crate) fn session(&self, ip: &str) -> Result<BirdSession, String> {
-        let text = self.cmd("show bfd sessions")?;
-        let ms = |s: &str| s.parse::<f64>().map(|v| (v * 1000.0).round() as u64).ok();
-        text.lines()
-            .find_map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                match f[..] {
-                    [addr, _iface, state, since, interval, timeout] if addr == ip => {
-                        Some(BirdSession {
-                            state: state.to_owned(),
-                            since: since.to_owned(),
-                            interval_ms: ms(interval)?,
-                            timeout_ms: ms(timeout)?,
-                        })
-                    }
-                    _ => None,
-                }
-            })
-            .ok_or_else(|| format!("no session {ip} in {text}"))
+        bfdd::parse_bird_session(&self.cmd("show bfd sessions")?, address(ip)?)
     }
 }

@@ -3,8 +3,9 @@
 //! sessions, with what configuration and whether they follow a restart is decided in
 //! [`crate::apply::bgp`]; this module starts, stops and feeds them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ferrolb_proto::bgp::driver::{self, Command, Event, PeerStats};
 use ferrolb_proto::bgp::packing::RouteSet;
@@ -12,7 +13,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::apply::bgp::{self, SessionSpec, StartError};
+use crate::apply::stop::StopMode;
 use crate::metrics::Metrics;
+
+/// How long a stopping session may take to say goodbye (its NOTIFICATION) before its task is
+/// left behind.
+const STOP_WAIT: Duration = Duration::from_secs(2);
 
 /// One running session.
 #[derive(Debug)]
@@ -24,6 +30,8 @@ struct Running {
     routes: Option<RouteSet>,
     /// What the peer sends us (unreadable UPDATEs, prefixes, refreshes) and what waits for it.
     stats: Arc<PeerStats>,
+    /// `stats` as last copied into the metrics.
+    reported: driver::StatsSnapshot,
     task: JoinHandle<()>,
     events: JoinHandle<()>,
 }
@@ -64,18 +72,11 @@ impl Sessions {
         self.gtsm = gtsm;
     }
 
-    /// Counters of every running session, by `BGPPeer` name and peer address, for export.
-    pub fn stats(&self) -> Vec<(String, String, driver::StatsSnapshot)> {
-        self.running
-            .iter()
-            .map(|(name, r)| {
-                (
-                    name.clone(),
-                    r.spec.peer_addr.to_string(),
-                    r.stats.snapshot(),
-                )
-            })
-            .collect()
+    /// Copies every session's counters into the metrics (as increments since the last copy).
+    pub fn copy_stats(&mut self) {
+        for running in self.running.values_mut() {
+            running.reported = copy_stats(&self.metrics, running);
+        }
     }
 
     /// Makes the sessions and their routes match `wanted` (peer name → spec and routes).
@@ -127,14 +128,37 @@ impl Sessions {
         }
     }
 
-    /// Ends every session before this process restarts (SIGTERM): where graceful restart
-    /// was negotiated the routers keep our routes and go on forwarding to this node until
-    /// the next process is up (RFC 4724; with RFC 8538's N bit, Cease / Administrative Reset,
-    /// else no NOTIFICATION); elsewhere a CEASE.
-    pub async fn stop_all_for_restart(&mut self) {
+    /// Ends the sessions `names` at once because their BFD session went down: the router drops
+    /// our routes (a CEASE, as a Hard Reset where RFC 8538 was negotiated) if it did not already
+    /// through its own BFD. Nothing waits for the goodbye: the path may be gone.
+    pub fn hold(&mut self, names: &BTreeSet<String>) {
+        for name in names {
+            let Some(running) = self.running.remove(name) else {
+                continue;
+            };
+            tracing::warn!(peer = name, addr = %running.spec.peer_addr, "BFD down: closing the BGP session until BFD is up again");
+            self.finish(&running);
+            tokio::spawn(async move {
+                let _ = running.commands.send(Command::Stop).await;
+                let _ = tokio::time::timeout(STOP_WAIT, running.task).await;
+                running.events.abort();
+            });
+        }
+    }
+
+    /// Ends every session as SIGTERM asks (see [`crate::apply::stop`]): before a restart,
+    /// routers that negotiated graceful restart keep our routes and go on forwarding to this
+    /// node until the next process is up (RFC 4724; with RFC 8538's N bit, Cease /
+    /// Administrative Reset, else no NOTIFICATION); to withdraw, or where GR was not
+    /// negotiated, a CEASE (a Hard Reset with RFC 8538) makes them drop our routes at once.
+    pub async fn stop_all(&mut self, mode: StopMode) {
         let all = std::mem::take(&mut self.running);
         for running in all.into_values() {
-            self.stop_with(running, Command::StopForRestart).await;
+            let command = match mode {
+                StopMode::Restart => Command::StopForRestart,
+                StopMode::Withdraw => Command::Stop,
+            };
+            self.stop_with(running, command).await;
         }
     }
 
@@ -145,9 +169,15 @@ impl Sessions {
     }
 
     async fn stop_with(&self, running: Running, command: Command) {
+        self.finish(&running);
         let _ = running.commands.send(command).await;
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), running.task).await;
+        let _ = tokio::time::timeout(STOP_WAIT, running.task).await;
         running.events.abort();
+    }
+
+    /// The last counters and the session gauge of a session being stopped.
+    fn finish(&self, running: &Running) {
+        copy_stats(&self.metrics, running);
         let label = running.spec.peer_addr.to_string();
         self.metrics
             .bgp_session_up
@@ -183,10 +213,19 @@ impl Sessions {
             commands,
             routes: None,
             stats,
+            reported: driver::StatsSnapshot::default(),
             task,
             events,
         })
     }
+}
+
+/// Adds what `running` counted since its last copy to the metrics; returns the counters now.
+fn copy_stats(metrics: &Metrics, running: &Running) -> driver::StatsSnapshot {
+    let now = running.stats.snapshot();
+    let label = running.spec.peer_addr.to_string();
+    metrics.bgp_stats.add(&label, &running.reported, &now);
+    now
 }
 
 /// Logs session events and keeps the session metrics.

@@ -1,5 +1,5 @@
-//! Periodic chores off the plan path: copying the responder's and the gossip's counters into
-//! the metrics, and handing free memory back after large plans.
+//! Periodic chores off the plan path: copying the responder's, the gossip's, the BGP sessions'
+//! and the BFD sessions' counters into the metrics, and handing free memory back after large plans.
 
 use super::Daemon;
 use crate::members::AuthError;
@@ -10,6 +10,8 @@ impl Daemon {
     pub(super) async fn housekeeping(&mut self) {
         self.copy_l2_counters().await;
         self.copy_members_counters();
+        self.sessions.copy_stats();
+        self.bfd.copy_counters();
         if std::mem::take(&mut self.busy_since_trim) {
             crate::memory::trim();
         }

@@ -7,18 +7,23 @@
 //!  members: live set  ──┤                      ├─► BGP peer tasks: SetRoutes / Stop
 //!  members: lapse ──────┼─► daemon task ───────┼─► status task: wanted ServiceL2/BGPStatus
 //!  rtnetlink links ─────┤   plan → diff        ├─► ConfigurationState task: wanted state
+//!  BFD status changes ──┤                      ├─► BFD task: add / update / remove sessions
 //!  ticks (join, stats) ─┘                      └─► Event queue: Events on Services and config
 //!  members task ─── beat() ──► Responder heartbeat (gossip off: a timer task beats instead)
 //! ```
 //! When to plan is [`crate::schedule`]'s call, who is alive [`crate::liveness`]'s, what to
 //! announce [`crate::plan`]'s, when to leave the membership [`crate::carrier`]'s, which Events
-//! to publish [`crate::events`]'s, which sessions to run [`crate::apply::bgp`]'s. This module
+//! to publish [`crate::events`]'s, which sessions to run [`crate::apply::bgp`]'s, which BFD
+//! sessions guard them and when BFD holds one down [`crate::apply::bfd`]'s, how SIGTERM ends
+//! them [`crate::apply::stop`]'s. This module
 //! must not decide any of that: it reads inputs, calls them and does what they say.
 //!
 //! - `replan`: one plan, carried out. - `gossip`: starting and joining the membership.
 //! - `housekeeping`: metrics copies and memory trims. - `watch`: the reflector stores.
-//! - `bgp`: the session tasks. - `writer`, `statuses`, `config_state`: API writes.
+//! - `bgp`: the session tasks. - `bfd`: the BFD sessions guarding them.
+//! - `writer`, `statuses`, `config_state`: API writes.
 
+pub mod bfd;
 pub mod bgp;
 pub mod config_state;
 mod gossip;
@@ -37,6 +42,7 @@ use std::time::Duration;
 
 use ferrolb_api::config::Objects;
 use ferrolb_api::config_state::ConfigState;
+use ferrolb_proto::bfd::{DriverConfig, SessionKey};
 use ferrolb_proto::l2::counters::{Family, FamilySnapshot};
 use ferrolb_proto::l2::error::L2Error;
 use ferrolb_proto::l2::link::{LinkEvent, LinkWatcher};
@@ -48,7 +54,9 @@ use kube::Client;
 use tokio::sync::watch as tokio_watch;
 use tokio::time::Instant;
 
+use crate::apply::bfd as bfd_apply;
 use crate::apply::l2::L2State;
+use crate::apply::stop::{self, StopPolicy};
 use crate::inputs::ServiceInputs;
 use crate::interfaces::InterfaceFilter;
 use crate::links::Links;
@@ -57,6 +65,7 @@ use crate::members::{Counters, Keys, Lapse, Members};
 use crate::metrics::Metrics;
 use crate::plan::Announcements;
 use crate::schedule::{self, Schedule};
+use bfd::BfdSessions;
 use bgp::Sessions;
 use watch::{Change, InputEvent, Stores};
 use writer::{PodRef, Writer};
@@ -83,6 +92,17 @@ pub struct MembersSettings {
     pub keys: Keys,
 }
 
+/// The speaker's BGP settings (MetalLB's `BGPPeer` has no field for them).
+#[derive(Debug, Clone, Default)]
+pub struct BgpSettings {
+    /// GTSM (RFC 5082) on directly connected eBGP sessions; routers must do the same.
+    pub gtsm: bool,
+    /// The most prefixes per family a peer may send us; `None`: no limit (we store none).
+    pub max_prefixes: Option<u32>,
+    /// What SIGTERM does to the sessions.
+    pub stop_policy: StopPolicy,
+}
+
 /// How the speaker is set up.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -107,6 +127,10 @@ pub struct Settings {
     pub responder: ResponderConfig,
     /// The speaker's Pod, owner of the objects it writes; `None` outside a Pod.
     pub pod: Option<PodRef>,
+    /// BGP session settings.
+    pub bgp: BgpSettings,
+    /// The BFD task's ports and timer slack (the RFC ports in production).
+    pub bfd: DriverConfig,
 }
 
 /// Why the daemon stopped.
@@ -135,8 +159,9 @@ pub enum DaemonError {
 }
 
 /// Runs the speaker until `shutdown` completes, then leaves the membership, stops answering
-/// and closes BGP sessions as before a restart (routers keep our routes where graceful restart
-/// was negotiated).
+/// and closes the BFD and BGP sessions as [`crate::apply::stop`] decides: as before a restart
+/// (routers keep our routes where graceful restart was negotiated), or for good when the node
+/// is going away.
 pub async fn run(
     client: Client,
     settings: Settings,
@@ -209,6 +234,12 @@ struct Daemon {
     metrics: Metrics,
     responder: Responder,
     sessions: Sessions,
+    /// The BFD sessions guarding BGP sessions.
+    bfd: BfdSessions,
+    /// `BGPPeer` name → the BFD session guarding it, as the last plan decided.
+    bfd_guards: BTreeMap<String, SessionKey>,
+    /// `BGPPeer`s whose BGP session BFD holds down.
+    held: BTreeSet<String>,
     /// Served at `/readyz`: set once a plan has been carried out, cleared on the way out.
     ready: Arc<AtomicBool>,
     /// This node's links.
@@ -279,8 +310,14 @@ impl Daemon {
             stores.bgp_statuses.clone(),
         );
         let schedule = Schedule::new(settings.members.is_some());
+        let mut sessions = Sessions::new(metrics.clone());
+        sessions.set_gtsm(settings.bgp.gtsm);
+        sessions.set_max_prefixes(settings.bgp.max_prefixes);
         Daemon {
-            sessions: Sessions::new(metrics.clone()),
+            sessions,
+            bfd: BfdSessions::new(metrics.clone(), settings.bfd),
+            bfd_guards: BTreeMap::new(),
+            held: BTreeSet::new(),
             settings,
             stores,
             inputs: ServiceInputs::default(),
@@ -334,6 +371,7 @@ impl Daemon {
                 }
                 lapse = wait_lapse(&mut self.lapse) => self.on_lapse(lapse).await?,
                 event = links.next() => self.on_link(event.map_err(DaemonError::Links)?),
+                change = self.bfd.next_change() => self.on_bfd(change),
                 _ = join_tick.tick() => self.join_missing().await,
                 _ = housekeeping.tick() => self.housekeeping().await,
             }
@@ -368,6 +406,22 @@ impl Daemon {
         self.schedule.on_link_changed();
     }
 
+    /// A BFD session changed state: BGP sessions whose BFD went down close at once; those it
+    /// allows again start with the next plan, which is asked for now.
+    fn on_bfd(&mut self, change: bfd::Change) {
+        if !self.bfd.on_change(change) {
+            return;
+        }
+        let held = bfd_apply::held(&self.bfd_guards, &self.bfd.gates());
+        let newly: BTreeSet<String> = held.difference(&self.held).cloned().collect();
+        self.sessions.hold(&newly);
+        if self.held.difference(&held).next().is_some() {
+            tracing::info!(peers = ?self.held.difference(&held).collect::<Vec<_>>(), "BFD up again: starting the BGP sessions");
+            self.schedule.on_bfd_up();
+        }
+        self.held = held;
+    }
+
     /// Plans now: starts gossip first if the schedule says so.
     async fn plan(&mut self, plan: schedule::Plan) -> Result<(), DaemonError> {
         if plan.start_gossip {
@@ -382,7 +436,7 @@ impl Daemon {
     }
 
     /// Leaves the membership first, so the others take over while we still answer, then stops
-    /// answering and closes the BGP sessions.
+    /// answering and closes the BFD and BGP sessions as [`stop::stop_mode`] says.
     async fn stop(mut self) {
         self.ready.store(false, Ordering::Relaxed);
         self.lapse = None;
@@ -394,7 +448,16 @@ impl Daemon {
         for ip in std::mem::take(&mut self.l2).into_keys() {
             let _ = self.responder.withdraw(ip).await;
         }
-        self.sessions.stop_all_for_restart().await;
+        let node = self.stores.node(&self.settings.node);
+        let (mode, reason) = stop::stop_mode(
+            self.settings.bgp.stop_policy,
+            node.as_deref(),
+            self.settings.ignore_exclude_lb,
+        );
+        tracing::info!(?mode, reason, policy = ?self.settings.bgp.stop_policy, "closing the BGP sessions");
+        // AdminDown first: a peer must not take our exit for a path failure (RFC 5882 §3.2).
+        self.bfd.remove_all().await;
+        self.sessions.stop_all(mode).await;
         tracing::info!("speaker stopped");
     }
 

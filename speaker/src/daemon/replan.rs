@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use ferrolb_api::config::{self, Config};
 use ferrolb_api::config_state::{CONFIG_RECONCILER_CONDITION, ConfigState};
+use ferrolb_proto::bgp::packing::RouteSet;
 use k8s_openapi::api::core::v1::Node;
 use tokio::time::Instant;
 
 use super::watch::read_statuses;
 use super::{Daemon, statuses};
-use crate::apply::bgp::{self as bgp_apply, NodeAddresses};
+use crate::apply::bfd as bfd_apply;
+use crate::apply::bgp::{self as bgp_apply, NodeAddresses, SessionSpec};
 use crate::apply::l2::{self as l2_diff, L2State};
 use crate::carrier::{self, Decision};
 use crate::cluster;
@@ -24,6 +26,9 @@ use crate::liveness::{self, NodeHealth, Quorum, Verdict, View};
 use crate::metrics;
 use crate::plan::{self, Announcements, ClusterState, NodeInfo};
 use crate::status::{self, StatusView};
+
+/// BGP sessions by `BGPPeer` name, with their routes.
+type BgpSessions = BTreeMap<String, (SessionSpec, RouteSet)>;
 
 impl Daemon {
     /// Plans from what is known now and carries the plan out. `membership_changed_at`: the
@@ -270,6 +275,8 @@ impl Daemon {
     async fn apply_bgp(&mut self, config: &Config, announcements: &Announcements) {
         if self.stores.node(&self.settings.node).is_none() {
             // Not even our Node is known: no sessions, and the first real plan is still ahead.
+            self.bfd.apply(&bfd_apply::Wanted::default()).await;
+            self.bfd_guards.clear();
             self.sessions.apply(BTreeMap::new(), false).await;
             return;
         }
@@ -283,7 +290,9 @@ impl Daemon {
         let has_leftovers =
             is_first && !read_statuses(&self.stores.bgp_statuses, StatusView::is_empty);
         let is_restart = bgp_apply::follows_restart(is_first, has_leftovers);
-        self.sessions.apply(wanted.sessions, is_restart).await;
+        let mut sessions = wanted.sessions;
+        self.guard_with_bfd(config, &mut sessions).await;
+        self.sessions.apply(sessions, is_restart).await;
         self.bgp_started = true;
         let newly = events::newly_advertised(
             &self.last.bgp_peers_by_service,
@@ -296,6 +305,29 @@ impl Daemon {
         for event in events::bgp_assigned(&self.settings.node, &newly, &with_status) {
             self.publish(event);
         }
+    }
+
+    /// Starts, renegotiates and stops the BFD sessions guarding `sessions`, and takes out the
+    /// ones BFD holds down (closing them if they run).
+    async fn guard_with_bfd(&mut self, config: &Config, sessions: &mut BgpSessions) {
+        let needs_bfd = sessions.keys().any(|name| {
+            config
+                .peers
+                .get(name)
+                .is_some_and(|p| p.bfd_profile.is_some())
+        });
+        let connected = if needs_bfd {
+            super::bfd::connected_networks()
+        } else {
+            Vec::new()
+        };
+        let wanted = bfd_apply::wanted(config, sessions, &connected);
+        self.bfd.apply(&wanted).await;
+        let held = bfd_apply::held(&wanted.guards, &self.bfd.gates());
+        self.sessions.hold(&held);
+        sessions.retain(|name, _| !held.contains(name));
+        self.bfd_guards = wanted.guards;
+        self.held = held;
     }
 
     /// Logs each peer that cannot have a session, once while it lasts.

@@ -206,13 +206,22 @@ impl ClusterLab {
 
     /// Starts (or restarts) the speaker of node `index` (0-based).
     pub fn start_speaker(&mut self, index: usize) -> Result<u32, LabError> {
+        self.start_speaker_with(index, &[])
+    }
+
+    /// Starts (or restarts) the speaker of node `index` with `extra` flags after the lab's own.
+    pub fn start_speaker_with(&mut self, index: usize, extra: &[&str]) -> Result<u32, LabError> {
         let key = self.members_key.clone();
-        self.start_speaker_with_key(index, &key)
+        self.spawn_speaker(index, &key, extra)
     }
 
     /// Starts (or restarts) the speaker of node `index` with the gossip key in file `key`
     /// (`--members-key-file`), instead of the one every other speaker has.
     pub fn start_speaker_with_key(&mut self, index: usize, key: &Path) -> Result<u32, LabError> {
+        self.spawn_speaker(index, key, &[])
+    }
+
+    fn spawn_speaker(&mut self, index: usize, key: &Path, extra: &[&str]) -> Result<u32, LabError> {
         let node = self.node(index)?.clone();
         let speaker = self.binaries.speaker.to_string_lossy().into_owned();
         let key = key.to_string_lossy().into_owned();
@@ -220,7 +229,7 @@ impl ClusterLab {
         let kubeconfig = self.kubeconfig.to_string_lossy().into_owned();
         let name = format!("speaker-{}", node.name);
         let log = self.fresh_log(&name);
-        let args = [
+        let mut args = vec![
             speaker.as_str(),
             "--node-name",
             node.name.as_str(),
@@ -231,6 +240,7 @@ impl ClusterLab {
             "--metrics-addr",
             metrics.as_str(),
         ];
+        args.extend_from_slice(extra);
         let (pod_name, pod_uid) = self.speaker_pod(&node.name)?;
         let envs = [
             ("KUBECONFIG", kubeconfig.as_str()),
