@@ -697,3 +697,39 @@ async fn ports_move_aside_for_a_metallb_speaker_on_the_same_nodes() {
     let a = args(container(controller, "controller").expect("container"));
     assert!(a.contains(&"--metrics-addr=[::]:7472".to_owned()), "{a:?}");
 }
+
+#[tokio::test]
+async fn the_speakers_bgp_values_reach_its_flags() {
+    if !chart::sdk_available().await {
+        return;
+    }
+    let helm = Helm::new().expect("driver");
+    let speaker_args = |manifests: &Manifests| {
+        let speaker = manifests
+            .get("DaemonSet", "ferrolb-speaker")
+            .expect("speaker");
+        args(container(speaker, "speaker").expect("container"))
+    };
+    let defaults = speaker_args(&render(&helm, json!({})).await);
+    assert!(defaults.contains(&"--bgp-stop-on-sigterm=auto".to_owned()));
+    assert!(
+        !defaults
+            .iter()
+            .any(|a| a.starts_with("--bgp-gtsm") || a.starts_with("--bgp-max-prefixes")),
+        "{defaults:?}"
+    );
+    let values = json!({"speaker": {"bgp": {"stopOnSigterm": "withdraw", "gtsm": true, "maxPrefixes": 100000}}});
+    let set = speaker_args(&render(&helm, values).await);
+    for flag in [
+        "--bgp-stop-on-sigterm=withdraw",
+        "--bgp-gtsm",
+        "--bgp-max-prefixes=100000",
+    ] {
+        assert!(set.contains(&flag.to_owned()), "{flag} missing: {set:?}");
+    }
+    let refused = helm
+        .render(json!({"speaker": {"bgp": {"stopOnSigterm": "drain"}}}))
+        .await
+        .expect_err("an unknown stop policy");
+    assert!(refused.to_string().contains("stopOnSigterm"), "{refused}");
+}
