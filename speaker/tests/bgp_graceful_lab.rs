@@ -19,32 +19,6 @@ use serde_json::json;
 
 const BGP4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
 
-fn show_logs(lab: &ClusterLab) -> String {
-    let router = lab
-        .router
-        .as_ref()
-        .map(|r| r.vty("show bgp neighbors").unwrap_or_default())
-        .unwrap_or_default();
-    format!(
-        "--- speaker-node-1\n{}\n--- router\n{router}",
-        lab.log("speaker-node-1")
-    )
-}
-
-/// A log line without its ANSI colour codes.
-fn without_colours(line: &str) -> String {
-    let mut out = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            chars.by_ref().find(|c| *c == 'm');
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// FRR's view of node-1's path to `BGP4`: `Some(is_stale)` while it has one.
 fn frr_path(lab: &ClusterLab) -> Option<bool> {
     let router = lab.router.as_ref()?;
@@ -77,7 +51,11 @@ async fn a_planned_restart_under_graceful_restart_loses_no_request_through_the_r
         frr_path(&lab).filter(|stale| !stale)
     })
     .await;
-    assert!(up.is_some(), "FRR never had the route\n{}", show_logs(&lab));
+    assert!(
+        up.is_some(),
+        "FRR never had the route\n{}",
+        lab.speaker_and_router_logs(0)
+    );
     // The router's kernel has the route a moment after its RIB (zebra installs it).
     let served = eventually(Duration::from_secs(15), Duration::from_millis(100), || {
         lab.http_get("outside", BGP4.into())
@@ -88,7 +66,7 @@ async fn a_planned_restart_under_graceful_restart_loses_no_request_through_the_r
         Some("node-1"),
         "a request through the router reaches node-1: route {:?}\n{}",
         lab.router_route(&BGP4.to_string()),
-        show_logs(&lab)
+        lab.speaker_and_router_logs(0)
     );
     let node = lab.nodes[0].v4.to_string();
     let neighbor = lab
@@ -117,7 +95,7 @@ async fn a_planned_restart_under_graceful_restart_loses_no_request_through_the_r
     let said: Vec<String> = old_log
         .lines()
         .filter(|l| l.contains("NOTIFICATION") || l.contains("session down"))
-        .map(without_colours)
+        .map(str::to_owned)
         .collect();
     lab.start_speaker(0).expect("the new speaker");
     // FRR's path over the restart and a few seconds after: present all along, stale while the
@@ -172,18 +150,18 @@ async fn a_planned_restart_under_graceful_restart_loses_no_request_through_the_r
     assert!(
         samples.iter().all(Option::is_some),
         "FRR dropped node-1's route during the restart: {samples:?}\n{}",
-        show_logs(&lab)
+        lab.speaker_and_router_logs(0)
     );
     assert!(
         back.is_some(),
         "FRR never marked the route stale and cleared it again: {samples:?}\n{}",
-        show_logs(&lab)
+        lab.speaker_and_router_logs(0)
     );
     assert!(sent > 100, "too few probes: {sent}");
     assert_eq!(
         lost,
         0,
         "requests lost in the restart, sent at these ms after SIGTERM: {lost_at:?}\n{}",
-        show_logs(&lab)
+        lab.speaker_and_router_logs(0)
     );
 }

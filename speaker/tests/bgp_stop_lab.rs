@@ -35,32 +35,6 @@ fn frr_path(lab: &ClusterLab) -> Option<bool> {
     Some(path["stale"].as_bool().unwrap_or(false))
 }
 
-fn show(lab: &ClusterLab) -> String {
-    let router = lab
-        .router
-        .as_ref()
-        .map(|r| r.vty("show bgp neighbors").unwrap_or_default())
-        .unwrap_or_default();
-    format!(
-        "--- speaker-node-1\n{}\n--- router\n{router}",
-        lab.log("speaker-node-1")
-    )
-}
-
-/// A log line without its ANSI colour codes.
-fn without_colours(line: &str) -> String {
-    let mut out = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            chars.by_ref().find(|c| *c == 'm');
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Starts node-1's speaker with `flags` and waits until FRR has a fresh (not stale) path.
 async fn start(lab: &mut ClusterLab, flags: &[&str]) {
     lab.start_speaker_with(0, flags).expect("speaker");
@@ -71,7 +45,7 @@ async fn start(lab: &mut ClusterLab, flags: &[&str]) {
     assert!(
         fresh.is_some(),
         "FRR never had a fresh route\n{}",
-        show(lab)
+        lab.speaker_and_router_logs(0)
     );
 }
 
@@ -99,7 +73,7 @@ async fn sigterm(lab: &mut ClusterLab) -> (String, Fate) {
         .log("speaker-node-1")
         .lines()
         .rfind(|l| l.contains("closing the BGP sessions"))
-        .map(without_colours)
+        .map(str::to_owned)
         .unwrap_or_default();
     // FRR marks the path stale or drops it once it has processed the session's end.
     let first = eventually(KEPT, Duration::from_millis(5), || match frr_path(lab) {
@@ -128,7 +102,7 @@ async fn sigterm(lab: &mut ClusterLab) -> (String, Fate) {
         }
         None => panic!(
             "FRR's path still fresh {KEPT:?} after SIGTERM\n{}",
-            show(lab)
+            lab.speaker_and_router_logs(0)
         ),
     };
     (said, fate)
@@ -153,7 +127,7 @@ fn withdrawn_at_once(what: &str, said: &str, fate: Fate, lab: &ClusterLab) {
         }
         Fate::KeptStale | Fate::DroppedStale(_) => panic!(
             "{what}: FRR marked the route stale instead of dropping it: {said}\n{}",
-            show(lab)
+            lab.speaker_and_router_logs(0)
         ),
     }
 }
@@ -199,7 +173,11 @@ async fn sigterm_withdraws_at_once_when_the_node_is_leaving_or_told_to_and_resta
         (frr_path(&lab) == Some(false)).then_some(())
     })
     .await;
-    assert!(fresh.is_some(), "FRR never had the route\n{}", show(&lab));
+    assert!(
+        fresh.is_some(),
+        "FRR never had the route\n{}",
+        lab.speaker_and_router_logs(0)
+    );
 
     let (said, fate) = sigterm(&mut lab).await;
     assert!(said.contains("mode=Restart"), "{said}");
@@ -207,11 +185,11 @@ async fn sigterm_withdraws_at_once_when_the_node_is_leaving_or_told_to_and_resta
         Fate::KeptStale => {}
         Fate::DroppedStale(after) => panic!(
             "restart on a cordoned Node: FRR dropped the stale route after {after:?}\n{}",
-            show(&lab)
+            lab.speaker_and_router_logs(0)
         ),
         Fate::Withdrawn { .. } => panic!(
             "restart on a cordoned Node: FRR dropped the route: {said}\n{}",
-            show(&lab)
+            lab.speaker_and_router_logs(0)
         ),
     }
     println!("restart, cordoned Node: FRR kept the route stale for {KEPT:?} after the exit");

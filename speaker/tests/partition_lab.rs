@@ -693,10 +693,7 @@ async fn a_frozen_owner_falls_silent_and_does_not_answer_again_on_its_own() {
 /// timestamp, as tracing writes it).
 fn log_time(log: &str, needle: &str) -> Option<f64> {
     let line = log.lines().find(|l| l.contains(needle))?;
-    let stamp: String = strip_colours(line)
-        .chars()
-        .take_while(|c| *c != 'Z')
-        .collect();
+    let stamp: String = line.chars().take_while(|c| *c != 'Z').collect();
     let (date, time) = stamp.split_once('T')?;
     let mut ymd = date.split('-').map(|p| p.parse::<i64>());
     let (y, m, d) = (ymd.next()?.ok()?, ymd.next()?.ok()?, ymd.next()?.ok()?);
@@ -713,21 +710,6 @@ fn log_time(log: &str, needle: &str) -> Option<f64> {
     let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
     let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
     Some(days as f64 * 86_400.0 + h * 3_600.0 + min * 60.0 + sec)
-}
-
-/// `text` without ANSI colour codes.
-fn strip_colours(text: &str) -> String {
-    let mut out = String::new();
-    let mut in_code = false;
-    for c in text.chars() {
-        match (in_code, c) {
-            (false, '\u{1b}') => in_code = true,
-            (true, 'm') => in_code = false,
-            (true, _) => {}
-            (false, c) => out.push(c),
-        }
-    }
-    out
 }
 
 /// A two-node cluster through a rolling update: the speaker of node-1 (the lowest name, which

@@ -362,6 +362,25 @@ impl ClusterLab {
         Ok(())
     }
 
+    /// Node `index`'s speaker log and the router's view of its BGP neighbours, for a failed
+    /// assertion's message.
+    pub fn speaker_and_router_logs(&self, index: usize) -> String {
+        let router = self
+            .router
+            .as_ref()
+            .map(|r| r.vty("show bgp neighbors").unwrap_or_default())
+            .unwrap_or_default();
+        let name = self
+            .nodes
+            .get(index)
+            .map(|n| n.name.as_str())
+            .unwrap_or("?");
+        format!(
+            "--- speaker-{name}\n{}\n--- router\n{router}",
+            self.log(&format!("speaker-{name}"))
+        )
+    }
+
     /// The log of a started process (`speaker-node-1`, `controller`, `frr-router/bgpd`).
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.net.path(&format!("{name}.log"))).unwrap_or_default()
